@@ -1,0 +1,80 @@
+"""Block Gibbs sampling: ``v -> h ~ p(h | v) -> v' ~ p(v | h)``, under ``lax.scan``.
+
+Because ``p(h | v)`` and ``p(v | h)`` factorise (eqs. 2.10/2.19, 3.10/3.19),
+one sweep updates each layer at once. A batch of ``v0`` is a batch of
+independent chains; a stack of models is a ``jax.vmap`` away.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import Array, lax
+from jax.typing import ArrayLike
+
+from jrbm import _checks
+from jrbm.model import family, p_h_given_v, sample_h_given_v, sample_v_given_h, _visible
+from jrbm.params import RBM
+
+
+def gibbs_step(key: Array, params: RBM, v: ArrayLike) -> Array:
+    """One block-Gibbs sweep ``v -> h -> v'``; returns ``v'`` (same shape as ``v``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jrbm
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 4, 3)
+      >>> jrbm.gibbs_step(jax.random.key(1), params, jnp.zeros((10, 4))).shape
+      (10, 4)
+    """
+    key_h, key_v = jax.random.split(key)
+    return sample_v_given_h(key_v, params, sample_h_given_v(key_h, params, v))
+
+
+def gibbs_chain(key: Array, params: RBM, v0: ArrayLike, n_steps: int, *, trajectory: bool = False) -> Array:
+    """Runs ``n_steps`` Gibbs sweeps from ``v0`` under ``lax.scan``.
+
+    Args:
+      key: a ``jax.random`` key; sweep ``t`` uses ``jax.random.split(key, n_steps)[t]``.
+      params: a model.
+      v0: ``(..., n_visible)`` start states; each leading index is one chain.
+      n_steps: number of sweeps (static).
+      trajectory: if true, return every state, shape ``(n_steps, *v0.shape)``;
+        otherwise only the final state, so memory does not grow with ``n_steps``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jrbm
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 4, 3)
+      >>> jrbm.gibbs_chain(jax.random.key(1), params, jnp.zeros((10, 4)), 100).shape
+      (10, 4)
+    """
+    _checks.key("key", key)
+    n_steps = _checks.positive_int("n_steps", n_steps)
+    family(params)
+    v0 = _visible(params, v0, "v0")
+
+    def body(v, k):
+        v = gibbs_step(k, params, v)
+        return v, (v if trajectory else None)
+
+    v, traj = lax.scan(body, v0, jax.random.split(key, n_steps))
+    return traj if trajectory else v
+
+
+def negative_phase(key: Array, params: RBM, p_h0: Array, k: int) -> tuple[Array, Array]:
+    """``k`` sweeps started from ``h ~ Bernoulli(p_h0)``; returns ``(v_k, P(h = 1 | v_k))``.
+
+    The negative phase of CD and PCD: the hidden probabilities of the last
+    state are what the gradient needs (hidden units Rao-Blackwellised), and the
+    first half-sweep reuses ``p_h0`` so no product is computed twice.
+    """
+
+    def body(carry, key):
+        _, p_h = carry
+        key_h, key_v = jax.random.split(key)
+        h = (jax.random.uniform(key_h, p_h.shape, p_h.dtype) < p_h).astype(p_h.dtype)
+        v = sample_v_given_h(key_v, params, h)
+        return (v, p_h_given_v(params, v)), None
+
+    v0 = jnp.zeros(p_h0.shape[:-1] + (params.W.shape[0],), p_h0.dtype)
+    (v_k, p_hk), _ = lax.scan(body, (v0, p_h0), jax.random.split(key, k))
+    return v_k, p_hk

@@ -1,0 +1,13 @@
+"""Strict numerics for the whole suite.
+
+float64 is enabled (the exactness tests need it; float32 is tested by passing
+``dtype=jnp.float32`` explicitly), and dtype promotion is strict so that a
+silent float32/float64 mix anywhere in the library fails a test. Rank promotion
+stays allowed: the model functions broadcast the biases over any leading batch
+shape by design.
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
