@@ -11,3 +11,9 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+def pytest_report_header(config):
+    import jrbm
+
+    return f"jrbm {jrbm.__version__} from {jrbm.__file__}; jax {jax.__version__} on {jax.default_backend()}"

@@ -1,0 +1,311 @@
+"""Small benchmark data sets for RBMs, built in memory (nothing is downloaded).
+
+* :func:`bars_and_stripes`: the ``n x n`` bars-and-stripes set (MacKay 2003;
+  used at ``n = 4`` by Fischer & Igel, "Training restricted Boltzmann
+  machines: an introduction", Pattern Recognition 47, 2014), small enough for
+  exact log-likelihoods.
+* :func:`labeled_shifter`: the labeled shifter ensemble of the same paper
+  (also Brügge et al., "The flip-the-state transition operator for RBMs",
+  Machine Learning 93, 2013): 19 bits for ``n = 8``.
+* :func:`digits`: scikit-learn's shipped 8x8 handwritten digits
+  (``sklearn.datasets.load_digits``, 1797 images, part of the scikit-learn
+  package, so no download), binarised, scaled to ``[0, 1]`` or standardised,
+  with a fixed seeded stratified train/test split.
+* :func:`two_laplace`: two independent Laplace sources, linearly mixed and
+  whitened, the 2-D toy problem for Gaussian-Bernoulli RBMs of PyDeep's
+  ``GRBM_2D`` example (Melchior, Wang & Wiskott, PLOS ONE 12(2), 2017).
+
+Every loader returns NumPy arrays (``float32`` unless ``dtype`` says
+otherwise) whose rows are examples, ready for :func:`jrbm.init_bernoulli`,
+:func:`jrbm.init_gaussian` and training. All of them are deterministic: the
+same arguments give the same arrays on every call.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from jrbm import _checks
+
+_DIGIT_KINDS = ("binary", "unit", "standard")
+
+#: The fixed mixing matrix of :func:`two_laplace`: ``x = MIXING @ s``. It is
+#: not symmetric, so after whitening the independent directions lie at about
+#: 33.7 degrees from the axes (the rotation is the orthogonal polar factor of
+#: ``MIXING``) and neither coordinate is a single source.
+MIXING = np.array([[2.0, 1.0], [-1.0, 1.0]])
+
+
+class Split(NamedTuple):
+    """A train/test split of a labelled data set.
+
+    Attributes:
+      train: ``(n_train, n_features)`` training examples.
+      test: ``(n_test, n_features)`` test examples.
+      train_labels: ``(n_train,)`` integer class labels of ``train``.
+      test_labels: ``(n_test,)`` integer class labels of ``test``.
+    """
+
+    train: np.ndarray
+    test: np.ndarray
+    train_labels: np.ndarray
+    test_labels: np.ndarray
+
+
+def _float_dtype(dtype: DTypeLike) -> np.dtype:
+    dt = np.dtype(dtype)
+    if not np.issubdtype(dt, np.floating):
+        raise TypeError(f"dtype: expected a floating dtype such as float32, got {dt}")
+    return dt
+
+
+def _binary_codes(n: int) -> np.ndarray:
+    """All ``2**n`` binary vectors of length ``n``, most significant bit first.
+
+    Row ``k`` is the binary expansion of ``k``, so the rows are in counting order.
+    """
+    k = np.arange(2**n)[:, None]
+    return (k >> np.arange(n - 1, -1, -1)) & 1
+
+
+def bars_and_stripes(n: int = 4, *, distinct: bool = False, dtype: DTypeLike = np.float32) -> np.ndarray:
+    """The ``n x n`` bars-and-stripes patterns, flattened row-major.
+
+    A pattern is either "bars" (every row equal to one binary vector ``x``:
+    pixel ``(i, j) = x_j``, the columns are on or off) or "stripes" (every
+    column equal to ``x``: pixel ``(i, j) = x_i``). With all ``2**n`` vectors
+    ``x`` for each orientation this gives ``2**(n+1)`` rows, as Fischer & Igel
+    (2014) use the set: the all-off and all-on patterns are both bars and
+    stripes, so each appears twice (32 rows for ``n = 4``). ``distinct=True``
+    drops the duplicates: ``2**(n+1) - 2`` rows (30 for ``n = 4``).
+
+    Row order: the bars for ``x`` in counting order (most significant bit on
+    the left), then the stripes in the same order (without the all-off and
+    all-on stripes when ``distinct``). Pixel ``(i, j)`` is column ``i * n + j``.
+
+    Args:
+      n: side length of the square image, ``n >= 1``.
+      distinct: drop the second copy of the all-off and all-on patterns.
+      dtype: floating dtype of the result.
+
+    Returns:
+      A ``(n_patterns, n * n)`` array of zeros and ones.
+
+    Example:
+      >>> from jrbm import datasets
+      >>> datasets.bars_and_stripes(4).shape
+      (32, 16)
+      >>> datasets.bars_and_stripes(4, distinct=True).shape
+      (30, 16)
+    """
+    n = _checks.positive_int("n", n)
+    dtype = _float_dtype(dtype)
+    x = _binary_codes(n)  # (2**n, n)
+    ones = np.ones((n,), x.dtype)
+    bars = x[:, None, :] * ones[None, :, None]  # pixel (i, j) = x_j
+    stripes = x[:, :, None] * ones[None, None, :]  # pixel (i, j) = x_i
+    if distinct:
+        stripes = stripes[1:-1]  # codes 0 and 2**n - 1: all off, all on
+    patterns = np.concatenate([bars, stripes]).reshape(-1, n * n)
+    return patterns.astype(dtype)
+
+
+def labeled_shifter(n: int = 8, *, dtype: DTypeLike = np.float32) -> np.ndarray:
+    """The labeled shifter ensemble: every ``n``-bit vector with each of its three shifts.
+
+    Each row has ``2 n + 3`` bits, in this order:
+
+    * columns ``0 .. n-1``: a binary vector ``x``;
+    * columns ``n .. 2n-1``: ``y = np.roll(x, s)``, the cyclic shift of ``x``
+      by ``s`` in ``{-1, 0, +1}``, that is ``y_i = x_{(i - s) mod n}``
+      (``s = +1`` moves every bit one place to the right, towards higher
+      indices, and the last bit wraps round to the front);
+    * columns ``2n .. 2n+2``: the one-hot label of the shift: column
+      ``2n + s + 1`` is on, so ``[1, 0, 0]`` is ``s = -1`` (left),
+      ``[0, 1, 0]`` is no shift and ``[0, 0, 1]`` is ``s = +1`` (right).
+
+    All ``3 * 2**n`` combinations are listed (768 rows of 19 bits for
+    ``n = 8``, as in Fischer & Igel 2014 and Brügge et al. 2013), ``x`` in
+    counting order (most significant bit first) and, for each ``x``, the
+    shifts ``-1, 0, +1``. For ``n <= 2`` some shifts coincide, but the label
+    still tells them apart.
+
+    Args:
+      n: number of bits of ``x``, ``n >= 1``.
+      dtype: floating dtype of the result.
+
+    Returns:
+      A ``(3 * 2**n, 2 * n + 3)`` array of zeros and ones.
+
+    Example:
+      >>> from jrbm import datasets
+      >>> data = datasets.labeled_shifter(8)
+      >>> data.shape
+      (768, 19)
+      >>> data[5].astype(int).tolist()  # x = 00000001 shifted right (wraps round)
+      [0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    """
+    n = _checks.positive_int("n", n)
+    dtype = _float_dtype(dtype)
+    x = _binary_codes(n)
+    shifts = (-1, 0, 1)
+    labels = np.eye(3, dtype=x.dtype)
+    blocks = [
+        np.concatenate([x, np.roll(x, s, axis=1), np.broadcast_to(labels[s + 1], (len(x), 3))], axis=1)
+        for s in shifts
+    ]
+    # Interleave so that the three shifts of one x are adjacent rows.
+    rows = np.stack(blocks, axis=1).reshape(-1, 2 * n + 3)
+    return rows.astype(dtype)
+
+
+def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and test indices; each class gives ``round(test_fraction * n_class)`` to the test set."""
+    rng = np.random.default_rng(seed)
+    test = []
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        n_test = int(round(test_fraction * len(idx)))
+        test.append(rng.permutation(idx)[:n_test])
+    test = np.sort(np.concatenate(test))
+    train = np.setdiff1d(np.arange(len(labels)), test)
+    if len(test) == 0 or len(train) == 0:
+        raise ValueError(
+            f"test_fraction: {test_fraction} leaves an empty {'test' if len(test) == 0 else 'training'} set "
+            f"for {len(labels)} examples"
+        )
+    return train, test
+
+
+def digits(
+    kind: str = "binary",
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    dtype: DTypeLike = np.float32,
+) -> Split:
+    """scikit-learn's 8x8 handwritten digits, split into training and test sets.
+
+    The 1797 images of ``sklearn.datasets.load_digits`` (the UCI optdigits
+    test set, shipped inside scikit-learn; nothing is downloaded) have 64
+    pixels with integer values 0..16, flattened row-major. ``kind`` selects
+    the preprocessing:
+
+    * ``"binary"``: pixel ``/ 16 > 0.5``, so zeros and ones (for BB-RBMs);
+    * ``"unit"``: pixel ``/ 16``, in ``[0, 1]`` (BB-RBMs trained on
+      probabilities);
+    * ``"standard"``: each pixel minus the *training* set's mean, divided by
+      the training set's standard deviation (``ddof = 0``), so the training
+      columns have mean 0 and standard deviation 1 (for GB-RBMs with
+      ``sigma = 1``); the test set uses the same statistics, so its columns
+      are only approximately standardised. Pixels that are constant on the
+      training set are set to 0 in both sets.
+
+    The split is stratified: from each class, ``round(test_fraction *
+    n_class)`` examples chosen by ``numpy.random.default_rng(seed)`` go to
+    the test set. Both sets keep the original order of the examples, and the
+    same ``seed`` gives the same split on every call.
+
+    Args:
+      kind: ``"binary"``, ``"unit"`` or ``"standard"``.
+      test_fraction: fraction of each class held out for testing, in ``(0, 1)``.
+      seed: seed of the split.
+      dtype: floating dtype of the images (the labels are ``int32``).
+
+    Returns:
+      A :class:`Split` ``(train, test, train_labels, test_labels)``.
+
+    Example:
+      >>> from jrbm import datasets
+      >>> split = datasets.digits("binary")
+      >>> split.train.shape, split.test.shape
+      ((1438, 64), (359, 64))
+    """
+    if kind not in _DIGIT_KINDS:
+        raise ValueError(f"kind: expected one of {', '.join(map(repr, _DIGIT_KINDS))}, got {kind!r}")
+    test_fraction = float(test_fraction)
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction: expected a number in the open interval (0, 1), got {test_fraction}")
+    dtype = _float_dtype(dtype)
+    from sklearn.datasets import load_digits  # imported here: only this loader needs scikit-learn
+
+    bunch = load_digits()
+    images = np.asarray(bunch.data, np.float64)
+    labels = np.asarray(bunch.target, np.int32)
+    train_idx, test_idx = _stratified_split(labels, test_fraction, seed)
+    train, test = images[train_idx], images[test_idx]
+    if kind == "binary":
+        train, test = (train / 16.0 > 0.5).astype(np.float64), (test / 16.0 > 0.5).astype(np.float64)
+    elif kind == "unit":
+        train, test = train / 16.0, test / 16.0
+    else:
+        train, test = _standardise(train, test)
+    return Split(train.astype(dtype), test.astype(dtype), labels[train_idx], labels[test_idx])
+
+
+def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Standardises both sets with the training set's per-column mean and std; constant columns become 0."""
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)
+    constant = train.max(axis=0) == train.min(axis=0)
+    scale = np.where(constant, 1.0, std)
+    train = np.where(constant, 0.0, (train - mean) / scale)
+    test = np.where(constant, 0.0, (test - mean) / scale)
+    return train, test
+
+
+def _whiten(x: np.ndarray) -> np.ndarray:
+    """ZCA whitening on the sample itself: ``(x - mean) C^{-1/2}`` with ``C`` the ``ddof = 0`` covariance."""
+    x = x - x.mean(axis=0)
+    cov = x.T @ x / len(x)
+    eigval, eigvec = np.linalg.eigh(cov)
+    return x @ (eigvec * eigval**-0.5) @ eigvec.T
+
+
+def two_laplace(n: int = 10000, *, seed: int = 0, dtype: DTypeLike = np.float32) -> np.ndarray:
+    """A whitened linear mixture of two independent Laplace sources, shape ``(n, 2)``.
+
+    The 2-D blind-source-separation toy problem on which Gaussian-Bernoulli
+    RBMs are shown to find the independent directions (PyDeep's ``GRBM_2D``
+    example; Melchior, Wang & Wiskott 2017):
+
+    1. ``s``: ``n`` draws of two independent standard Laplace sources
+       (location 0, scale 1), from ``numpy.random.default_rng(seed)``;
+    2. ``x = s @ MIXING.T``: mixed by the fixed matrix :data:`MIXING`
+       ``[[2, 1], [-1, 1]]`` (PyDeep draws a random one; a fixed one makes
+       the data reproducible);
+    3. ZCA whitening computed on this sample:
+       ``y = (x - mean(x)) C^{-1/2}`` with ``C`` the sample covariance
+       (divided by ``n``), so ``y`` has mean exactly 0 and covariance exactly
+       the identity, up to rounding.
+
+    After whitening, the sources lie along two orthogonal directions at
+    about 33.7 degrees from the axes; each coordinate is a mixture of both,
+    with kurtosis about 4.72 (a Gaussian has 3, a Laplace 6): the data are
+    heavy-tailed along the source directions, which a GB-RBM with a few
+    hidden units captures and a Gaussian does not.
+
+    Args:
+      n: number of points, ``n >= 3`` (whitening needs a full-rank sample).
+      seed: seed of the sources.
+      dtype: floating dtype of the result (computed in float64, then cast).
+
+    Returns:
+      An ``(n, 2)`` array.
+
+    Example:
+      >>> import numpy as np
+      >>> from jrbm import datasets
+      >>> y = datasets.two_laplace(1000, dtype=np.float64)
+      >>> np.allclose(y.T @ y / len(y), np.eye(2))
+      True
+    """
+    n = _checks.positive_int("n", n)
+    if n < 3:
+        raise ValueError(f"n: expected at least 3 points to whiten a 2-D sample, got {n}")
+    dtype = _float_dtype(dtype)
+    s = np.random.default_rng(seed).laplace(0.0, 1.0, size=(n, 2))
+    return _whiten(s @ MIXING.T).astype(dtype)

@@ -1,0 +1,423 @@
+"""Checkpoint files: save and load model parameters with a versioned header.
+
+Format (``version`` 1)
+----------------------
+A checkpoint is an uncompressed NumPy ``.npz`` archive (a zip file written by
+``np.savez``) holding no pickled objects, with one entry per parameter leaf
+and one ``header`` entry:
+
+* ``W``, ``b``, ``c`` (and ``log_sigma`` for a GB-RBM): the leaves, as
+  ``.npy`` arrays of the parameters' dtype. A dtype that ``.npy`` cannot
+  describe (``bfloat16``) is stored as its raw bits (an unsigned integer
+  array of the same width) and restored from the header's ``dtype``.
+* ``header``: a 0-d unicode array holding a JSON object::
+
+    {"format": "jrbm-checkpoint",     # identifies the file
+     "version": 1,                    # this layout; readers refuse newer ones
+     "family": "BernoulliRBM",        # or "GaussianRBM": the NamedTuple type
+     "n_visible": 784, "n_hidden": 500,
+     "dtype": "float32",              # dtype of every leaf
+     "leaves": [{"name": "W", "shape": [784, 500]},
+                {"name": "b", "shape": [784]},
+                {"name": "c", "shape": [500]}],   # in NamedTuple field order
+     "metadata": {...}}               # the caller's JSON object ({} if none)
+
+Any zip reader and ``np.load(path, allow_pickle=False)`` can read the file.
+
+Safety
+------
+:func:`save` validates everything before it touches the disk, writes to a
+temporary file in the target's directory, flushes and ``fsync``s it and then
+renames it over the target with ``os.replace`` (atomic on POSIX and Windows):
+a crash or an error at any point leaves either the old file or the new one,
+never a partial file, and the temporary file is removed on any error.
+:func:`load` never executes code from the file (``allow_pickle=False``) and
+checks the header and every leaf, raising ``ValueError`` naming the path and
+the problem for anything that is not a valid checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, BinaryIO, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import DTypeLike
+
+from jrbm import _checks, model
+from jrbm.params import RBM
+
+FORMAT = "jrbm-checkpoint"
+VERSION = 1
+
+PathLike = str | os.PathLike
+
+# Dtypes that .npy stores natively; others (bfloat16, ...) are stored as raw bits.
+_NATIVE_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _families() -> dict[str, type]:
+    return {cls.__name__: cls for cls in model.FAMILIES}
+
+
+# --------------------------------------------------------------------------- save
+
+
+def _metadata_json(metadata: Optional[Mapping[str, Any]]) -> dict:
+    """Checks that ``metadata`` survives a JSON round trip; returns it as a plain dict."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata: expected a dict with str keys, got {type(metadata).__name__}")
+
+    def check_keys(obj, where):
+        if isinstance(obj, Mapping):
+            for k, v in obj.items():
+                if not isinstance(k, str):
+                    raise TypeError(f"metadata: keys must be str for JSON, got key {k!r} at {where}")
+                check_keys(v, f"{where}[{k!r}]")
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                check_keys(v, f"{where}[{i}]")
+
+    check_keys(metadata, "metadata")
+    try:
+        text = json.dumps(metadata, allow_nan=False)
+    except TypeError as e:
+        raise TypeError(f"metadata: expected JSON-serialisable values (dict, list, str, int, float, bool, None): {e}") from None
+    except ValueError as e:  # NaN or infinity
+        raise ValueError(f"metadata: expected JSON-serialisable values, got a non-finite float ({e})") from None
+    return json.loads(text)
+
+
+def _leaf_arrays(params: RBM) -> dict[str, np.ndarray]:
+    """Validates ``params`` and returns its leaves as NumPy arrays, by field name."""
+    model.family(params)  # raises on unknown types, bad shapes, mixed dtypes
+    out = {}
+    for name, leaf in zip(params._fields, params):
+        if not _checks.is_concrete(leaf):
+            raise TypeError(f"params.{name}: cannot save a traced value; call save outside jit/vmap/grad")
+        _checks.finite(f"params.{name}", leaf)
+        out[name] = np.asarray(leaf)
+    return out
+
+
+def _header(params: RBM, arrays: Mapping[str, np.ndarray], metadata: dict) -> dict:
+    n_visible, n_hidden = params.W.shape
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "family": type(params).__name__,
+        "n_visible": int(n_visible),
+        "n_hidden": int(n_hidden),
+        "dtype": jnp.dtype(params.W.dtype).name,
+        "leaves": [{"name": name, "shape": list(a.shape)} for name, a in arrays.items()],
+        "metadata": metadata,
+    }
+
+
+def _to_storage(a: np.ndarray) -> np.ndarray:
+    """The array as ``.npy`` stores it: native floats as is, others as raw unsigned bits."""
+    if a.dtype in _NATIVE_DTYPES:
+        return a
+    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
+
+
+def _target(path: PathLike) -> tuple[str, str]:
+    """Checks the destination; returns ``(path, directory)``."""
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    if path == "" or path.endswith(os.sep) or os.path.isdir(path):
+        raise IsADirectoryError(f"path: {path!r} names a directory; expected a file path such as 'model.npz'")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"path: the parent directory {directory!r} of {path!r} does not exist")
+    return path, directory
+
+
+def _file_mode(path: str) -> int:
+    """Permissions for the new file: the old file's, or the default for a new file (0o666 minus umask)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _fsync_directory(directory: str) -> None:
+    """Makes the rename durable; best effort (not every platform can open a directory)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def save(path: PathLike, params: RBM, metadata: Optional[Mapping[str, Any]] = None) -> None:
+    """Writes ``params`` (and JSON ``metadata``) to a checkpoint file, atomically.
+
+    See the module docstring for the format. ``path`` is used as given (no
+    suffix is added; ``.npz`` is conventional). An existing file is replaced
+    only once the new one is completely on disk; until then, and whenever
+    anything fails, the old file is untouched and no temporary file remains.
+
+    Args:
+      path: file to write.
+      params: a :class:`~jrbm.BernoulliRBM` or :class:`~jrbm.GaussianRBM`
+        with finite leaves.
+      metadata: optional JSON-serialisable dict (str keys; lists, str, int,
+        finite float, bool, None), e.g. training settings. Tuples are stored
+        as lists.
+
+    Raises:
+      TypeError, ValueError: bad ``params`` or ``metadata`` (nothing is written).
+      IsADirectoryError, FileNotFoundError, PermissionError: ``path`` is a
+        directory, its parent directory does not exist, or it is not writable.
+
+    Example:
+      >>> import os, tempfile, jax, jrbm.io
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 6, 3)
+      >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+      >>> jrbm.io.save(path, params, {"epochs": 10})
+      >>> jrbm.io.load_metadata(path)
+      {'epochs': 10}
+      >>> jrbm.io.load(path).W.shape
+      (6, 3)
+    """
+    arrays = _leaf_arrays(params)
+    header = _header(params, arrays, _metadata_json(metadata))
+    entries = {name: _to_storage(a) for name, a in arrays.items()}
+    entries["header"] = np.array(json.dumps(header))
+    atomic_write(path, lambda f: np.savez(f, **entries))
+
+
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any]) -> None:
+    """Calls ``write(f)`` on a temporary file beside ``path``, then renames it onto ``path``.
+
+    The file is flushed and ``fsync``ed before ``os.replace``, so a crash or an
+    error at any point leaves either the old file or the complete new one, and
+    the temporary file is removed on any error. :func:`save` and the command
+    line's JSON and PNG outputs are written this way.
+
+    Raises:
+      IsADirectoryError, FileNotFoundError, PermissionError: ``path`` is a
+        directory, its parent directory does not exist, or it is not writable.
+    """
+    path, directory = _target(path)
+    mode = _file_mode(path)
+    try:
+        tmp = tempfile.NamedTemporaryFile(
+            dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp", delete=False
+        )
+    except PermissionError as e:
+        raise PermissionError(f"path: cannot write to the directory {directory!r} of {path!r}: {e}") from None
+    try:
+        with tmp:
+            write(tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.chmod(tmp.name, mode)
+        os.replace(tmp.name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp.name)
+        raise
+    _fsync_directory(directory)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _error(path: str, problem: str) -> ValueError:
+    return ValueError(f"{path}: {problem}")
+
+
+@contextlib.contextmanager
+def _archive(path: PathLike) -> Iterator[tuple[str, Any]]:
+    """Opens ``path`` as an ``.npz`` archive without pickle; yields ``(path, NpzFile)``."""
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"path: {path!r} is a directory, not a checkpoint file")
+    with open(path, "rb") as f:  # FileNotFoundError / PermissionError as usual
+        magic = f.read(4)
+    if not magic:
+        raise _error(path, "truncated checkpoint: the file is empty")
+    if not magic.startswith(b"PK"):
+        raise _error(path, "not a jrbm checkpoint: not an .npz (zip) archive")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
+        raise _error(path, f"truncated or corrupt checkpoint: cannot open the .npz archive ({e})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover - np.load only returns NpzFile for zips
+        raise _error(path, "not a jrbm checkpoint: not an .npz archive")
+    with npz:
+        yield path, npz
+
+
+def _entry(path: str, npz, name: str) -> np.ndarray:
+    """Reads one array of the archive, turning read failures (CRC, truncation, pickle) into ValueError."""
+    try:
+        return npz[name]
+    except Exception as e:  # zipfile.BadZipFile, ValueError (pickled data), EOFError, zlib.error, ...
+        raise _error(path, f"truncated or corrupt checkpoint: cannot read entry {name!r} ({type(e).__name__}: {e})") from None
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _parse_header(path: str, npz) -> dict:
+    """Reads and validates the header of an open archive."""
+    if "header" not in npz.files:
+        found = ", ".join(sorted(npz.files)) or "none"
+        raise _error(path, f"not a jrbm checkpoint: the .npz archive has no 'header' entry (entries: {found})")
+    raw = _entry(path, npz, "header")
+    if raw.shape != () or raw.dtype.kind != "U":
+        raise _error(path, f"not a jrbm checkpoint: 'header' is not a JSON string (dtype {raw.dtype}, shape {raw.shape})")
+    try:
+        header = json.loads(str(raw))
+    except json.JSONDecodeError as e:
+        raise _error(path, f"not a jrbm checkpoint: 'header' is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise _error(path, "not a jrbm checkpoint: 'header' is not a JSON object")
+    if header.get("format") != FORMAT:
+        raise _error(path, f"not a jrbm checkpoint: header format is {header.get('format')!r}, expected {FORMAT!r}")
+    version = header.get("version")
+    if not _positive_int(version):
+        raise _error(path, f"invalid checkpoint: header version is {version!r}, expected a positive integer")
+    if version > VERSION:
+        raise _error(
+            path,
+            f"unsupported checkpoint version {version}: this jrbm reads version {VERSION} and older; "
+            "upgrade jrbm to load it",
+        )
+    families = _families()
+    family = header.get("family")
+    if family not in families:
+        raise _error(path, f"unknown model family {family!r} in the header; expected one of {', '.join(families)}")
+    for key in ("n_visible", "n_hidden"):
+        if not _positive_int(header.get(key)):
+            raise _error(path, f"invalid checkpoint: header {key} is {header.get(key)!r}, expected a positive integer")
+    try:
+        dtype = jnp.dtype(header.get("dtype"))
+    except TypeError:
+        raise _error(path, f"invalid checkpoint: unknown dtype {header.get('dtype')!r} in the header") from None
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise _error(path, f"invalid checkpoint: header dtype {dtype} is not a floating dtype")
+    leaves = header.get("leaves")
+    fields = list(families[family]._fields)
+    if not (isinstance(leaves, list) and all(isinstance(leaf, dict) for leaf in leaves)):
+        raise _error(path, f"invalid checkpoint: header leaves is {leaves!r}, expected a list of objects")
+    names = [leaf.get("name") for leaf in leaves]
+    if names != fields:
+        raise _error(path, f"invalid checkpoint: header leaves {names} do not match the fields {fields} of {family}")
+    for leaf in leaves:
+        shape = leaf.get("shape")
+        if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise _error(path, f"invalid checkpoint: header shape {shape!r} of leaf {leaf['name']!r} is not a list of sizes")
+    if not isinstance(header.get("metadata"), dict):
+        raise _error(path, f"invalid checkpoint: header metadata is {type(header.get('metadata')).__name__}, expected an object")
+    return header
+
+
+def _restore_leaf(path: str, npz, leaf: dict, dtype: np.dtype) -> np.ndarray:
+    """Reads one leaf and checks it against the header (shape, dtype, finite values)."""
+    name, shape = leaf["name"], tuple(leaf["shape"])
+    if name not in npz.files:
+        raise _error(path, f"invalid checkpoint: the header lists leaf {name!r} but the archive has no such entry")
+    a = _entry(path, npz, name)
+    if a.shape != shape:
+        raise _error(path, f"invalid checkpoint: leaf {name!r} has shape {a.shape} but the header says {shape}")
+    if a.dtype != dtype:
+        raw = np.dtype(f"u{dtype.itemsize}")
+        if dtype in _NATIVE_DTYPES or a.dtype != raw:
+            raise _error(path, f"invalid checkpoint: leaf {name!r} has dtype {a.dtype} but the header says {dtype}")
+        a = a.view(dtype)
+    if not np.all(np.isfinite(a.astype(np.float64))):
+        raise _error(path, f"invalid checkpoint: leaf {name!r} holds non-finite values")
+    return a
+
+
+def read_header(path: PathLike) -> dict:
+    """The validated header of a checkpoint: format, version, family, sizes, dtype, leaves, metadata.
+
+    Reads only the header entry, not the leaves.
+
+    Example:
+      >>> import os, tempfile, jax, jrbm.io
+      >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+      >>> jrbm.io.save(path, jrbm.init_gaussian(jax.random.key(0), 2, 4))
+      >>> h = jrbm.io.read_header(path)
+      >>> h["family"], h["n_visible"], h["n_hidden"], h["version"]
+      ('GaussianRBM', 2, 4, 1)
+    """
+    with _archive(path) as (p, npz):
+        return _parse_header(p, npz)
+
+
+def load_metadata(path: PathLike) -> dict:
+    """The metadata dict stored with :func:`save` (``{}`` when none was given)."""
+    return read_header(path)["metadata"]
+
+
+def load(path: PathLike, *, dtype: Optional[DTypeLike] = None) -> RBM:
+    """Reads a checkpoint written by :func:`save`.
+
+    Args:
+      path: the checkpoint file.
+      dtype: optional dtype to cast the leaves to; by default they keep the
+        stored dtype, and loading a float64 checkpoint then requires
+        ``jax_enable_x64`` (otherwise pass ``dtype=jnp.float32``).
+
+    Returns:
+      The parameters as the stored family's NamedTuple of ``jax.Array``\\ s.
+
+    Raises:
+      ValueError: naming the path and the problem, for anything that is not
+        a valid checkpoint (not an npz, truncated, foreign, wrong format,
+        newer version, unknown family, leaves disagreeing with the header).
+      FileNotFoundError, IsADirectoryError: ``path`` is missing or a directory.
+
+    Example:
+      >>> import os, tempfile, jax, jrbm.io
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 6, 3)
+      >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+      >>> jrbm.io.save(path, params)
+      >>> restored = jrbm.io.load(path)
+      >>> type(restored).__name__, bool((restored.W == params.W).all())
+      ('BernoulliRBM', True)
+    """
+    with _archive(path) as (p, npz):
+        header = _parse_header(p, npz)
+        stored = np.dtype(jnp.dtype(header["dtype"]))
+        arrays = [_restore_leaf(p, npz, leaf, stored) for leaf in header["leaves"]]
+    target = jnp.dtype(dtype) if dtype is not None else stored
+    if jax.dtypes.canonicalize_dtype(target) != target:
+        raise ValueError(
+            f"{p}: the checkpoint holds {target} parameters but jax_enable_x64 is off; enable it with "
+            f"jax.config.update('jax_enable_x64', True) or pass dtype=jnp.float32"
+        )
+    n_visible, n_hidden = header["n_visible"], header["n_hidden"]
+    if arrays[0].shape != (n_visible, n_hidden):
+        raise _error(
+            p, f"invalid checkpoint: leaf 'W' has shape {arrays[0].shape} but the header says "
+            f"n_visible={n_visible}, n_hidden={n_hidden}"
+        )
+    params = _families()[header["family"]](*(jnp.asarray(a, target) for a in arrays))
+    try:
+        model.family(params)
+    except (TypeError, ValueError) as e:
+        raise _error(p, f"invalid checkpoint: {e}") from None
+    return params

@@ -1,0 +1,236 @@
+"""Tests of jrbm.datasets: counts, shapes, the defining properties of each set, errors."""
+
+import numpy as np
+import pytest
+
+from jrbm import datasets
+
+# ----------------------------------------------------------------- bars and stripes
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_bars_and_stripes_counts(n):
+    assert datasets.bars_and_stripes(n).shape == (2 ** (n + 1), n * n)
+    assert datasets.bars_and_stripes(n, distinct=True).shape == (2 ** (n + 1) - 2, n * n)
+
+
+def test_bars_and_stripes_default_is_fischer_igel_4x4():
+    data = datasets.bars_and_stripes()
+    assert data.shape == (32, 16)
+    assert data.dtype == np.float32
+    assert datasets.bars_and_stripes(distinct=True).shape == (30, 16)
+    assert datasets.bars_and_stripes(dtype=np.float64).dtype == np.float64
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_bars_and_stripes_are_exactly_bars_or_stripes(n):
+    data = datasets.bars_and_stripes(n)
+    assert set(np.unique(data)) == {0.0, 1.0}
+    images = data.reshape(-1, n, n)  # row-major: pixel (i, j) is column i * n + j
+    constant_rows = (images == images[:, :, :1]).all(axis=(1, 2))  # each row constant: stripes
+    constant_cols = (images == images[:, :1, :]).all(axis=(1, 2))  # each column constant: bars
+    assert (constant_rows | constant_cols).all()
+    # Every bars pattern and every stripes pattern is present: 2^n of each
+    # (all-off and all-on are both, and appear twice, so each mask counts 2^n + 2).
+    assert constant_cols.sum() == 2**n + 2 and constant_rows.sum() == 2**n + 2
+    assert len(np.unique(images[constant_cols], axis=0)) == 2**n
+    assert len(np.unique(images[constant_rows], axis=0)) == 2**n
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_bars_and_stripes_duplicates_are_all_off_and_all_on(n):
+    data = datasets.bars_and_stripes(n)
+    rows, counts = np.unique(data, axis=0, return_counts=True)
+    duplicated = rows[counts > 1]
+    assert (counts <= 2).all()
+    np.testing.assert_array_equal(duplicated, [np.zeros(n * n), np.ones(n * n)])
+    distinct = datasets.bars_and_stripes(n, distinct=True)
+    assert len(np.unique(distinct, axis=0)) == len(distinct)
+    np.testing.assert_array_equal(np.unique(distinct, axis=0), rows)
+
+
+def test_bars_and_stripes_layout_is_row_major():
+    data = datasets.bars_and_stripes(3)
+    # Row 1 is the bars pattern of x = 001: the last column on.
+    np.testing.assert_array_equal(data[1].reshape(3, 3), [[0, 0, 1]] * 3)
+    # Row 8 + 1 is the stripes pattern of x = 001: the last row on.
+    np.testing.assert_array_equal(data[9].reshape(3, 3), [[0, 0, 0], [0, 0, 0], [1, 1, 1]])
+
+
+# ----------------------------------------------------------------- labeled shifter
+
+
+def test_labeled_shifter_default_shape():
+    data = datasets.labeled_shifter()
+    assert data.shape == (768, 19)
+    assert data.dtype == np.float32
+    assert len(np.unique(data, axis=0)) == 768
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8])
+def test_labeled_shifter_rows_are_consistent(n):
+    data = datasets.labeled_shifter(n, dtype=np.float64)
+    assert data.shape == (3 * 2**n, 2 * n + 3)
+    assert set(np.unique(data)) <= {0.0, 1.0}
+    x, y, label = data[:, :n], data[:, n : 2 * n], data[:, 2 * n :]
+    assert (label.sum(axis=1) == 1).all()  # one-hot
+    shift = label.argmax(axis=1) - 1  # -1, 0, +1
+    for xi, yi, s in zip(x, y, shift):
+        # y_i = x_{(i - s) mod n}: the label's shift, cyclic, as documented
+        np.testing.assert_array_equal(yi, xi[(np.arange(n) - s) % n])
+    # Every x appears once with each of the three shifts.
+    codes = x @ (2 ** np.arange(n - 1, -1, -1))
+    assert sorted(zip(codes.astype(int), shift)) == [(k, s) for k in range(2**n) for s in (-1, 0, 1)]
+
+
+def test_labeled_shifter_right_shift_wraps():
+    row = datasets.labeled_shifter(4)[3 * 1 + 2]  # x = 0001, s = +1
+    np.testing.assert_array_equal(row, [0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1])
+
+
+# ----------------------------------------------------------------- digits
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return {kind: datasets.digits(kind) for kind in ("binary", "unit", "standard")}
+
+
+def test_digits_shapes_and_labels(splits):
+    for split in splits.values():
+        assert split.train.shape == (1438, 64) and split.test.shape == (359, 64)
+        assert split.train.dtype == np.float32 and split.test.dtype == np.float32
+        assert split.train_labels.shape == (1438,) and split.test_labels.shape == (359,)
+        assert set(np.unique(split.train_labels)) == set(range(10))
+
+
+def test_digits_kinds_have_claimed_ranges(splits):
+    binary, unit, standard = splits["binary"], splits["unit"], splits["standard"]
+    assert set(np.unique(binary.train)) == {0.0, 1.0}
+    assert set(np.unique(binary.test)) <= {0.0, 1.0}
+    assert unit.train.min() == 0.0 and unit.train.max() == 1.0
+    assert 0.0 <= unit.test.min() and unit.test.max() <= 1.0
+    np.testing.assert_array_equal(binary.train, (unit.train > 0.5).astype(np.float32))
+    # The unit images are the raw 0..16 pixel values over 16.
+    np.testing.assert_allclose(unit.train * 16, np.round(unit.train * 16), atol=1e-5)
+
+    # Standardised with the training set's statistics: mean 0 and std 1 per
+    # non-constant training column (float32 rounding: atol 1e-5), constant
+    # columns exactly 0 in both sets.
+    constant = unit.train.min(axis=0) == unit.train.max(axis=0)
+    assert 0 < constant.sum() < 64  # the digits have always-blank border pixels
+    train = standard.train.astype(np.float64)
+    np.testing.assert_allclose(train[:, ~constant].mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(train[:, ~constant].std(axis=0), 1.0, atol=1e-5)
+    assert (standard.train[:, constant] == 0).all() and (standard.test[:, constant] == 0).all()
+    # The test set uses the training statistics, not its own.
+    mean, std = unit.train[:, ~constant].mean(0), unit.train[:, ~constant].std(0)
+    np.testing.assert_allclose(standard.test[:, ~constant], (unit.test[:, ~constant] - mean) / std, atol=1e-4)
+
+
+def _sorted_rows(x):
+    return x[np.lexsort(x.T[::-1])]
+
+
+def test_digits_split_is_deterministic_disjoint_and_stratified(splits):
+    again = datasets.digits("binary")
+    for a, b in zip(splits["binary"], again):
+        np.testing.assert_array_equal(a, b)
+    # The split is the same for every kind.
+    np.testing.assert_array_equal(splits["unit"].test_labels, splits["binary"].test_labels)
+
+    from sklearn.datasets import load_digits
+
+    full = load_digits()
+    split = splits["unit"]
+    # Train and test partition the data set: together they are every image
+    # exactly once (as a multiset of (image, label) rows).
+    ours = np.concatenate(
+        [np.c_[split.train, split.train_labels], np.c_[split.test, split.test_labels]]
+    ).astype(np.float64)
+    theirs = np.c_[full.data.astype(np.float32) / 16, full.target].astype(np.float64)
+    np.testing.assert_array_equal(_sorted_rows(ours), _sorted_rows(theirs))
+    # Stratified: each class gives round(0.2 * n_class) to the test set.
+    for cls in range(10):
+        assert (split.test_labels == cls).sum() == round(0.2 * (full.target == cls).sum())
+    # Another seed gives another split.
+    assert not np.array_equal(datasets.digits("unit", seed=1).test, split.test)
+
+
+def test_digits_split_indices_are_disjoint_and_cover():
+    from jrbm.datasets import _stratified_split
+
+    labels = np.repeat(np.arange(3), [10, 7, 5])
+    train, test = _stratified_split(labels, 0.3, seed=0)
+    assert not set(train) & set(test)
+    assert sorted(np.concatenate([train, test])) == list(range(len(labels)))
+    assert [int((labels[test] == c).sum()) for c in range(3)] == [3, 2, 2]
+    np.testing.assert_array_equal(test, _stratified_split(labels, 0.3, seed=0)[1])
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
+def test_digits_rejects_bad_test_fraction(fraction):
+    with pytest.raises(ValueError, match=r"test_fraction: expected a number in the open interval \(0, 1\)"):
+        datasets.digits(test_fraction=fraction)
+
+
+def test_digits_rejects_tiny_test_fraction():
+    with pytest.raises(ValueError, match="test_fraction: .* leaves an empty test set"):
+        datasets.digits(test_fraction=1e-4)
+
+
+def test_digits_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="kind: expected one of 'binary', 'unit', 'standard', got 'gray'"):
+        datasets.digits("gray")
+
+
+# ----------------------------------------------------------------- two_laplace
+
+
+def test_two_laplace_is_whitened_on_its_own_sample():
+    y = datasets.two_laplace(dtype=np.float64)
+    assert y.shape == (10000, 2)
+    # Exact up to float64 rounding: the whitening is computed on this sample.
+    np.testing.assert_allclose(y.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(y.T @ y / len(y), np.eye(2), atol=1e-12)
+    y32 = datasets.two_laplace()
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y, rtol=1e-6, atol=1e-6)  # the same data, rounded
+    np.testing.assert_array_equal(datasets.two_laplace(dtype=np.float64), y)  # deterministic
+    assert not np.array_equal(datasets.two_laplace(seed=1, dtype=np.float64), y)
+
+
+def test_two_laplace_marginals_are_heavy_tailed():
+    # After whitening, y = R u with u the two unit-variance Laplace sources and
+    # R the rotation of jrbm.datasets.MIXING (about 33.7 degrees), so each
+    # marginal has kurtosis 3 + 3 (cos^4 + sin^4) = 4.72 (Laplace: 6, Gaussian: 3;
+    # any rotation gives at least 4.5). With the sample covariance fixed to I,
+    # the sample kurtosis is mean(y^4), whose standard error is
+    # sqrt((E y^8 - (E y^4)^2) / n) = sqrt((1024 - 22.3) / n) = 0.1 for n = 1e5.
+    # The threshold 4.0 is 7 standard errors below 4.72 and 10 above a Gaussian's 3.
+    y = datasets.two_laplace(100_000, dtype=np.float64)
+    kurtosis = (y**4).mean(axis=0) / (y**2).mean(axis=0) ** 2
+    assert (kurtosis > 4.0).all(), kurtosis
+    # And neither coordinate is a single source (a Laplace marginal would be near 6).
+    assert (kurtosis < 5.5).all(), kurtosis
+
+
+# ----------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("loader", [datasets.bars_and_stripes, datasets.labeled_shifter, datasets.two_laplace])
+def test_loaders_reject_non_positive_n(loader):
+    with pytest.raises(ValueError, match="n: expected a positive integer, got 0"):
+        loader(0)
+    with pytest.raises(TypeError, match="n: expected a positive integer, got 2.5"):
+        loader(2.5)
+
+
+def test_two_laplace_needs_three_points():
+    with pytest.raises(ValueError, match="n: expected at least 3 points"):
+        datasets.two_laplace(2)
+
+
+def test_loaders_reject_non_float_dtype():
+    with pytest.raises(TypeError, match="dtype: expected a floating dtype"):
+        datasets.bars_and_stripes(2, dtype=np.int32)

@@ -1,0 +1,138 @@
+"""jrbm.exact against brute-force double sums, quadrature, and jax.grad of the exact likelihood."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jrbm
+from helpers import all_binary, random_bernoulli, random_gaussian, seed_negative_energy_gb
+
+
+def brute_log_z_bb(params):
+    """log of the double sum over all (v, h) of exp(E_seed(v, h)), eqs. 2.2-2.3, vectorised in numpy."""
+    W, b, c = (np.asarray(x) for x in params)
+    V, H = all_binary(W.shape[0]), all_binary(W.shape[1])
+    logits = (V @ W) @ H.T + (V @ b)[:, None] + (H @ c)[None, :]
+    m = logits.max()
+    return m + np.log(np.exp(logits - m).sum())
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 7), (10, 6), (5, 10), (10, 10)])
+def test_bb_log_partition_equals_double_sum(shape):
+    params = random_bernoulli(sum(shape), *shape, scale=1.0)
+    assert np.isclose(jrbm.exact.log_partition(params), brute_log_z_bb(params), rtol=1e-12)
+
+
+def test_gb_log_partition_equals_quadrature_over_two_visible_units():
+    """log Z = log of the integral over R^2 of sum_h exp(E_seed(v, h)), by a 2-D trapezoid rule.
+
+    The integrand is a mixture of Gaussians (smooth, decaying like exp(-v^2)), for
+    which the trapezoid rule on a fine grid is accurate far below the tolerance.
+    """
+    params = random_gaussian(3, 2, 4, scale=0.8)
+    W, b, c, log_sigma = (np.asarray(x) for x in params)
+    means = np.asarray(jrbm.p_v_given_h(params, all_binary(4)))
+    sigma = np.exp(log_sigma)
+    axes = [np.linspace(means[:, i].min() - 12 * sigma[i], means[:, i].max() + 12 * sigma[i], 1201) for i in range(2)]
+    g0, g1 = np.meshgrid(*axes, indexing="ij")
+    v = np.stack([g0.ravel(), g1.ravel()], axis=1)
+    logf = np.logaddexp.reduce(
+        np.stack([[seed_negative_energy_gb(params, x, h) for x in v[:1]] for h in all_binary(4)]), axis=0
+    )  # shape check on one point
+    assert logf.shape == (1,)
+    a = np.exp(-log_sigma)
+    H = all_binary(4)
+    E = (a * v) @ W @ H.T - (a**2 / 2 * (v - b) ** 2).sum(1)[:, None] + (H @ c)[None, :]
+    f = np.exp(np.logaddexp.reduce(E, axis=1)).reshape(g0.shape)
+    Z = np.trapezoid(np.trapezoid(f, axes[1], axis=1), axes[0])
+    assert np.isclose(jrbm.exact.log_partition(params), np.log(Z), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        random_bernoulli(10, 6, 4, scale=1.5),  # enumerates h
+        random_bernoulli(11, 4, 7, scale=1.5),  # enumerates v
+        random_gaussian(12, 3, 5, scale=1.3),
+    ],
+    ids=["bb-hidden", "bb-visible", "gb"],
+)
+def test_exact_grad_equals_autodiff_of_exact_log_likelihood(params):
+    rng = np.random.default_rng(0)
+    n_visible = params.W.shape[0]
+    if isinstance(params, jrbm.BernoulliRBM):
+        v = rng.integers(0, 2, (9, n_visible)).astype(float)
+    else:
+        v = rng.normal(size=(9, n_visible)) * 1.5
+    assert float(jnp.std(params.W)) >= 1.0  # weights that are not small
+    hand = jrbm.exact.grad(params, v)
+    auto = jax.grad(lambda p: -jrbm.exact.log_likelihood(p, v).mean())(params)
+    for name, x, y in zip(params._fields, hand, auto):
+        scale = float(jnp.max(jnp.abs(y)))
+        assert scale > 1e-3, name  # a non-trivial gradient
+        np.testing.assert_allclose(x, y, rtol=1e-8, atol=1e-8 * scale, err_msg=name)
+
+
+def test_enumerated_layer_choice():
+    assert jrbm.exact.enumerated_layer(random_bernoulli(0, 3, 8)) == "visible"
+    assert jrbm.exact.enumerated_layer(random_bernoulli(0, 8, 3)) == "hidden"
+    assert jrbm.exact.enumerated_layer(random_gaussian(0, 2, 8)) == "hidden"
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 8, 4096])
+def test_chunking_does_not_change_the_result(chunk_size):
+    params = random_bernoulli(13, 9, 5)
+    ref = brute_log_z_bb(params)
+    assert np.isclose(jrbm.exact.log_partition(params, chunk_size=chunk_size), ref, rtol=1e-12)
+    g = jrbm.exact.grad(params, np.ones((2, 9)), chunk_size=chunk_size)
+    g_ref = jrbm.exact.grad(params, np.ones((2, 9)), chunk_size=1 << 9)
+    for x, y in zip(g, g_ref):
+        np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-13)
+
+
+def test_two_to_the_twenty_states_in_chunks():
+    """2^20 hidden states of a GB model, against a direct numpy sum of eq. 3.18 over all of them."""
+    params = random_gaussian(14, 2, 20, scale=0.3)
+    W, b, c, log_sigma = (np.asarray(x) for x in params)
+    a = np.exp(-log_sigma)
+    idx = np.arange(1 << 20, dtype=np.uint32)
+    H = ((idx[:, None] >> np.arange(20, dtype=np.uint32)) & 1).astype(np.float64)
+    m = H @ W.T
+    logf = H @ c + (a * b * m + m * m / 2).sum(1) + np.sum(0.5 * np.log(2 * np.pi) + log_sigma)
+    ref = logf.max() + np.log(np.exp(logf - logf.max()).sum())
+    assert np.isclose(jrbm.exact.log_partition(params), ref, rtol=1e-12)
+
+
+def test_bb_likelihood_sums_to_one():
+    params = random_bernoulli(15, 7, 5, scale=2.0)
+    p = np.exp(jrbm.exact.log_likelihood(params, all_binary(7)))
+    assert np.isclose(p.sum(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.sort(jrbm.exact.marginal_visible(params)), np.sort(p), rtol=1e-10)
+
+
+def test_log_likelihood_under_jit_and_grad_float32():
+    params64 = random_bernoulli(16, 6, 4)
+    params = jax.tree.map(lambda x: x.astype(jnp.float32), params64)
+    v = jnp.ones((3, 6), jnp.float32)
+    ll = jax.jit(jrbm.exact.log_likelihood)(params, v)
+    assert ll.dtype == jnp.float32
+    np.testing.assert_allclose(ll, jrbm.exact.log_likelihood(params64, v), rtol=1e-5)
+    g = jax.jit(jrbm.exact.grad)(params, v)
+    assert g.W.dtype == jnp.float32
+
+
+def test_too_wide_layer_is_a_clear_error():
+    params = jrbm.init_bernoulli(jax.random.key(0), 40, 30)
+    with pytest.raises(ValueError, match=r"2\^30 states.*max_bits=24"):
+        jrbm.exact.log_partition(params)
+    with pytest.raises(ValueError, match="max_bits"):
+        jrbm.exact.grad(jrbm.init_gaussian(jax.random.key(0), 2, 25), np.zeros((1, 2)))
+
+
+def test_bb_likelihood_rejects_non_binary_data_unless_asked():
+    params = random_bernoulli(17, 4, 3)
+    with pytest.raises(ValueError, match=r"v: expected binary values"):
+        jrbm.exact.log_likelihood(params, np.full((2, 4), 0.5))
+    ll = jrbm.exact.log_likelihood(params, np.full((2, 4), 0.5), check=False)
+    assert np.all(np.isfinite(ll))

@@ -1,0 +1,115 @@
+"""Gibbs sampling: the chain visits states with the exact p(v); Gaussian draws have the moments of eq. 3.19."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jrbm
+from helpers import (
+    all_binary,
+    bb_marginal,
+    bb_transition_matrix,
+    random_bernoulli,
+    random_gaussian,
+    state_index,
+)
+
+
+def tv_bound(p, n, delta=1e-6):
+    """A (1 - delta) bound on the total variation distance of an n-sample empirical distribution to p.
+
+    E[TV] <= 1/2 sum_s sqrt(p_s (1 - p_s) / n) (Cauchy-Schwarz per state), and TV
+    moves by at most 1/n when one sample changes, so McDiarmid's inequality adds
+    sqrt(log(1/delta) / (2 n)).
+    """
+    return 0.5 * np.sum(np.sqrt(p * (1 - p) / n)) + np.sqrt(np.log(1 / delta) / (2 * n))
+
+
+def test_gibbs_chain_samples_the_exact_marginal():
+    params = random_bernoulli(0, 5, 4, scale=1.0)
+    p = bb_marginal(params)
+    n_chains, n_steps = 20000, 60
+    # The chains start at all-zeros: the exact distribution after n_steps sweeps,
+    # from the exact kernel, is within 1e-9 of p, so the only error left is sampling error.
+    T = bb_transition_matrix(params)
+    start = np.zeros(len(p))
+    start[0] = 1.0
+    q = start @ np.linalg.matrix_power(T, n_steps)
+    assert 0.5 * np.abs(q - p).sum() < 1e-9
+    np.testing.assert_allclose(p @ T, p, rtol=1e-12)  # p is stationary for the sweep
+
+    v = jrbm.gibbs_chain(jax.random.key(1), params, jnp.zeros((n_chains, 5)), n_steps)
+    counts = np.bincount(state_index(v), minlength=len(p)) / n_chains
+    bound = tv_bound(p, n_chains)
+    assert 0.5 * np.abs(counts - p).sum() < bound
+    # The test has power: the marginal of a slightly different model is rejected.
+    p_other = bb_marginal(params._replace(b=params.b + 0.3))
+    assert 0.5 * np.abs(counts - p_other).sum() > bound
+
+
+def test_gaussian_samples_have_the_moments_of_eq_3_19():
+    params = random_gaussian(2, 3, 4)
+    h = jnp.array([1.0, 0.0, 1.0, 1.0])
+    n = 200_000
+    v = jrbm.sample_v_given_h(jax.random.key(3), params, jnp.broadcast_to(h, (n, 4)))
+    mean = np.asarray(jrbm.p_v_given_h(params, h))
+    sigma = np.exp(np.asarray(params.log_sigma))
+    # 5 standard errors: sigma / sqrt(n) for the mean, sigma^2 sqrt(2 / (n - 1)) for the variance.
+    assert np.all(np.abs(v.mean(0) - mean) < 5 * sigma / np.sqrt(n))
+    assert np.all(np.abs(v.var(0) - sigma**2) < 5 * sigma**2 * np.sqrt(2 / (n - 1)))
+
+
+def test_hidden_samples_have_the_probabilities_of_eq_2_10():
+    params = random_bernoulli(4, 5, 3)
+    v = jnp.array([1.0, 0.0, 1.0, 1.0, 0.0])
+    n = 100_000
+    h = jrbm.sample_h_given_v(jax.random.key(5), params, jnp.broadcast_to(v, (n, 5)))
+    p = np.asarray(jrbm.p_h_given_v(params, v))
+    assert set(np.unique(h)) <= {0.0, 1.0}
+    assert np.all(np.abs(h.mean(0) - p) < 5 * np.sqrt(p * (1 - p) / n))
+
+
+@pytest.mark.parametrize("make", [random_bernoulli, random_gaussian])
+def test_trajectory_and_final_state_agree(make):
+    params = make(6, 4, 3)
+    v0 = jnp.zeros((7, 4))
+    traj = jrbm.gibbs_chain(jax.random.key(0), params, v0, 12, trajectory=True)
+    final = jrbm.gibbs_chain(jax.random.key(0), params, v0, 12)
+    assert traj.shape == (12, 7, 4)
+    np.testing.assert_array_equal(traj[-1], final)
+    # same key, same chain; another key, another chain
+    np.testing.assert_array_equal(final, jrbm.gibbs_chain(jax.random.key(0), params, v0, 12))
+    assert not np.array_equal(final, jrbm.gibbs_chain(jax.random.key(1), params, v0, 12))
+    # one example works as one chain
+    assert jrbm.gibbs_chain(jax.random.key(0), params, v0[0], 3).shape == (4,)
+
+
+def test_jitted_chain_traces_once():
+    chex.clear_trace_counter()
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def run(key, params, v0):
+        return jrbm.gibbs_chain(key, params, v0, 20)
+
+    for seed in range(3):
+        params = random_bernoulli(seed, 5, 3)
+        run(jax.random.key(seed), params, jnp.zeros((4, 5)))
+
+
+def test_vmap_over_a_stack_of_models_and_keys():
+    models = [random_gaussian(s, 3, 2) for s in range(4)]
+    stack = jax.tree.map(lambda *x: jnp.stack(x), *models)
+    keys = jax.random.split(jax.random.key(0), 4)
+    out = jax.vmap(lambda k, p: jrbm.gibbs_chain(k, p, jnp.zeros((5, 3)), 7))(keys, stack)
+    assert out.shape == (4, 5, 3)
+    np.testing.assert_allclose(out[2], jrbm.gibbs_chain(keys[2], models[2], jnp.zeros((5, 3)), 7), rtol=1e-12)
+
+
+def test_float32_chain():
+    params = jax.tree.map(lambda x: x.astype(jnp.float32), random_bernoulli(0, 5, 3))
+    out = jrbm.gibbs_chain(jax.random.key(0), params, np.zeros((2, 5)), 5)
+    assert out.dtype == jnp.float32
+    assert set(np.unique(out)) <= {0.0, 1.0}
