@@ -108,3 +108,45 @@ def key(name: str, k) -> None:
         f"{name}: expected a jax.random key (jax.random.key(seed)) as the first argument, "
         f"got {type(k).__name__} with dtype {dt}"
     )
+
+
+def schedule(name: str, betas, dtype, *, from_zero: bool):
+    """Validates inverse temperatures for AIS (``from_zero``: 0 to 1) or tempering (ending at 1).
+
+    An int ``m`` means ``m`` values equally spaced in ``[0, 1]`` (``[1.0]`` when
+    ``m = 1``). An array must be 1-D, finite, in ``[0, 1]``, non-decreasing, end at
+    exactly 1 and, with ``from_zero``, start at exactly 0; values of a traced
+    array are not checked. Returns a 1-D array in ``dtype``.
+    """
+    least = 2 if from_zero else 1
+    if isinstance(betas, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected an int (the number of temperatures) or a 1-D array, got a bool")
+    if isinstance(betas, (int, np.integer)):
+        m = operator.index(betas)
+        if m < least:
+            raise ValueError(f"{name}: expected at least {least} temperatures, got {m}")
+        return jnp.asarray(np.linspace(0.0, 1.0, m) if m > 1 else np.ones(1), dtype)
+    if not isinstance(betas, (jax.Array, np.ndarray)):
+        try:
+            betas = np.asarray(betas, np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name}: expected an int or a 1-D array, got {type(betas).__name__} ({e})") from None
+    if not (jnp.issubdtype(betas.dtype, jnp.floating) or jnp.issubdtype(betas.dtype, jnp.integer)):
+        raise TypeError(f"{name}: expected a real array, got dtype {betas.dtype}")
+    if betas.ndim != 1 or betas.shape[0] < least:
+        raise ValueError(
+            f"{name}: expected a non-empty 1-D array of at least {least} inverse temperatures, got shape {tuple(betas.shape)}"
+        )
+    if is_concrete(betas):
+        b = np.asarray(betas, np.float64)
+        finite(name, b)
+        if np.any(np.diff(b) < 0):
+            i = int(np.argmax(np.diff(b) < 0))
+            raise ValueError(f"{name}: expected a non-decreasing (ascending) schedule, got {b[i]} then {b[i + 1]} at index {i}")
+        if np.any((b < 0) | (b > 1)):
+            raise ValueError(f"{name}: expected values in [0, 1], got min {b.min()}, max {b.max()}")
+        if from_zero and b[0] != 0:
+            raise ValueError(f"{name}: expected to start at 0 (the base model), got {b[0]}")
+        if b[-1] != 1:
+            raise ValueError(f"{name}: expected to end at 1 (exactly 1: the model itself), got {b[-1]}")
+    return jnp.asarray(betas, dtype)

@@ -84,3 +84,13 @@ def bb_stats(params, v) -> list:
     W, b, c = (np.asarray(x, np.float64) for x in params)
     p = sigmoid(v @ W + c)
     return [v.T @ p / len(v), v.mean(0), p.mean(0)]
+
+
+def tv_bound(p, n, delta=1e-6):
+    """A (1 - delta) bound on the total variation distance of an n-sample empirical distribution to p.
+
+    E[TV] <= 1/2 sum_s sqrt(p_s (1 - p_s) / n) (Cauchy-Schwarz per state), and TV
+    moves by at most 1/n when one sample changes, so McDiarmid's inequality adds
+    sqrt(log(1/delta) / (2 n)).
+    """
+    return 0.5 * np.sum(np.sqrt(p * (1 - p) / n)) + np.sqrt(np.log(1 / delta) / (2 * n))

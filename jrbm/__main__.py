@@ -1,0 +1,5 @@
+import sys
+
+from jrbm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,342 @@
+"""Annealed importance sampling (AIS) estimates of ``log Z`` and of test log-likelihoods.
+
+AIS (Neal 2001) as applied to RBMs by Salakhutdinov & Murray (2008, section 3)
+anneals from a tractable base model ``A`` (``W = 0``, ``c = 0``; the "base
+rate" model of :func:`jrbm.model.base_rate`) to the model ``B`` through the
+intermediate unnormalised marginals, with the hidden layer summed out,
+
+    f_beta(v) = exp(-annealed_free_energy(base, params, beta, v))
+              = exp(-(1 - beta) U_A(v) - beta U_B(v)) prod_j (1 + exp(beta x_j(v))),
+
+for ``0 = beta_0 <= ... <= beta_K = 1``; here ``energy = U(v) - h^T x(v)`` is
+the family split of :mod:`jrbm.model` (the physical energy, ``-E_seed`` of the
+seed's eqs. 2.3 and 3.3). At ``beta = 0`` the hidden units are free, so
+``Z_0 = Z_A 2^J`` with ``log Z_A = visible_log_partition(base)``.
+
+A run draws ``v_0`` exactly from ``A`` and, for ``k = 1 .. K``, multiplies its
+weight by ``f_{beta_k}(v_{k-1}) / f_{beta_{k-1}}(v_{k-1})`` and moves
+``v_k ~ T_k(v_{k-1})``, one block-Gibbs sweep ``v -> h -> v'`` of the
+intermediate model :func:`jrbm.model.interpolate` (``h ~ sigmoid(beta_k x(v))``,
+then ``v' ~ p_k(v | h)``), which leaves ``f_{beta_k}`` invariant.
+Each weight ``w`` satisfies ``E[w] = Z_B / Z_0``, so with ``M`` runs
+
+    Z_hat = Z_0 mean_m w_m   is unbiased for ``Z_B``, and
+    E[log Z_hat] <= log Z_B  (Jensen):
+
+forward AIS is a *stochastic lower bound* on ``log Z`` (and so over-estimates
+log-likelihoods). Reverse AIS (:func:`reverse_log_partition`) runs the same
+schedule backwards from exact samples of ``B``; its weights are unbiased for
+``Z_A / Z_B`` and ``log Z_0 - log mean(w)`` is a *stochastic upper bound* on
+``log Z_B`` (Burda, Grosse & Salakhutdinov 2015). The two together bracket
+``log Z``; their gap shrinks as the schedule gets finer.
+
+The runs are a leading batch axis (the model functions are batch-agnostic) and
+the temperatures run under one ``lax.scan`` that carries only the current
+states and log-weights, so memory does not grow with the number of betas.
+Everything works under ``jax.jit`` (the schedule's length is static) and in the
+parameters' dtype.
+
+References:
+  R. M. Neal, "Annealed importance sampling", Statistics and Computing 11, 2001.
+  R. Salakhutdinov and I. Murray, "On the quantitative analysis of deep belief
+  networks", ICML 2008.
+  Y. Burda, R. Grosse and R. Salakhutdinov, "Accurate and conservative
+  estimates of MRF log-likelihood using reverse annealing", AISTATS 2015.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array, lax
+from jax.typing import ArrayLike
+
+from jrbm import _checks
+from jrbm.model import _visible, annealed_log_ratio, base_rate, family, free_energy, hidden_logits, interpolate, sample_v_given_h
+from jrbm.params import RBM
+
+N_RUNS = 100
+"""Default number of independent AIS runs."""
+
+
+class AISResult(NamedTuple):
+    """An AIS estimate of ``log Z`` and its spread.
+
+    Attributes:
+      log_z: the estimate. Forward AIS: ``log mean_m exp(log_weights_m)``, a
+        stochastic lower bound on ``log Z``. Reverse AIS:
+        ``-log mean_m exp(-log_weights_m)``, a stochastic upper bound.
+      log_z_std: the delta-method standard error of ``log_z`` from the runs
+        themselves (no bootstrap): with ``r_m = exp(±log_weights_m - max)``
+        (``+`` forward, ``-`` reverse), ``std(r, ddof=1) / mean(r) / sqrt(M)``,
+        the relative standard error of the mean weight. It measures the spread
+        between runs only, not the bias of a short schedule; ``nan`` for one run.
+      lower, upper: Salakhutdinov & Murray's ``3 sigma`` interval, mapped to
+        log space through the averaged quantity: forward
+        ``log(Z_hat -/+ 3 sigma_hat) = log_z + log1p(-/+ 3 log_z_std)`` (``lower``
+        is ``-inf`` when ``3 log_z_std >= 1``); reverse, where ``1 / Z`` is the
+        average, ``log_z - log1p(+/- 3 log_z_std)`` (``upper`` is ``+inf`` when
+        ``3 log_z_std >= 1``). To first order this is ``log_z -/+ 3 log_z_std``.
+      log_weights: ``(M,)`` per-run estimates of ``log Z``: forward,
+        ``exp(log_weights)`` is unbiased for ``Z``; reverse, ``exp(-log_weights)``
+        is unbiased for ``1 / Z`` when the starts are exact samples of the model.
+      v: ``(M, n_visible)`` the runs' last visible states: forward, samples that
+        ``exp(log_weights)`` importance-weights towards the model; reverse,
+        approximate samples of the base model.
+    """
+
+    log_z: Array
+    log_z_std: Array
+    lower: Array
+    upper: Array
+    log_weights: Array
+    v: Array
+
+
+def default_betas() -> np.ndarray:
+    """Salakhutdinov & Murray's schedule: 14,500 betas, linear in three pieces.
+
+    500 equally spaced in ``[0, 0.5)``, 4,000 in ``[0.5, 0.9)`` and 10,000 in
+    ``[0.9, 1]``, ending at exactly ``1.0`` (float64 numpy; cast to the
+    parameters' dtype where used).
+
+    Example:
+      >>> import jrbm.ais
+      >>> b = jrbm.ais.default_betas()
+      >>> b.shape, float(b[0]), float(b[-1])
+      ((14500,), 0.0, 1.0)
+    """
+    return np.concatenate(
+        [
+            np.linspace(0.0, 0.5, 500, endpoint=False),
+            np.linspace(0.5, 0.9, 4000, endpoint=False),
+            np.linspace(0.9, 1.0, 10000),
+        ]
+    )
+
+
+def _betas(betas, dtype) -> Array:
+    """Validates a schedule (``None`` for :func:`default_betas`, an int, or an array) in ``dtype``."""
+    if betas is None:
+        return jnp.asarray(default_betas(), dtype)
+    return _checks.schedule("betas", betas, dtype, from_zero=True)
+
+
+def base_log_partition(base: RBM) -> Array:
+    """``log Z_0 = log Z_A + J log 2``: the intermediate model at ``beta = 0`` (free hidden units)."""
+    n_hidden = base.W.shape[1]
+    return family(base).visible_log_partition(base) + n_hidden * math.log(2.0)
+
+
+def sample_base(key: Array, base: RBM, n: int) -> Array:
+    """``n`` exact samples of a visible-only model (``W = 0``): ``p(v | h = 0) = p(v)``."""
+    h = jnp.zeros((n, base.W.shape[1]), base.W.dtype)
+    return sample_v_given_h(key, base, h)
+
+
+def _anneal(key: Array, base: RBM, params: RBM, betas: Array, v0: Array) -> tuple[Array, Array]:
+    """Runs the chains ``v0`` through ``betas`` (in the order given); returns ``(sum of log ratios, last v)``.
+
+    ``sum_k log f_{beta_k}(v_{k-1}) / f_{beta_{k-1}}(v_{k-1})`` with
+    ``v_k ~ T_{beta_k}(v_{k-1})`` for ``k = 1 .. K - 1`` (no move after the last
+    weight). The hidden logits ``x(v)`` of the model are carried, since the
+    weight and the next move both need them: the intermediate's
+    ``P(h = 1 | v)`` is ``sigmoid(beta x(v))`` by the definition of
+    ``annealed_free_energy``. The log-weights are summed with Kahan compensation.
+    """
+    x0 = hidden_logits(params, v0)
+    acc0 = annealed_log_ratio(base, params, v0, x0, betas[0], betas[1])
+
+    def body(carry, inp):
+        v, x, acc, comp = carry
+        beta, beta_next, (key_h, key_v) = inp
+        p = jax.nn.sigmoid(beta * x)
+        h = (jax.random.uniform(key_h, p.shape, p.dtype) < p).astype(p.dtype)
+        v = sample_v_given_h(key_v, interpolate(base, params, beta), h)
+        x = hidden_logits(params, v)
+        y = annealed_log_ratio(base, params, v, x, beta, beta_next) - comp
+        t = acc + y
+        comp = (t - acc) - y
+        return (v, x, t, comp), None
+
+    keys = jax.random.split(key, (betas.shape[0] - 2, 2))  # split outside the loop: compiles faster
+    init = (v0, x0, acc0, jnp.zeros_like(acc0))
+    (v, _, acc, _), _ = lax.scan(body, init, (betas[1:-1], betas[2:], keys))
+    return acc, v
+
+
+def _summary(log_weights: Array, sign: int) -> tuple[Array, Array, Array, Array]:
+    """``(log_z, log_z_std, lower, upper)`` from per-run log-estimates; see :class:`AISResult`."""
+    n = log_weights.shape[0]
+    y = sign * log_weights
+    m = lax.stop_gradient(jnp.max(y))
+    r = jnp.exp(y - m)
+    mean = jnp.mean(r)
+    log_mean = m + jnp.log(mean)
+    if n == 1:
+        nan = jnp.full((), jnp.nan, y.dtype)
+        return sign * log_mean, nan, nan, nan
+    rel = jnp.std(r, ddof=1) / mean / math.sqrt(n)
+    ok = 3 * rel < 1
+    lo = jnp.where(ok, jnp.log1p(-3 * jnp.where(ok, rel, 0)), -jnp.inf)
+    hi = jnp.log1p(3 * rel)
+    if sign > 0:
+        return log_mean, rel, log_mean + lo, log_mean + hi
+    return -log_mean, rel, -log_mean - hi, -log_mean - lo
+
+
+@functools.partial(jax.jit, static_argnames="n_runs")
+def _forward(key: Array, base: RBM, params: RBM, betas: Array, n_runs: int) -> AISResult:
+    key_start, key_run = jax.random.split(key)
+    acc, v = _anneal(key_run, base, params, betas, sample_base(key_start, base, n_runs))
+    log_weights = base_log_partition(base) + acc
+    return AISResult(*_summary(log_weights, +1), log_weights, v)
+
+
+@jax.jit
+def _reverse(key: Array, base: RBM, params: RBM, betas: Array, v0: Array) -> AISResult:
+    acc, v = _anneal(key, base, params, betas[::-1], v0)
+    log_weights = base_log_partition(base) - acc
+    return AISResult(*_summary(log_weights, -1), log_weights, v)
+
+
+def _base(params, data):
+    if data is not None:
+        data = _checks.data_matrix("data", data, params.W.shape[0])
+    return base_rate(params, data)
+
+
+def log_partition(
+    key: Array,
+    params: RBM,
+    *,
+    data: ArrayLike | None = None,
+    betas: int | ArrayLike | None = None,
+    n_runs: int = N_RUNS,
+) -> AISResult:
+    """Forward AIS estimate of ``log Z`` (Salakhutdinov & Murray 2008); a stochastic lower bound.
+
+    ``E[exp(log_z)] = Z`` but ``E[log_z] <= log Z``: with a short schedule the
+    estimate errs low. Pair it with :func:`reverse_log_partition`, which errs
+    high, to bracket ``log Z``.
+
+    Args:
+      key: a ``jax.random`` key.
+      params: a :class:`~jrbm.BernoulliRBM` or :class:`~jrbm.GaussianRBM`.
+      data: optional ``(n_examples, n_visible)`` training data for the base
+        model (:func:`jrbm.model.base_rate`: the data's marginals, which lowers
+        the variance); without it the base is uniform (BB) or the model's own
+        ``b`` and ``sigma`` (GB).
+      betas: the schedule: ``None`` for :func:`default_betas` (14,500 values),
+        an int ``K >= 2`` for ``K`` equally spaced values, or a non-decreasing
+        1-D array from exactly 0 to exactly 1. Its length is static under jit.
+      n_runs: number of independent runs ``M`` (static).
+
+    Returns:
+      An :class:`AISResult` (``log_weights`` of shape ``(M,)``).
+
+    Example:
+      >>> import jax, jrbm, jrbm.ais
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 6, 4, weight_std=1.0)
+      >>> res = jrbm.ais.log_partition(jax.random.key(1), params, betas=1000, n_runs=50)
+      >>> bool(abs(res.log_z - jrbm.exact.log_partition(params)) < 0.1)
+      True
+    """
+    _checks.key("key", key)
+    family(params)
+    n_runs = _checks.positive_int("n_runs", n_runs)
+    dtype = params.W.dtype
+    betas = _betas(betas, dtype)
+    return _forward(key, _base(params, data), params, betas, n_runs)
+
+
+def reverse_log_partition(
+    key: Array,
+    params: RBM,
+    v_init: ArrayLike,
+    *,
+    data: ArrayLike | None = None,
+    betas: int | ArrayLike | None = None,
+) -> AISResult:
+    """Reverse AIS estimate of ``log Z`` (Burda, Grosse & Salakhutdinov 2015); a stochastic upper bound.
+
+    One run starts at each row of ``v_init`` and runs the schedule backwards,
+    ``beta = 1 -> 0``, with the same transitions as :func:`log_partition`. Its
+    weight ``prod_k f_{beta_{k-1}}(v) / f_{beta_k}(v)`` has expectation
+    ``Z_0 / Z`` when the starts are exact samples of the model, so
+    ``exp(-log_weights)`` is unbiased for ``1 / Z`` and ``E[log_z] >= log Z``
+    (Jensen): the estimate errs high, the opposite way to forward AIS.
+
+    The chain state is ``v`` alone (the hidden layer is summed out of the
+    weights), so no hidden start state is needed: every move, the first
+    included, draws ``h`` from the current intermediate's ``p(h | v)``, which
+    is how the hidden units of an exact joint sample ``(v, h) ~ p_B`` would be
+    drawn.
+
+    The upper bound holds only if ``v_init`` are samples of the model. Exact
+    samples exist for small models (``jrbm.exact.marginal_visible``); the
+    states of a long Gibbs chain are approximate ones; the training data are
+    a common stand-in (Burda et al.) that makes the bound heuristic: if the
+    model fits the data poorly the estimate can fall below ``log Z``.
+
+    Args:
+      key: a ``jax.random`` key.
+      params: a model.
+      v_init: ``(M, n_visible)`` start states (any leading shape is flattened
+        into runs); binary for a BB-RBM.
+      data: optional training data for the base model, as in :func:`log_partition`.
+      betas: the schedule, given increasing as in :func:`log_partition`.
+
+    Returns:
+      An :class:`AISResult`; ``log_weights[m]`` is run ``m``'s estimate of
+      ``log Z``, ``log_z = -log mean exp(-log_weights)``.
+
+    Example:
+      >>> import jax, jrbm, jrbm.ais
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 6, 4, weight_std=1.0)
+      >>> v = jrbm.gibbs_chain(jax.random.key(1), params, jax.numpy.zeros((50, 6)), 200)
+      >>> res = jrbm.ais.reverse_log_partition(jax.random.key(2), params, v, betas=1000)
+      >>> bool(abs(res.log_z - jrbm.exact.log_partition(params)) < 0.1)
+      True
+    """
+    _checks.key("key", key)
+    fam = family(params)
+    v0 = _visible(params, v_init, "v_init").reshape(-1, params.W.shape[0])
+    if v0.shape[0] == 0:
+        raise ValueError("v_init: expected at least one start state, got none")
+    if fam.binary_visible:
+        _checks.binary("v_init", v0)
+    betas = _betas(betas, params.W.dtype)
+    return _reverse(key, _base(params, data), params, betas, v0)
+
+
+def log_likelihood(key: Array, params: RBM, v: ArrayLike, **ais_kwargs) -> tuple[Array, AISResult]:
+    """Mean AIS log-likelihood ``mean_n [-free_energy(v_n)] - log_z`` and the forward AIS result.
+
+    ``log_z`` is the forward estimate of :func:`log_partition` (``ais_kwargs``:
+    ``data``, ``betas``, ``n_runs``), a stochastic lower bound on ``log Z``, so
+    this estimate errs *high* (optimistic) in expectation; its standard error
+    is ``result.log_z_std``. For a conservative figure, subtract the
+    :func:`reverse_log_partition` estimate instead:
+    ``-jrbm.free_energy(params, v).mean() - reverse_log_partition(...).log_z``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jrbm, jrbm.ais
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 6, 4, weight_std=1.0)
+      >>> v = jnp.eye(6)
+      >>> ll, res = jrbm.ais.log_likelihood(jax.random.key(1), params, v, betas=1000)
+      >>> bool(abs(ll - jrbm.exact.log_likelihood(params, v).mean()) < 0.1)
+      True
+    """
+    _checks.key("key", key)
+    fam = family(params)
+    v = _visible(params, v)
+    if fam.binary_visible:
+        _checks.binary("v", v)
+    result = log_partition(key, params, **ais_kwargs)
+    return jnp.mean(-free_energy(params, v)) - result.log_z, result

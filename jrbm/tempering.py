@@ -1,0 +1,345 @@
+"""Parallel tempering (PT): replicas of the RBM at several inverse temperatures that swap states.
+
+Desjardins, Courville, Bengio, Vincent & Delalleau (2010) run, beside the
+model, ``M - 1`` "hotter" copies whose landscape is flatter, and let
+neighbouring copies exchange their states, so that the ``beta = 1`` replica
+receives samples from other modes instead of staying in the one it started in.
+jrbm's replica at inverse temperature ``beta`` is the intermediate model of
+:func:`jrbm.model.annealed_free_energy` with the base model
+``base = base_rate(params, None)``:
+
+    f_beta(v) = exp(-annealed_free_energy(base, params, beta, v))
+              = exp(-(1 - beta) U_base(v) - beta U(v)) prod_j (1 + exp(beta x_j(v))),
+
+where ``energy(v, h) = U(v) - h^T x(v)`` is the family split of
+:mod:`jrbm.model` (physical energy, ``-E_seed`` of the seed's eqs. 2.3 and 3.3).
+For a BB-RBM the base is uniform (``b = 0``) and ``f_beta`` is plain tempering
+``exp(-beta energy)`` with ``h`` summed out; for a GB-RBM the base is the
+model's own visible Gaussian, so that every replica is a proper density (the
+plain ``exp(-beta energy)`` is too, but the base keeps ``beta = 0`` a simple
+Gaussian of the data's scale).
+
+One :func:`pt_step` is
+
+1. ``k`` block-Gibbs sweeps of every replica, vmapped over the temperature
+   axis: ``h ~ sigmoid(beta x(v))``, ``v ~ p_beta(v | h)`` of
+   :func:`jrbm.model.interpolate` (the two conditionals of ``f_beta``);
+2. one round of swap proposals between neighbouring temperatures, using the
+   deterministic even/odd alternation ("DEO"): round ``t`` proposes the
+   disjoint pairs ``(m, m + 1)`` with ``m = t mod 2, t mod 2 + 2, ...`` all at
+   once, so ``(0, 1), (2, 3), ...`` then ``(1, 2), (3, 4), ...``. With ``M = 2``
+   the single pair is proposed every other step.
+
+The swap of ``v_lo`` (at ``beta_lo``) and ``v_hi`` (at ``beta_hi``) is a
+Metropolis move on the product ``f_lo(v_lo) f_hi(v_hi)``, accepted with
+probability ``min(1, r)``,
+
+    log r = log f_lo(v_hi) + log f_hi(v_lo) - log f_lo(v_lo) - log f_hi(v_hi)
+          = D(v_lo) - D(v_hi),    D(v) = log f_hi(v) - log f_lo(v)
+          = (beta_hi - beta_lo) (U_base(v) - U(v))
+            + sum_j [softplus(beta_hi x_j(v)) - softplus(beta_lo x_j(v))].
+
+The state holds only ``v`` (``h`` is redrawn by the next sweep), so the swap
+targets the marginals ``f_beta(v)``. Swapping joint states ``(v, h)`` would
+give the familiar ``log r = (beta_hi - beta_lo) (G(v_hi, h_hi) - G(v_lo, h_lo))``
+with ``G = energy - U_base``, linear in beta; with ``h`` summed out ``D`` is not
+linear in beta (the softplus term), which is why the four free energies are
+used rather than one energy difference. The normalising constants cancel in
+``r``; each swap leaves the product distribution invariant (detailed balance),
+and so does each sweep, so the ``beta = 1`` replica samples the model.
+
+Several independent PT runs are a leading chain axis: the state's ``chains``
+have shape ``(n_chains, M, n_visible)``, ``chains[:, -1]`` being the
+``beta = 1`` replica.
+
+:class:`PT` is the estimator of :mod:`jrbm.estimators`'s interface (CD, PCD):
+the model term of the loss gradient comes from the ``beta = 1`` replicas of its
+persistent chains, one :func:`pt_step` per update.
+
+References:
+  G. Desjardins, A. Courville, Y. Bengio, P. Vincent and O. Delalleau,
+  "Tempered Markov chain Monte Carlo for training of restricted Boltzmann
+  machines", AISTATS 2010.
+  O. Brügge, A. Fischer and C. Igel, "The flip-the-state transition operator
+  for restricted Boltzmann machines", Machine Learning 93, 2013 (PT with ``M``
+  equally spaced inverse temperatures).
+  S. Syed, A. Bouchard-Côté, G. Deligiannidis and A. Doucet, "Non-reversible
+  parallel tempering", JRSS B 84, 2022 (the even/odd swap schedule).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array, lax
+from jax.typing import ArrayLike
+
+from jrbm import _checks
+from jrbm.estimators import contrast_grad
+from jrbm.model import _visible, annealed_log_ratio, base_rate, family, hidden_logits, interpolate, sample_v_given_h
+from jrbm.params import RBM
+
+
+class PTState(NamedTuple):
+    """The state of ``n_chains`` independent parallel-tempering runs of ``M`` replicas each.
+
+    Attributes:
+      chains: ``(n_chains, M, n_visible)`` visible states; ``chains[:, m]`` is
+        the replica at ``betas[m]``, ``chains[:, -1]`` the model (``beta = 1``).
+      step: int32 scalar, the number of swap rounds so far; its parity picks
+        the pairs of the next round.
+      n_accepted: ``(M - 1,)`` for each pair ``(m, m + 1)``, the sum over
+        rounds of the fraction of chains whose swap was accepted.
+      n_proposed: ``(M - 1,)`` the number of rounds in which pair ``(m, m + 1)``
+        was proposed.
+    """
+
+    chains: Array
+    step: Array
+    n_accepted: Array
+    n_proposed: Array
+
+    @property
+    def swap_rates(self) -> Array:
+        """``(M - 1,)`` acceptance rate of swaps between ``betas[m]`` and ``betas[m + 1]`` so far (nan if never proposed).
+
+        Rates near 0 mean a gap in the ladder (add temperatures there); the
+        usual target is a rate of roughly 0.2 to 0.5 for every pair.
+        """
+        proposed = self.n_proposed
+        return jnp.where(proposed > 0, self.n_accepted / jnp.maximum(proposed, 1), jnp.nan)
+
+
+def temperature_ladder(betas, dtype=None) -> Array:
+    """Validates inverse temperatures; returns them as a 1-D array in ``dtype``.
+
+    Args:
+      betas: an int ``M`` (``M`` temperatures equally spaced in ``[0, 1]``, the
+        last 1, as Brügge, Fischer & Igel 2013; ``M = 1`` is ``[1.0]``, plain
+        persistent chains), or a 1-D array of values in ``[0, 1]``,
+        non-decreasing, ending at exactly 1. Values of a traced array are not
+        checked.
+      dtype: the result's dtype (default: the default float dtype).
+
+    Example:
+      >>> import jrbm.tempering
+      >>> jrbm.tempering.temperature_ladder(5).tolist()
+      [0.0, 0.25, 0.5, 0.75, 1.0]
+    """
+    dtype = jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)
+    return _checks.schedule("betas", betas, dtype, from_zero=False)
+
+
+def swap_log_ratio(params: RBM, beta_lo: ArrayLike, beta_hi: ArrayLike, v_lo: ArrayLike, v_hi: ArrayLike) -> Array:
+    """``log r`` of swapping ``v_lo`` (at ``beta_lo``) with ``v_hi`` (at ``beta_hi``); accept with ``min(1, r)``.
+
+    ``log f_lo(v_hi) + log f_hi(v_lo) - log f_lo(v_lo) - log f_hi(v_hi)`` with
+    ``log f = -annealed_free_energy(base_rate(params, None), params, beta, .)``,
+    computed as ``D(v_lo) - D(v_hi)`` (module docstring). Broadcasts over
+    leading batch dimensions of the betas and the states.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jrbm, jrbm.tempering
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 4, 3)
+      >>> v = jnp.array([1.0, 0.0, 1.0, 1.0])
+      >>> float(jrbm.tempering.swap_log_ratio(params, 0.5, 1.0, v, v))
+      0.0
+    """
+    family(params)
+    dtype = params.W.dtype
+    v_lo, v_hi = _visible(params, v_lo, "v_lo"), _visible(params, v_hi, "v_hi")
+    beta_lo, beta_hi = jnp.asarray(beta_lo, dtype), jnp.asarray(beta_hi, dtype)
+    base = base_rate(params, None)
+    d_lo = annealed_log_ratio(base, params, v_lo, hidden_logits(params, v_lo), beta_lo, beta_hi)
+    d_hi = annealed_log_ratio(base, params, v_hi, hidden_logits(params, v_hi), beta_lo, beta_hi)
+    return d_lo - d_hi
+
+
+def _check_state(params: RBM, state, n_temps: int) -> Array:
+    if not isinstance(state, PTState):
+        raise TypeError(f"state: expected a jrbm.tempering.PTState (from PT.init or pt_init), got {type(state).__name__}")
+    chains = _visible(params, state.chains, "state.chains")
+    if chains.ndim != 3 or chains.shape[1] != n_temps:
+        raise ValueError(
+            f"state.chains: expected shape (n_chains, {n_temps}, {params.W.shape[0]}) for {n_temps} temperatures, "
+            f"got {tuple(chains.shape)}"
+        )
+    return chains
+
+
+def _pt_step(key: Array, params: RBM, state: PTState, betas: Array, k: int) -> tuple[PTState, Array]:
+    """:func:`pt_step` returning also the model's hidden logits ``x(v)`` of the new chains, ``(n_chains, M, n_hidden)``."""
+    family(params)
+    dtype = params.W.dtype
+    n_temps = betas.shape[0]
+    chains = _check_state(params, state, n_temps)
+    base = base_rate(params, None)
+    replicas = jax.vmap(interpolate, in_axes=(None, None, 0))(base, params, betas)  # leaves with a leading M axis
+    sample_v = jax.vmap(sample_v_given_h, in_axes=(0, 0, 1), out_axes=1)  # over the temperature axis
+    key_gibbs, key_swap = jax.random.split(key)
+
+    def sweep(carry, key):
+        _, x = carry
+        key_h, key_v = jax.random.split(key)
+        p = jax.nn.sigmoid(betas[:, None] * x)  # P(h = 1 | v) of replica m is sigmoid(beta_m x(v))
+        h = (jax.random.uniform(key_h, p.shape, dtype) < p).astype(dtype)
+        v = sample_v(jax.random.split(key_v, n_temps), replicas, h)
+        return (v, hidden_logits(params, v)), None
+
+    (v, x), _ = lax.scan(sweep, (chains, hidden_logits(params, chains)), jax.random.split(key_gibbs, k))
+
+    # Swap round: pairs (m, m + 1) with m = step mod 2 (mod 2).
+    beta_lo, beta_hi = betas[:-1], betas[1:]
+    d_lo = annealed_log_ratio(base, params, v[:, :-1], x[:, :-1], beta_lo, beta_hi)
+    d_hi = annealed_log_ratio(base, params, v[:, 1:], x[:, 1:], beta_lo, beta_hi)
+    log_r = d_lo - d_hi  # (n_chains, M - 1)
+    active = (jnp.arange(n_temps - 1, dtype=jnp.int32) % 2) == (state.step % 2)
+    u = jax.random.uniform(key_swap, log_r.shape, dtype)
+    accept = active & (jnp.log(u) < log_r)  # u in [0, 1): r >= 1 is always accepted
+    no = jnp.zeros(accept.shape[:1] + (1,), bool)
+    from_above = jnp.concatenate([accept, no], axis=1)[..., None]  # position m takes m + 1's state
+    from_below = jnp.concatenate([no, accept], axis=1)[..., None]  # position m takes m - 1's state
+
+    def permute(a):
+        return jnp.where(from_above, jnp.roll(a, -1, axis=1), jnp.where(from_below, jnp.roll(a, 1, axis=1), a))
+
+    new = PTState(
+        chains=permute(v),
+        step=state.step + 1,
+        n_accepted=state.n_accepted + jnp.mean(accept.astype(dtype), axis=0),
+        n_proposed=state.n_proposed + active.astype(dtype),
+    )
+    return new, permute(x)
+
+
+def pt_step(key: Array, params: RBM, state: PTState, betas, k: int = 1) -> PTState:
+    """One parallel-tempering step: ``k`` Gibbs sweeps of every replica, then one round of swaps.
+
+    Args:
+      key: a ``jax.random`` key.
+      params: the model (``beta = 1``).
+      state: a :class:`PTState` with ``chains`` of shape ``(n_chains, M, n_visible)``.
+      betas: the ``M`` inverse temperatures (see :func:`temperature_ladder`).
+      k: Gibbs sweeps per step (static, >= 1).
+
+    Returns:
+      The new :class:`PTState`: chains moved and swapped, ``step`` advanced,
+      swap counts updated.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jrbm, jrbm.tempering as pt
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 6, 4)
+      >>> state = pt.pt_init(jax.random.key(1), params, jnp.ones((10, 6)), betas=4, n_chains=8)
+      >>> state = pt.pt_step(jax.random.key(2), params, state, betas=4)
+      >>> state.chains.shape, state.swap_rates.shape
+      ((8, 4, 6), (3,))
+    """
+    _checks.key("key", key)
+    k = _checks.positive_int("k", k)
+    family(params)
+    betas = temperature_ladder(betas, params.W.dtype)
+    return _pt_step(key, params, state, betas, k)[0]
+
+
+def pt_init(key: Array, params: RBM, data: ArrayLike, betas, n_chains: int = 100) -> PTState:
+    """A :class:`PTState` whose ``n_chains x M`` replicas start at rows of ``data`` drawn with replacement.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jrbm, jrbm.tempering as pt
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 6, 4)
+      >>> pt.pt_init(jax.random.key(1), params, jnp.ones((10, 6)), betas=3, n_chains=5).chains.shape
+      (5, 3, 6)
+    """
+    _checks.key("key", key)
+    n = _checks.positive_int("n_chains", n_chains)
+    family(params)
+    dtype = params.W.dtype
+    betas = temperature_ladder(betas, dtype)
+    m = betas.shape[0]
+    data = _visible(params, data, "data").reshape(-1, params.W.shape[0])
+    if data.shape[0] == 0:
+        raise ValueError("data: expected at least one example to start the chains from, got none")
+    chains = data[jax.random.randint(key, (n, m), 0, data.shape[0])]
+    zeros = jnp.zeros((m - 1,), dtype)
+    return PTState(chains=chains, step=jnp.zeros((), jnp.int32), n_accepted=zeros, n_proposed=zeros)
+
+
+def pt_chain(key: Array, params: RBM, state: PTState, betas, n_steps: int, *, k: int = 1, trajectory: bool = False):
+    """Runs ``n_steps`` :func:`pt_step` under ``lax.scan``.
+
+    Returns the final :class:`PTState`; with ``trajectory=True``, the pair
+    ``(state, samples)`` where ``samples`` of shape ``(n_steps, n_chains,
+    n_visible)`` holds the ``beta = 1`` replicas after every step. Step ``t``
+    uses ``jax.random.split(key, n_steps)[t]``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jrbm, jrbm.tempering as pt
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 6, 4)
+      >>> state = pt.pt_init(jax.random.key(1), params, jnp.ones((10, 6)), betas=4, n_chains=8)
+      >>> state, samples = pt.pt_chain(jax.random.key(2), params, state, 4, 50, trajectory=True)
+      >>> samples.shape
+      (50, 8, 6)
+    """
+    _checks.key("key", key)
+    k = _checks.positive_int("k", k)
+    n_steps = _checks.positive_int("n_steps", n_steps)
+    family(params)
+    betas = temperature_ladder(betas, params.W.dtype)
+
+    def body(s, key):
+        s, _ = _pt_step(key, params, s, betas, k)
+        return s, (s.chains[:, -1] if trajectory else None)
+
+    state, traj = lax.scan(body, state, jax.random.split(key, n_steps))
+    return (state, traj) if trajectory else state
+
+
+class PT(NamedTuple):
+    """Parallel-tempering estimator (Desjardins et al. 2010): ``n_chains`` PT runs of ``M`` replicas.
+
+    Same interface as :class:`jrbm.CD` and :class:`jrbm.PCD`:
+    ``init(key, params, data) -> PTState`` (replicas start at data rows) and
+    ``grad(key, params, batch, state) -> (grads, state)``, which advances the
+    runs by one :func:`pt_step` and takes the model term of the loss gradient
+    (eqs. 2.14-2.16 / 3.14-3.16) from the ``beta = 1`` replicas, with
+    ``P(h | v)`` in place of sampled ``h`` as in CD and PCD. Monitor
+    ``state.swap_rates``.
+
+    Attributes:
+      betas: an int ``M`` (equally spaced in ``[0, 1]``) or an ascending array
+        ending at 1; see :func:`temperature_ladder`. Pass a tuple of floats to
+        keep the estimator hashable.
+      k: Gibbs sweeps per update.
+      n_chains: independent PT runs.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jrbm, jrbm.tempering
+      >>> est = jrbm.tempering.PT(betas=5, k=1, n_chains=20)
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 6, 4)
+      >>> data = jnp.ones((8, 6))
+      >>> state = est.init(jax.random.key(1), params, data)
+      >>> grads, state = est.grad(jax.random.key(2), params, data, state)
+      >>> grads.W.shape, state.chains.shape
+      ((6, 4), (20, 5, 6))
+    """
+
+    betas: int | tuple | ArrayLike = 10
+    k: int = 1
+    n_chains: int = 100
+
+    def init(self, key: Array, params: RBM, data: ArrayLike) -> PTState:
+        _checks.positive_int("k", self.k)
+        return pt_init(key, params, data, self.betas, self.n_chains)
+
+    def grad(self, key: Array, params: RBM, batch: ArrayLike, state: PTState) -> tuple[RBM, PTState]:
+        _checks.key("key", key)
+        k = _checks.positive_int("k", self.k)
+        family(params)
+        betas = temperature_ladder(self.betas, params.W.dtype)
+        v = _visible(params, batch, "batch").reshape(-1, params.W.shape[0])
+        p_data = jax.nn.sigmoid(hidden_logits(params, v))
+        state, x = _pt_step(key, params, state, betas, k)
+        grads = contrast_grad(params, v, p_data, state.chains[:, -1], jax.nn.sigmoid(x[:, -1]))
+        return grads, state

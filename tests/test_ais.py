@@ -1,0 +1,301 @@
+"""jrbm.ais against exact log Z of small models (jrbm.exact), with statistically justified margins.
+
+Every statistical assertion uses a margin derived from the sample at hand (a
+standard error from the runs themselves) or, for the accuracy tests, a
+tolerance many times the estimator's standard error; seeds are fixed at 0.. and
+were not searched.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jrbm
+import jrbm.ais as ais
+from jrbm import model
+from tests.helpers import random_bernoulli, random_gaussian
+
+
+def _cd_trained_bernoulli():
+    """A 10x8 BB-RBM after 300 CD-1 steps (SGD, momentum 0.9) on 20 random binary patterns: weights std ~2."""
+    data = (jax.random.uniform(jax.random.key(10), (20, 10)) < 0.5).astype(jnp.float64)
+    params = jrbm.init_bernoulli(jax.random.key(11), 10, 8, data=data, weight_std=0.1)
+    opt = optax.sgd(0.1, momentum=0.9)
+
+    def step(carry, key):
+        p, s = carry
+        u, s = opt.update(jrbm.cd_grad(key, p, data, k=1), s, p)
+        return (optax.apply_updates(p, u), s), None
+
+    train = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), jax.random.split(jax.random.key(12), 300))[0][0])
+    return train(params), data
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _exact_samples(key, params, n):
+    """``n`` exact draws of ``v`` from a small BB-RBM, by enumerating ``p(v)``."""
+    n_visible = params.W.shape[0]
+    probs = jrbm.exact.marginal_visible(params)
+    states = jrbm.exact.states(n_visible, 0, 1 << n_visible, params.W.dtype)
+    return states[jax.random.choice(key, 1 << n_visible, (n,), p=probs)]
+
+
+# --- the schedule -----------------------------------------------------------------------------
+
+
+def test_default_schedule_is_salakhutdinov_murray():
+    b = ais.default_betas()
+    assert b.shape == (14500,) and b[0] == 0.0 and b[-1] == 1.0
+    assert np.all(np.diff(b) > 0)
+    assert np.sum(b < 0.5) == 500 and np.sum((b >= 0.5) & (b < 0.9)) == 4000 and np.sum(b >= 0.9) == 10000
+    used = ais._betas(None, jnp.float32)  # what betas=None runs
+    assert used.dtype == jnp.float32 and used.shape == (14500,) and used[-1] == 1.0
+
+
+# --- accuracy ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["bb-random", "bb-cd-trained", "gb-random"])
+def test_forward_ais_within_0p1_nats_of_exact(kind):
+    """2,000 betas and 100 runs: the observed standard error is ~0.01 nats, so 0.1 is >= 7 SE."""
+    data = None
+    if kind == "bb-random":
+        params = random_bernoulli(0, 10, 8, scale=1.0)
+    elif kind == "bb-cd-trained":
+        params, data = _cd_trained_bernoulli()
+    else:
+        params = random_gaussian(1, 3, 6, scale=1.0)
+    exact = jrbm.exact.log_partition(params)
+    res = ais.log_partition(jax.random.key(0), params, data=data, betas=2000, n_runs=100)
+    assert abs(res.log_z - exact) < 0.1
+    assert res.log_z_std < 0.05
+    assert res.lower < res.log_z < res.upper
+    # The S&M interval log(Z_hat -/+ 3 sigma) is log_z -/+ 3 std to first order.
+    np.testing.assert_allclose([res.log_z - res.lower, res.upper - res.log_z], 3 * res.log_z_std, rtol=0.2)
+    assert res.log_weights.shape == (100,) and res.v.shape == (100, params.W.shape[0])
+
+
+def test_log_likelihood_matches_exact():
+    params = random_bernoulli(0, 10, 8, scale=1.0)
+    v = (jax.random.uniform(jax.random.key(5), (30, 10)) < 0.5).astype(jnp.float64)
+    ll, res = ais.log_likelihood(jax.random.key(0), params, v, betas=2000, n_runs=100)
+    assert abs(ll - jrbm.exact.log_likelihood(params, v).mean()) < 0.1
+    np.testing.assert_allclose(ll, -jrbm.free_energy(params, v).mean() - res.log_z, rtol=1e-12)
+
+
+# --- the bounds and unbiasedness --------------------------------------------------------------
+
+N_RUNS, SHORT = 2000, 50
+
+
+@pytest.fixture(scope="module")
+def short_schedule_runs():
+    """Forward runs and reverse runs from exact samples of a multimodal BB-RBM, 50 betas, 2,000 runs each.
+
+    The model has weights std 2 and 10 visible units; its two most probable
+    states hold ~70% of the mass. Returns ``(exact log Z, forward log-weights,
+    reverse log-weights)``.
+    """
+    params = random_bernoulli(7, 10, 8, scale=2.0)
+    fwd = ais.log_partition(jax.random.key(0), params, betas=SHORT, n_runs=N_RUNS).log_weights
+    v0 = _exact_samples(jax.random.key(1), params, N_RUNS)
+    rev = ais.reverse_log_partition(jax.random.key(2), params, v0, betas=SHORT).log_weights
+    return float(jrbm.exact.log_partition(params)), np.asarray(fwd), np.asarray(rev)
+
+
+def _se(x):
+    return x.std(ddof=1) / np.sqrt(x.shape[0])
+
+
+def test_forward_below_exact_below_reverse_with_exact_starts(short_schedule_runs):
+    """Forward AIS errs low and reverse AIS (exact starts) errs high, in expectation.
+
+    Each entry of ``log_weights`` is an independent one-run estimate of log Z, so
+    their mean estimates E[log Z_hat] for one run, which Jensen puts below log Z
+    (forward) and above it (reverse). With 50 betas the gap is ~0.3 nats each
+    way, ~15 standard errors for 2,000 runs (log-weights sd ~0.75). We assert the
+    mean is more than 5 SE (from the same sample) on the right side: by the CLT
+    for 2,000 iid light-tailed log-weights, an expectation on the wrong side would
+    pass with probability < 3e-7, and the right one fails only on a ~10 SE
+    fluctuation.
+    """
+    exact, fwd, rev = short_schedule_runs
+    assert fwd.mean() + 5 * _se(fwd) < exact < rev.mean() - 5 * _se(rev)
+
+
+def test_log_z_of_the_short_schedule_is_still_close(short_schedule_runs):
+    """The bias of log_z shrinks with the number of runs: with 2,000 runs both are within 0.1 nats.
+
+    The delta-method standard error of either estimate is sd(w) / mean(w) / sqrt(2000)
+    ~ 0.02 here (log-weights sd ~0.75), and the Jensen bias ~ var(w) / (2 * 2000) is
+    ~2e-4, so 0.1 nats is ~5 standard errors.
+    """
+    exact, fwd, rev = short_schedule_runs
+    log_z_fwd = jax.nn.logsumexp(fwd) - np.log(N_RUNS)
+    log_z_rev = -(jax.nn.logsumexp(-rev) - np.log(N_RUNS))
+    assert abs(log_z_fwd - exact) < 0.1 and abs(log_z_rev - exact) < 0.1
+
+
+@pytest.mark.parametrize("direction", ["forward-bb", "reverse-bb", "forward-gb"])
+def test_weights_unbiased_in_z(direction, short_schedule_runs):
+    """Forward: E[exp(log_weights)] = Z. Reverse with exact starts: E[exp(-log_weights)] = 1 / Z.
+
+    2,000 runs; the log-weights have sd ~0.5-0.8 here (the weights are close to
+    log-normal, light-tailed), so the CLT applies and the sample mean of the
+    ratio lies within 4 of its own standard errors of 1 except with probability
+    ~6e-5. The mean of the *log* ratio is ~15 SE below 0 on the same runs
+    (test above), so this separates unbiasedness in Z from bias in log Z.
+    """
+    exact, fwd, rev = short_schedule_runs
+    if direction == "forward-bb":
+        ratio = np.exp(fwd - exact)
+    elif direction == "reverse-bb":
+        ratio = np.exp(-(rev - exact))
+    else:
+        params = random_gaussian(1, 3, 6, scale=1.0)
+        lw = ais.log_partition(jax.random.key(0), params, betas=100, n_runs=N_RUNS).log_weights
+        ratio = np.exp(np.asarray(lw) - float(jrbm.exact.log_partition(params)))
+    assert abs(ratio.mean() - 1) < 4 * _se(ratio)
+
+
+def test_summary_spread_and_interval():
+    """log_z_std is the delta-method relative standard error of the mean weight; the interval is log(Z_hat -/+ 3 sigma)."""
+    lw = jnp.log(jnp.array([2.0, 3.0, 3.0, 4.0]))
+    w = np.array([2.0, 3.0, 3.0, 4.0])
+    log_z, std, lower, upper = ais._summary(lw, +1)
+    rel = w.std(ddof=1) / w.mean() / 2
+    np.testing.assert_allclose([log_z, std], [np.log(3.0), rel], rtol=1e-12)
+    np.testing.assert_allclose([lower, upper], np.log(3.0 * (1 + np.array([-3, 3]) * rel)), rtol=1e-12)
+    # Reverse: 1 / Z is the average of exp(-log_weights).
+    log_z, std, lower, upper = ais._summary(-lw, -1)
+    np.testing.assert_allclose([log_z, std], [-np.log(3.0), rel], rtol=1e-12)
+    np.testing.assert_allclose([lower, upper], -np.log(3.0 * (1 + np.array([3, -3]) * rel)), rtol=1e-12)
+    # A spread of more than a third of Z: the lower end of the forward interval is -inf.
+    assert ais._summary(jnp.array([0.0, 10.0]), +1)[2] == -np.inf
+    assert np.isnan(ais._summary(jnp.array([1.0]), +1)[1])
+
+
+# --- exact special cases (deterministic) ------------------------------------------------------
+
+
+def test_no_interaction_makes_every_weight_exact():
+    """With W = 0 and a base with the model's visible marginals, f_beta(v) / f_beta'(v) does not depend on v."""
+    bb = random_bernoulli(3, 10, 8)._replace(W=jnp.zeros((10, 8)), b=jnp.zeros(10))  # the BB base is uniform
+    gb = random_gaussian(4, 3, 6)._replace(W=jnp.zeros((3, 6)))  # the GB base is the model's own b, sigma
+    for params in (bb, gb):
+        exact = jrbm.exact.log_partition(params)
+        fwd = ais.log_partition(jax.random.key(0), params, betas=2000, n_runs=100)
+        rev = ais.reverse_log_partition(jax.random.key(1), params, fwd.v, betas=2000)
+        for res in (fwd, rev):
+            np.testing.assert_allclose(res.log_weights, exact, rtol=0, atol=1e-11)
+            np.testing.assert_allclose(res.log_z, exact, rtol=0, atol=1e-11)
+            assert res.log_z_std < 1e-12
+
+
+def test_two_point_schedule_is_plain_importance_sampling():
+    """betas = [0, 1]: no transition; each weight is Z_0 f_1(v) / f_0(v) at the run's base sample v."""
+    params = random_bernoulli(0, 10, 8, scale=1.0)
+    res = ais.log_partition(jax.random.key(0), params, betas=jnp.array([0.0, 1.0]), n_runs=50)
+    base = model.base_rate(params)
+    expect = (
+        ais.base_log_partition(base)
+        + model.annealed_free_energy(base, params, 0.0, res.v)
+        - model.annealed_free_energy(base, params, 1.0, res.v)
+    )
+    np.testing.assert_allclose(res.log_weights, expect, rtol=1e-12)
+    np.testing.assert_allclose(ais.base_log_partition(base), 18 * np.log(2))
+
+
+def test_annealing_path_identities():
+    """What AIS relies on from the protocol: the intermediate's p(h | v) is sigmoid(beta x(v)), and the
+    weight increment equals the difference of annealed free energies."""
+    v_bb = (jax.random.uniform(jax.random.key(0), (5, 4)) < 0.5).astype(jnp.float64)
+    v_gb = jax.random.normal(jax.random.key(1), (5, 4), jnp.float64)
+    for params, v, data in [
+        (random_bernoulli(0, 4, 3, scale=1.5), v_bb, v_bb),
+        (random_gaussian(1, 4, 3, scale=1.0), v_gb, 2 * v_gb + 1),
+    ]:
+        base = model.base_rate(params, data)
+        x = model.hidden_logits(params, v)
+        for b0, b1 in [(0.0, 0.3), (0.3, 0.3001), (0.5, 1.0)]:
+            mid = model.interpolate(base, params, b1)
+            np.testing.assert_allclose(model.p_h_given_v(mid, v), jax.nn.sigmoid(b1 * x), rtol=1e-12)
+            step = model.annealed_log_ratio(base, params, v, x, b0, b1)
+            diff = model.annealed_free_energy(base, params, b0, v) - model.annealed_free_energy(base, params, b1, v)
+            np.testing.assert_allclose(step, diff, rtol=1e-9, atol=1e-12)
+
+
+# --- jit, vmap, float32 -----------------------------------------------------------------------
+
+
+def test_jit_vmap_and_float32():
+    params64 = random_bernoulli(0, 10, 8, scale=1.0)
+    exact = float(jrbm.exact.log_partition(params64))
+    params = jax.tree.map(lambda x: x.astype(jnp.float32), params64)
+    traces = []
+
+    @jax.jit
+    def estimate(keys, params, betas):  # a traced schedule: its values cannot be checked under jit
+        traces.append(None)
+        fwd = jax.vmap(lambda k: ais.log_partition(k, params, betas=betas, n_runs=100))(keys)
+        rev = ais.reverse_log_partition(keys[0], params, fwd.v[0], betas=betas)
+        return fwd, rev
+
+    betas = jnp.linspace(0, 1, 1000, dtype=jnp.float32)
+    estimate(jax.random.split(jax.random.key(0), 2), params, betas)
+    fwd, rev = estimate(jax.random.split(jax.random.key(1), 2), params, betas)
+    assert len(traces) == 1
+    assert fwd.log_z.shape == (2,) and fwd.log_weights.shape == (2, 100) and fwd.v.shape == (2, 100, 10)
+    for leaf in (*fwd, *rev):
+        assert leaf.dtype == jnp.float32
+    # Standard errors are ~0.01 nats; float32 rounding over 1,000 steps is ~1e-4.
+    np.testing.assert_allclose(fwd.log_z, exact, atol=0.1)
+    np.testing.assert_allclose(rev.log_z, exact, atol=0.1)
+
+
+# --- input validation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "betas, error, match",
+    [
+        (jnp.array([0.0, 0.6, 0.4, 1.0]), ValueError, "non-decreasing"),
+        (jnp.array([0.1, 0.5, 1.0]), ValueError, "start at 0"),
+        (jnp.array([0.0, 0.5, 0.9]), ValueError, "end at 1"),
+        (jnp.array([0.0, 1.5, 1.0]), ValueError, "non-decreasing"),
+        (jnp.array([0.0, -0.5, 1.0]), ValueError, "non-decreasing"),
+        (jnp.array([0.0, jnp.nan, 1.0]), ValueError, "finite"),
+        (jnp.array([[0.0, 1.0]]), ValueError, "1-D"),
+        (jnp.array([0.0]), ValueError, "at least 2"),
+        (1, ValueError, "at least 2"),
+        ("fast", TypeError, "betas"),
+    ],
+)
+def test_bad_betas(betas, error, match):
+    params = random_bernoulli(0, 4, 3)
+    with pytest.raises(error, match=match):
+        ais.log_partition(jax.random.key(0), params, betas=betas, n_runs=2)
+
+
+def test_bad_arguments():
+    params = random_bernoulli(0, 4, 3)
+    with pytest.raises(TypeError, match="key"):
+        ais.log_partition(0, params, betas=3)
+    with pytest.raises(TypeError, match="key"):
+        ais.log_likelihood(None, params, jnp.ones((2, 4)), betas=3)
+    with pytest.raises(ValueError, match="n_runs"):
+        ais.log_partition(jax.random.key(0), params, betas=3, n_runs=0)
+    with pytest.raises(TypeError, match="n_runs"):
+        ais.log_partition(jax.random.key(0), params, betas=3, n_runs=2.5)
+    with pytest.raises(ValueError, match="data"):
+        ais.log_partition(jax.random.key(0), params, betas=3, data=jnp.ones((5, 3)))
+    with pytest.raises(ValueError, match="binary"):
+        ais.reverse_log_partition(jax.random.key(0), params, jnp.full((2, 4), 0.5), betas=3)
+    with pytest.raises(ValueError, match="v_init"):
+        ais.reverse_log_partition(jax.random.key(0), params, jnp.ones((2, 5)), betas=3)
+    with pytest.raises(TypeError, match="params"):
+        ais.log_partition(jax.random.key(0), (params.W, params.b), betas=3)
