@@ -6,7 +6,7 @@ under ``lax.scan``, gradient estimators that feed ``optax``, annealed
 importance sampling, training, data sets and checkpoints.
 """
 
-from jrbm import ais, datasets, exact, io, metrics, model, plots, tempering, train
+from jrbm import ais, datasets, exact, io, metrics, model, parallel, plots, tempering, train
 from jrbm.estimators import CD, PCD, cd_grad, pcd_grad
 from jrbm.io import load, save
 from jrbm.model import (
@@ -21,7 +21,7 @@ from jrbm.model import (
 from jrbm.params import BernoulliRBM, GaussianRBM, init_bernoulli, init_gaussian
 from jrbm.sampling import gibbs_chain, gibbs_step
 from jrbm.tempering import PT
-from jrbm.train import fit, train_step
+from jrbm.train import fit, fit_ensemble, train_step
 
 __version__ = "0.1.0"
 
@@ -37,6 +37,7 @@ __all__ = [
     "energy",
     "exact",
     "fit",
+    "fit_ensemble",
     "free_energy",
     "gibbs_chain",
     "gibbs_step",
@@ -49,6 +50,7 @@ __all__ = [
     "model",
     "p_h_given_v",
     "p_v_given_h",
+    "parallel",
     "pcd_grad",
     "plots",
     "sample_h_given_v",

@@ -56,7 +56,7 @@ import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from jrbm import _checks
+from jrbm import _checks, parallel
 from jrbm.model import _visible, annealed_log_ratio, base_rate, family, free_energy, hidden_logits, interpolate, sample_v_given_h
 from jrbm.params import RBM
 
@@ -139,7 +139,7 @@ def sample_base(key: Array, base: RBM, n: int) -> Array:
     return sample_v_given_h(key, base, h)
 
 
-def _anneal(key: Array, base: RBM, params: RBM, betas: Array, v0: Array) -> tuple[Array, Array]:
+def _anneal(key: Array, base: RBM, params: RBM, betas: Array, v0: Array, mesh=None) -> tuple[Array, Array]:
     """Runs the chains ``v0`` through ``betas`` (in the order given); returns ``(sum of log ratios, last v)``.
 
     ``sum_k log f_{beta_k}(v_{k-1}) / f_{beta_{k-1}}(v_{k-1})`` with
@@ -148,7 +148,9 @@ def _anneal(key: Array, base: RBM, params: RBM, betas: Array, v0: Array) -> tupl
     weight and the next move both need them: the intermediate's
     ``P(h = 1 | v)`` is ``sigmoid(beta x(v))`` by the definition of
     ``annealed_free_energy``. The log-weights are summed with Kahan compensation.
+    With a ``mesh``, the runs are constrained to be split over its ``"data"`` axis.
     """
+    v0 = parallel.constrain_rows(v0, mesh)
     x0 = hidden_logits(params, v0)
     acc0 = annealed_log_ratio(base, params, v0, x0, betas[0], betas[1])
 
@@ -157,7 +159,7 @@ def _anneal(key: Array, base: RBM, params: RBM, betas: Array, v0: Array) -> tupl
         beta, beta_next, (key_h, key_v) = inp
         p = jax.nn.sigmoid(beta * x)
         h = (jax.random.uniform(key_h, p.shape, p.dtype) < p).astype(p.dtype)
-        v = sample_v_given_h(key_v, interpolate(base, params, beta), h)
+        v = parallel.constrain_rows(sample_v_given_h(key_v, interpolate(base, params, beta), h), mesh)
         x = hidden_logits(params, v)
         y = annealed_log_ratio(base, params, v, x, beta, beta_next) - comp
         t = acc + y
@@ -190,17 +192,17 @@ def _summary(log_weights: Array, sign: int) -> tuple[Array, Array, Array, Array]
     return -log_mean, rel, -log_mean - hi, -log_mean - lo
 
 
-@functools.partial(jax.jit, static_argnames="n_runs")
-def _forward(key: Array, base: RBM, params: RBM, betas: Array, n_runs: int) -> AISResult:
+@functools.partial(jax.jit, static_argnames=("n_runs", "mesh"))
+def _forward(key: Array, base: RBM, params: RBM, betas: Array, n_runs: int, mesh=None) -> AISResult:
     key_start, key_run = jax.random.split(key)
-    acc, v = _anneal(key_run, base, params, betas, sample_base(key_start, base, n_runs))
+    acc, v = _anneal(key_run, base, params, betas, sample_base(key_start, base, n_runs), mesh)
     log_weights = base_log_partition(base) + acc
     return AISResult(*_summary(log_weights, +1), log_weights, v)
 
 
-@jax.jit
-def _reverse(key: Array, base: RBM, params: RBM, betas: Array, v0: Array) -> AISResult:
-    acc, v = _anneal(key, base, params, betas[::-1], v0)
+@functools.partial(jax.jit, static_argnames="mesh")
+def _reverse(key: Array, base: RBM, params: RBM, betas: Array, v0: Array, mesh=None) -> AISResult:
+    acc, v = _anneal(key, base, params, betas[::-1], v0, mesh)
     log_weights = base_log_partition(base) - acc
     return AISResult(*_summary(log_weights, -1), log_weights, v)
 
@@ -218,6 +220,7 @@ def log_partition(
     data: ArrayLike | None = None,
     betas: int | ArrayLike | None = None,
     n_runs: int = N_RUNS,
+    mesh=None,
 ) -> AISResult:
     """Forward AIS estimate of ``log Z`` (Salakhutdinov & Murray 2008); a stochastic lower bound.
 
@@ -236,6 +239,10 @@ def log_partition(
         an int ``K >= 2`` for ``K`` equally spaced values, or a non-decreasing
         1-D array from exactly 0 to exactly 1. Its length is static under jit.
       n_runs: number of independent runs ``M`` (static).
+      mesh: optional :class:`jax.sharding.Mesh` with a ``"data"`` axis: the runs
+        are split across its devices (``n_runs`` a multiple of the axis size),
+        the model replicated; the estimate equals the single-device one up to
+        floating-point reduction order (:mod:`jrbm.parallel`).
 
     Returns:
       An :class:`AISResult` (``log_weights`` of shape ``(M,)``).
@@ -252,7 +259,12 @@ def log_partition(
     n_runs = _checks.positive_int("n_runs", n_runs)
     dtype = params.W.dtype
     betas = _betas(betas, dtype)
-    return _forward(key, _base(params, data), params, betas, n_runs)
+    base = _base(params, data)
+    if mesh is not None:
+        mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
+        parallel.check_divisible("n_runs", n_runs, mesh, "AIS runs")
+        key, base, params, betas = parallel.place((key, base, params, betas), mesh)
+    return _forward(key, base, params, betas, n_runs, mesh)
 
 
 def reverse_log_partition(
@@ -262,6 +274,7 @@ def reverse_log_partition(
     *,
     data: ArrayLike | None = None,
     betas: int | ArrayLike | None = None,
+    mesh=None,
 ) -> AISResult:
     """Reverse AIS estimate of ``log Z`` (Burda, Grosse & Salakhutdinov 2015); a stochastic upper bound.
 
@@ -291,6 +304,8 @@ def reverse_log_partition(
         into runs); binary for a BB-RBM.
       data: optional training data for the base model, as in :func:`log_partition`.
       betas: the schedule, given increasing as in :func:`log_partition`.
+      mesh: optional :class:`jax.sharding.Mesh`; the runs are split over its
+        ``"data"`` axis, as in :func:`log_partition`.
 
     Returns:
       An :class:`AISResult`; ``log_weights[m]`` is run ``m``'s estimate of
@@ -312,7 +327,13 @@ def reverse_log_partition(
     if fam.binary_visible:
         _checks.binary("v_init", v0)
     betas = _betas(betas, params.W.dtype)
-    return _reverse(key, _base(params, data), params, betas, v0)
+    base = _base(params, data)
+    if mesh is not None:
+        mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
+        parallel.check_divisible("v_init", v0.shape[0], mesh, "AIS runs (rows of v_init)")
+        key, base, params, betas = parallel.place((key, base, params, betas), mesh)
+        v0 = parallel.place_rows(v0, mesh)
+    return _reverse(key, base, params, betas, v0, mesh)
 
 
 def log_likelihood(key: Array, params: RBM, v: ArrayLike, **ais_kwargs) -> tuple[Array, AISResult]:

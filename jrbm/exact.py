@@ -21,6 +21,8 @@ family (not by autodiff); :func:`log_likelihood` is differentiable, so
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import Array, lax
@@ -82,11 +84,15 @@ def log_partition(params: RBM, *, max_bits: int = MAX_BITS, chunk_size: int = CH
       >>> float(jrbm.exact.log_partition(params)) > 0
       True
     """
-    layer, n, chunk, n_chunks = _plan(params, max_bits, chunk_size)
-    dtype = params.W.dtype
+    return _log_partition(params, *_plan(params, max_bits, chunk_size))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _log_partition(params, layer, n, chunk, n_chunks):
+    """Compiled once per model shape and plan, so eager calls do not re-trace the ``lax.map``."""
 
     def block(i):
-        s = states(n, i.astype(jnp.uint32) * chunk, chunk, dtype)
+        s = states(n, i.astype(jnp.uint32) * chunk, chunk, params.W.dtype)
         return jax.nn.logsumexp(_log_weights(params, layer, s))
 
     return jax.nn.logsumexp(lax.map(block, jnp.arange(n_chunks)))
@@ -118,10 +124,14 @@ def grad(params: RBM, v: ArrayLike, *, check: bool = True, max_bits: int = MAX_B
     ``exp(log_weight - log Z)``.
     """
     v = _check_data(params, v, check).reshape(-1, params.W.shape[0])
+    return _grad(params, v, *_plan(params, max_bits, chunk_size))
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _grad(params, v, layer, n, chunk, n_chunks):
     fam = family(params)
-    layer, n, chunk, n_chunks = _plan(params, max_bits, chunk_size)
     dtype = params.W.dtype
-    log_z = log_partition(params, max_bits=max_bits, chunk_size=chunk_size)
+    log_z = _log_partition(params, layer, n, chunk, n_chunks)
 
     def block(acc, i):
         s = states(n, i.astype(jnp.uint32) * chunk, chunk, dtype)

@@ -64,10 +64,14 @@ def shape_of(params: RBM) -> tuple[int, int]:
     return int(params.W.shape[-2]), int(params.W.shape[-1])
 
 
-def _default_dtype(dtype):
-    if dtype is not None:
-        return jnp.dtype(dtype)
-    return jnp.zeros(()).dtype  # float32, or float64 under jax_enable_x64
+def _init_common(key, n_visible, n_hidden, data, weight_std, dtype):
+    """Checked sizes, dtype, ``W ~ N(0, weight_std^2)``, ``c = 0``, and the data's column means (or None)."""
+    n_visible = _checks.positive_int("n_visible", n_visible)
+    n_hidden = _checks.positive_int("n_hidden", n_hidden)
+    dtype = jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)  # float32, or float64 under x64
+    W = weight_std * jax.random.normal(key, (n_visible, n_hidden), dtype)
+    mean = None if data is None else np.asarray(_checks.data_matrix("data", data, n_visible), np.float64).mean(axis=0)
+    return n_visible, dtype, W, jnp.zeros((n_hidden,), dtype), mean
 
 
 def init_bernoulli(
@@ -92,16 +96,11 @@ def init_bernoulli(
       >>> params.W.shape
       (16, 8)
     """
-    n_visible = _checks.positive_int("n_visible", n_visible)
-    n_hidden = _checks.positive_int("n_hidden", n_hidden)
-    dtype = _default_dtype(dtype)
-    W = weight_std * jax.random.normal(key, (n_visible, n_hidden), dtype)
-    c = jnp.zeros((n_hidden,), dtype)
-    if data is None:
+    n_visible, dtype, W, c, mean = _init_common(key, n_visible, n_hidden, data, weight_std, dtype)
+    if mean is None:
         b = jnp.zeros((n_visible,), dtype)
     else:
-        data = _checks.data_matrix("data", data, n_visible)
-        p = np.clip(np.asarray(data, np.float64).mean(axis=0), 1e-3, 1 - 1e-3)
+        p = np.clip(mean, 1e-3, 1 - 1e-3)
         b = jnp.asarray(np.log(p) - np.log1p(-p), dtype)
     return BernoulliRBM(W, b, c)
 
@@ -129,17 +128,9 @@ def init_gaussian(
       >>> params.log_sigma.shape
       (2,)
     """
-    n_visible = _checks.positive_int("n_visible", n_visible)
-    n_hidden = _checks.positive_int("n_hidden", n_hidden)
-    dtype = _default_dtype(dtype)
+    n_visible, dtype, W, c, mean = _init_common(key, n_visible, n_hidden, data, weight_std, dtype)
     sigma = np.broadcast_to(np.asarray(sigma, np.float64), (n_visible,))
     if not np.all(np.isfinite(sigma)) or np.any(sigma <= 0):
         raise ValueError(f"sigma: expected positive finite values, got {sigma}")
-    W = weight_std * jax.random.normal(key, (n_visible, n_hidden), dtype)
-    c = jnp.zeros((n_hidden,), dtype)
-    if data is None:
-        b = jnp.zeros((n_visible,), dtype)
-    else:
-        data = _checks.data_matrix("data", data, n_visible)
-        b = jnp.asarray(np.asarray(data, np.float64).mean(axis=0), dtype)
+    b = jnp.zeros((n_visible,), dtype) if mean is None else jnp.asarray(mean, dtype)
     return GaussianRBM(W, b, c, jnp.asarray(np.log(sigma), dtype))

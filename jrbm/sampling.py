@@ -7,12 +7,14 @@ independent chains; a stack of models is a ``jax.vmap`` away.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from jrbm import _checks
+from jrbm import _checks, parallel
 from jrbm.model import family, p_h_given_v, sample_h_given_v, sample_v_given_h, _visible
 from jrbm.params import RBM
 
@@ -30,7 +32,7 @@ def gibbs_step(key: Array, params: RBM, v: ArrayLike) -> Array:
     return sample_v_given_h(key_v, params, sample_h_given_v(key_h, params, v))
 
 
-def gibbs_chain(key: Array, params: RBM, v0: ArrayLike, n_steps: int, *, trajectory: bool = False) -> Array:
+def gibbs_chain(key: Array, params: RBM, v0: ArrayLike, n_steps: int, *, trajectory: bool = False, mesh=None) -> Array:
     """Runs ``n_steps`` Gibbs sweeps from ``v0`` under ``lax.scan``.
 
     Args:
@@ -40,6 +42,10 @@ def gibbs_chain(key: Array, params: RBM, v0: ArrayLike, n_steps: int, *, traject
       n_steps: number of sweeps (static).
       trajectory: if true, return every state, shape ``(n_steps, *v0.shape)``;
         otherwise only the final state, so memory does not grow with ``n_steps``.
+      mesh: optional :class:`jax.sharding.Mesh` with a ``"data"`` axis: the
+        chains (the first axis of ``v0``, a multiple of the axis size) are split
+        across its devices and the model replicated; the states equal the
+        single-device ones (:mod:`jrbm.parallel`).
 
     Example:
       >>> import jax, jax.numpy as jnp, jrbm
@@ -51,9 +57,23 @@ def gibbs_chain(key: Array, params: RBM, v0: ArrayLike, n_steps: int, *, traject
     n_steps = _checks.positive_int("n_steps", n_steps)
     family(params)
     v0 = _visible(params, v0, "v0")
+    if mesh is not None:
+        mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
+        if v0.ndim < 2:
+            raise ValueError(f"v0: expected a batch of chains (n_chains, ..., n_visible) to split over the mesh, got shape {tuple(v0.shape)}")
+        parallel.check_divisible("v0", v0.shape[0], mesh, "chains (rows of v0)")
+        key, params = parallel.place((key, params), mesh)
+        v0 = parallel.place_rows(v0, mesh)
+
+    return _chain(key, params, v0, n_steps, trajectory, mesh)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+def _chain(key, params, v0, n_steps, trajectory, mesh):
+    """The scan of :func:`gibbs_chain`, compiled once per shape, so eager calls do not re-trace it."""
 
     def body(v, k):
-        v = gibbs_step(k, params, v)
+        v = parallel.constrain_rows(gibbs_step(k, params, v), mesh)
         return v, (v if trajectory else None)
 
     v, traj = lax.scan(body, v0, jax.random.split(key, n_steps))

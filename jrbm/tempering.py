@@ -76,7 +76,7 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from jrbm import _checks
+from jrbm import _checks, parallel
 from jrbm.estimators import contrast_grad
 from jrbm.model import _visible, annealed_log_ratio, base_rate, family, hidden_logits, interpolate, sample_v_given_h
 from jrbm.params import RBM
@@ -266,13 +266,18 @@ def pt_init(key: Array, params: RBM, data: ArrayLike, betas, n_chains: int = 100
     return PTState(chains=chains, step=jnp.zeros((), jnp.int32), n_accepted=zeros, n_proposed=zeros)
 
 
-def pt_chain(key: Array, params: RBM, state: PTState, betas, n_steps: int, *, k: int = 1, trajectory: bool = False):
+def pt_chain(key: Array, params: RBM, state: PTState, betas, n_steps: int, *, k: int = 1, trajectory: bool = False, mesh=None):
     """Runs ``n_steps`` :func:`pt_step` under ``lax.scan``.
 
     Returns the final :class:`PTState`; with ``trajectory=True``, the pair
     ``(state, samples)`` where ``samples`` of shape ``(n_steps, n_chains,
     n_visible)`` holds the ``beta = 1`` replicas after every step. Step ``t``
     uses ``jax.random.split(key, n_steps)[t]``.
+
+    With a ``mesh`` (:class:`jax.sharding.Mesh` with a ``"data"`` axis), the
+    independent PT runs (``n_chains``, a multiple of the axis size) are split
+    across its devices and the model replicated; the states equal the
+    single-device ones (:mod:`jrbm.parallel`).
 
     Example:
       >>> import jax, jax.numpy as jnp, jrbm, jrbm.tempering as pt
@@ -287,9 +292,18 @@ def pt_chain(key: Array, params: RBM, state: PTState, betas, n_steps: int, *, k:
     n_steps = _checks.positive_int("n_steps", n_steps)
     family(params)
     betas = temperature_ladder(betas, params.W.dtype)
+    specs = None
+    if mesh is not None:
+        mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
+        _check_state(params, state, betas.shape[0])
+        parallel.check_divisible("state.chains", state.chains.shape[0], mesh, "PT runs")
+        specs = parallel.estimator_state_specs(state, mesh)
+        key, params, betas = parallel.place((key, params, betas), mesh)
+        state = parallel.place(state, mesh, specs)
 
     def body(s, key):
         s, _ = _pt_step(key, params, s, betas, k)
+        s = parallel.constrain(s, mesh, specs)
         return s, (s.chains[:, -1] if trajectory else None)
 
     state, traj = lax.scan(body, state, jax.random.split(key, n_steps))

@@ -24,23 +24,32 @@ recipes of Hinton's practical guide are ``optax`` compositions:
 For a GB-RBM, ``log_sigma`` is frozen unless ``learn_sigma=True``: the seed's
 "a as a hyper-parameter" (section 3), done by ``optax.multi_transform`` with
 ``optax.set_to_zero`` on that leaf.
+
+Scaling out (:mod:`jrbm.parallel`): :func:`fit_ensemble` trains ``N`` models
+(seeds, initialisations, learning rates) in one compiled program by
+``jax.vmap``; ``fit(..., mesh=...)`` splits minibatches and chains across
+devices and lets XLA reduce the gradient. Both run the same per-model epoch,
+:func:`fit_epoch`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from tqdm.auto import tqdm
 from jax import Array, lax
+from jax.sharding import Mesh, PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jrbm import _checks, exact, metrics
+from jrbm import _checks, exact, metrics, parallel
 from jrbm.estimators import CD
-from jrbm.model import family, free_energy
+from jrbm.model import base_rate, family, free_energy
 from jrbm.params import RBM, GaussianRBM
 
 
@@ -60,8 +69,38 @@ def sigma_mask(params: RBM, learn_sigma: bool):
 def make_optimizer(params: RBM, optimizer: optax.GradientTransformation, learn_sigma: bool = False):
     """``optimizer`` on every leaf, except ``log_sigma`` of a GB-RBM, which stays fixed unless ``learn_sigma``."""
     if isinstance(params, GaussianRBM) and not learn_sigma:
-        return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, sigma_mask(params, False))
+        try:
+            return _frozen_sigma(optimizer, type(params))
+        except TypeError:  # an unhashable optimizer: build it afresh
+            return _frozen_sigma.__wrapped__(optimizer, type(params))
     return optimizer
+
+
+@functools.lru_cache(maxsize=32)
+def _frozen_sigma(optimizer, params_type):
+    """The same wrapped optimizer object for the same ``optimizer``, so compiled epochs are reused (:func:`_cached`)."""
+    labels = params_type(*["freeze" if n == "log_sigma" else "train" for n in params_type._fields])
+    return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, labels)
+
+
+def _cached(builder):
+    """``lru_cache`` for builders of jitted functions, falling back to a fresh build for unhashable arguments.
+
+    Rebuilding ``jax.jit(partial(...))`` per call would recompile the same
+    program on every :func:`fit`; with the cache, calls with the same
+    optimizer and estimator objects (and settings) reuse it. The estimator's
+    type is part of the key, since NamedTuples of equal fields compare equal.
+    """
+    cached = functools.lru_cache(maxsize=32)(builder)
+
+    @functools.wraps(builder)
+    def get(*args):
+        try:
+            return cached(*args)
+        except TypeError:
+            return builder(*args)
+
+    return get
 
 
 def init_state(key: Array, params: RBM, data: ArrayLike, *, optimizer, estimator) -> TrainState:
@@ -89,11 +128,32 @@ def train_step(key: Array, state: TrainState, batch: Array, *, optimizer, estima
     return TrainState(optax.apply_updates(state.params, updates), opt_state, est_state)
 
 
-def train_epoch(key: Array, state: TrainState, data: Array, batch_size: int, *, optimizer, estimator) -> TrainState:
+def _constrain_state(state: TrainState, mesh: Optional[Mesh]) -> TrainState:
+    """Parameters and optimiser state replicated, the estimator's chains split over the mesh's ``"data"`` axis."""
+    if mesh is None:
+        return state
+    est = state.estimator_state
+    return TrainState(
+        parallel.constrain(state.params, mesh, P()),
+        parallel.constrain(state.opt_state, mesh, P()),
+        parallel.constrain(est, mesh, parallel.estimator_state_specs(est, mesh)),
+    )
+
+
+def train_epoch(
+    key: Array, state: TrainState, data: Array, batch_size: int, *, optimizer, estimator, mesh: Optional[Mesh] = None
+) -> TrainState:
     """One epoch: shuffle ``data`` with ``key``, then ``len(data) // batch_size`` steps under ``lax.scan``.
 
     The last incomplete minibatch of a permutation is dropped, so every step
     sees ``batch_size`` examples and the step compiles once.
+
+    With a ``mesh`` (call it under ``jax.jit``), every minibatch and the
+    estimator's chains are constrained to be split along the mesh's ``"data"``
+    axis and the parameters and optimiser state to be replicated
+    (``jax.lax.with_sharding_constraint``); XLA then reduces the gradient's
+    mean over the minibatch across devices inside the step. See
+    :mod:`jrbm.parallel`.
     """
     n_batches = data.shape[0] // batch_size
     key_perm, key_steps = jax.random.split(key)
@@ -101,17 +161,155 @@ def train_epoch(key: Array, state: TrainState, data: Array, batch_size: int, *, 
 
     def body(state, xs):
         idx, k = xs
-        return train_step(k, state, data[idx], optimizer=optimizer, estimator=estimator), None
+        batch = parallel.constrain_rows(data[idx], mesh)
+        state = train_step(k, state, batch, optimizer=optimizer, estimator=estimator)
+        return _constrain_state(state, mesh), None
 
     state, _ = lax.scan(body, state, (order, jax.random.split(key_steps, n_batches)))
     return state
 
 
-def _first_non_finite(params) -> Optional[str]:
-    for name, leaf in zip(params._fields, params):
-        if not bool(jnp.all(jnp.isfinite(leaf))):
-            return name
-    return None
+def epoch_keys(key_train: Array, epoch) -> Array:
+    """``(key_epoch, key_eval)`` of epoch ``epoch`` (counted from 1): ``split(fold_in(key_train, epoch))``.
+
+    :func:`fit` and :func:`fit_ensemble` derive every key the same way from a
+    run's key: ``key_init, key_train = jax.random.split(key)``, ``key_init``
+    for the estimator's initial state and ``key_train`` for the epochs
+    (shuffling and chains from ``key_epoch``, AIS from ``key_eval``).
+    """
+    return jax.random.split(jax.random.fold_in(key_train, epoch))
+
+
+def fit_epoch(
+    key_train: Array,
+    epoch,
+    state: TrainState,
+    data: Array,
+    validation: Optional[Array] = None,
+    *,
+    batch_size: int,
+    optimizer,
+    estimator,
+    mesh: Optional[Mesh] = None,
+) -> tuple[TrainState, dict]:
+    """One epoch of one model, pure: the function :func:`fit` jits and :func:`fit_ensemble` vmaps.
+
+    Trains with ``key_epoch`` of :func:`epoch_keys` (:func:`train_epoch`), then
+    returns ``(state, record)``; ``record`` holds scalars: ``recon_error``
+    (:func:`jrbm.metrics.reconstruction_error` of ``data``), ``free_energy_gap``
+    (with ``validation``) and ``finite``, one bool per parameter leaf (all
+    entries finite).
+    """
+    key_epoch, _ = epoch_keys(key_train, epoch)
+    state = train_epoch(key_epoch, state, data, batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh)
+    record = {"recon_error": metrics.reconstruction_error(state.params, data)}
+    if validation is not None:
+        record["free_energy_gap"] = metrics.free_energy_gap(state.params, data, validation)
+    record["finite"] = jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in state.params])
+    return state, record
+
+
+def _evaluate(key_train, epoch, params, data, validation, betas, *, kind, n_runs, mesh):
+    """The likelihood monitors of one model after epoch ``epoch``: a dict of scalars (pure)."""
+    if kind == "exact":
+        out = {"log_likelihood": jnp.mean(exact.log_likelihood(params, data, check=False))}
+        if validation is not None:
+            out["val_log_likelihood"] = jnp.mean(exact.log_likelihood(params, validation, check=False))
+        return out
+    from jrbm import ais
+
+    _, key_eval = epoch_keys(key_train, epoch)
+    res = ais._forward(key_eval, base_rate(params, data), params, betas, n_runs, mesh)
+    out = {"log_likelihood": -jnp.mean(free_energy(params, data)) - res.log_z, "log_z_std": res.log_z_std}
+    if validation is not None:
+        out["val_log_likelihood"] = -jnp.mean(free_energy(params, validation)) - res.log_z
+    return out
+
+
+def _eval_settings(kind, ais_kwargs, dtype, mesh):
+    """``(betas, n_runs)`` of the AIS monitor (``(None, 0)`` for the exact one), checked."""
+    if kind != "ais":
+        return None, 0
+    from jrbm import ais
+
+    kwargs = dict(ais_kwargs or {})
+    unknown = set(kwargs) - {"betas", "n_runs"}
+    if unknown:
+        raise TypeError(f"ais_kwargs: expected only 'betas' and 'n_runs' (fit passes the data itself), got {sorted(unknown)}")
+    betas = ais._betas(kwargs.get("betas"), dtype)
+    n_runs = _checks.positive_int("n_runs", kwargs.get("n_runs", ais.N_RUNS))
+    if mesh is not None:
+        parallel.check_divisible("ais_kwargs['n_runs']", n_runs, mesh, "AIS runs")
+    return betas, n_runs
+
+
+@_cached
+def _compiled_eval(kind, n_runs, mesh, ensemble, spmd_axis):
+    f = functools.partial(_evaluate, kind=kind, n_runs=n_runs, mesh=mesh)
+    if ensemble:
+        f = jax.vmap(f, in_axes=(0, None, 0, None, None, None), spmd_axis_name=spmd_axis)
+    return jax.jit(f)
+
+
+@_cached
+def _compiled_epoch(batch_size, optimizer, estimator, estimator_type, mesh):
+    return jax.jit(functools.partial(fit_epoch, batch_size=batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh))
+
+
+@_cached
+def _compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type, mesh, spmd_axis):
+    """``n_epochs`` of :func:`fit_epoch` under ``lax.scan``, vmapped over models, jitted."""
+    epoch_fn = functools.partial(fit_epoch, batch_size=batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh)
+
+    def run(key_train, first_epoch, state, data, validation):
+        def body(state, epoch):
+            return epoch_fn(key_train, epoch, state, data, validation)
+
+        return lax.scan(body, state, first_epoch + jnp.arange(n_epochs, dtype=jnp.int32))
+
+    return jax.jit(jax.vmap(run, in_axes=(0, None, 0, None, None), spmd_axis_name=spmd_axis))
+
+
+def _prepare(params, data, validation, *, epochs, batch_size, log_likelihood, learn_sigma, estimator, optimizer, mesh):
+    """The checks and conversions :func:`fit` and :func:`fit_ensemble` share (``params``: one model)."""
+    fam = family(params)
+    n_visible = params.W.shape[0]
+    data = jnp.asarray(_checks.data_matrix("data", data, n_visible), params.W.dtype)
+    if validation is not None:
+        validation = jnp.asarray(_checks.data_matrix("validation", validation, n_visible), params.W.dtype)
+    epochs = _checks.positive_int("epochs", epochs)
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    if batch_size > data.shape[0]:
+        raise ValueError(f"batch_size: expected at most the number of examples ({data.shape[0]}), got {batch_size}")
+    if log_likelihood not in (None, "exact", "ais"):
+        raise ValueError(f"log_likelihood: expected None, 'exact' or 'ais', got {log_likelihood!r}")
+    if log_likelihood is not None and fam.binary_visible:
+        _checks.binary("data", data)
+        if validation is not None:
+            _checks.binary("validation", validation)
+    if log_likelihood == "exact":
+        exact._plan(params, exact.MAX_BITS, exact.CHUNK_SIZE)  # fail now, not after the first epoch
+    if learn_sigma and not isinstance(params, GaussianRBM):
+        raise ValueError(f"learn_sigma: only a GaussianRBM has log_sigma, got {type(params).__name__}")
+    estimator = CD(1) if estimator is None else estimator
+    optimizer = make_optimizer(params, optimizer, learn_sigma)
+    if mesh is not None:
+        parallel.check_divisible("batch_size", batch_size, mesh, "minibatch")
+    return data, validation, epochs, batch_size, estimator, optimizer
+
+
+def _check_chains(estimator_state, mesh):
+    n = parallel.n_chains(estimator_state)
+    if mesh is not None and n is not None:
+        parallel.check_divisible("estimator.n_chains", n, mesh, "persistent chains")
+
+
+def _diverged(model: Optional[int], leaf: str, epoch: int) -> FloatingPointError:
+    which = "" if model is None else f"model {model}: "
+    return FloatingPointError(
+        f"training diverged: {which}params.{leaf} has non-finite values after epoch {epoch}; "
+        "lower the learning rate (or pass check_finite=False to continue anyway)"
+    )
 
 
 def fit(
@@ -131,12 +329,14 @@ def fit(
     progress: bool = True,
     check_finite: bool = True,
     callback: Optional[Callable[[int, RBM, dict], None]] = None,
+    mesh: Optional[Mesh] = None,
 ) -> tuple[RBM, dict]:
     """Trains an RBM; returns ``(params, history)``.
 
     Each epoch is one jit-compiled ``lax.scan`` over shuffled minibatches
-    (:func:`train_epoch`), compiled once per call. After each epoch the history
-    records, per visible unit where it says so:
+    (:func:`fit_epoch`, :func:`train_epoch`), compiled once and reused by
+    later calls with the same optimizer and estimator objects. After
+    each epoch the history records, per visible unit where it says so:
 
     * ``recon_error``: mean squared one-step reconstruction error of the training data;
     * ``free_energy_gap``: mean free energy of ``validation`` minus training data
@@ -145,6 +345,10 @@ def fit(
       ``eval_every`` epochs and at the last: ``log_likelihood`` of the training
       data (mean per example) and ``val_log_likelihood``; AIS also records
       ``log_z_std``. Epochs without an evaluation hold ``nan``.
+
+    Keys: ``key_init, key_train = jax.random.split(key)``; epoch ``e`` uses
+    :func:`epoch_keys` ``(key_train, e)``. :func:`fit_ensemble` derives them
+    the same way, so its model ``n`` is this function's run with ``keys[n]``.
 
     Args:
       key: a ``jax.random`` key; shuffling, chains and AIS all derive from it.
@@ -158,12 +362,19 @@ def fit(
       learn_sigma: GB-RBM only: learn ``log_sigma`` (default: frozen).
       log_likelihood: ``None``, ``"exact"`` or ``"ais"``.
       eval_every: epochs between likelihood evaluations.
-      ais_kwargs: passed to :func:`jrbm.ais.log_partition` (e.g. ``betas``, ``n_runs``).
+      ais_kwargs: ``betas`` and ``n_runs`` of :func:`jrbm.ais.log_partition`.
       progress: show a ``tqdm`` progress bar with the latest metrics.
       check_finite: raise ``FloatingPointError`` naming the epoch and the leaf when
         a parameter becomes NaN or infinite (a learning rate too large), instead of
         training on.
       callback: called as ``callback(epoch, params, record)`` after each epoch.
+      mesh: optional :class:`jax.sharding.Mesh` with a ``"data"`` axis
+        (:func:`jrbm.parallel.make_mesh`): each minibatch, the estimator's
+        persistent chains and the AIS runs are split across its devices, the
+        parameters replicated, and XLA reduces the gradient across devices
+        inside the compiled step. ``batch_size`` and the estimator's
+        ``n_chains`` must be multiples of the axis size. The result equals the
+        single-device run up to floating-point reduction order.
 
     Example:
       >>> import jax, optax, jrbm
@@ -175,53 +386,43 @@ def fit(
       5
     """
     _checks.key("key", key)
-    fam = family(params)
-    n_visible = params.W.shape[0]
-    data = jnp.asarray(_checks.data_matrix("data", data, n_visible), params.W.dtype)
-    if validation is not None:
-        validation = jnp.asarray(_checks.data_matrix("validation", validation, n_visible), params.W.dtype)
-    epochs = _checks.positive_int("epochs", epochs)
-    batch_size = _checks.positive_int("batch_size", batch_size)
+    if mesh is not None:
+        mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
     eval_every = _checks.positive_int("eval_every", eval_every)
-    if batch_size > data.shape[0]:
-        raise ValueError(f"batch_size: expected at most the number of examples ({data.shape[0]}), got {batch_size}")
-    if log_likelihood not in (None, "exact", "ais"):
-        raise ValueError(f"log_likelihood: expected None, 'exact' or 'ais', got {log_likelihood!r}")
-    if log_likelihood is not None and fam.binary_visible:
-        _checks.binary("data", data)
-        if validation is not None:
-            _checks.binary("validation", validation)
-    if log_likelihood == "exact":
-        exact._plan(params, exact.MAX_BITS, exact.CHUNK_SIZE)  # fail now, not after the first epoch
-    if learn_sigma and not isinstance(params, GaussianRBM):
-        raise ValueError(f"learn_sigma: only a GaussianRBM has log_sigma, got {type(params).__name__}")
-    estimator = CD(1) if estimator is None else estimator
-    optimizer = make_optimizer(params, optimizer, learn_sigma)
+    data, validation, epochs, batch_size, estimator, optimizer = _prepare(
+        params, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
+        learn_sigma=learn_sigma, estimator=estimator, optimizer=optimizer, mesh=mesh,
+    )
+    betas, n_runs = _eval_settings(log_likelihood, ais_kwargs, params.W.dtype, mesh)
 
     key_init, key_train = jax.random.split(key)
     state = init_state(key_init, params, data, optimizer=optimizer, estimator=estimator)
-    run_epoch = jax.jit(lambda k, s, d: train_epoch(k, s, d, batch_size, optimizer=optimizer, estimator=estimator))
-    evaluate = _evaluator(log_likelihood, ais_kwargs)
+    if mesh is not None:
+        _check_chains(state.estimator_state, mesh)
+        est = state.estimator_state
+        state = TrainState(
+            parallel.place(state.params, mesh), parallel.place(state.opt_state, mesh),
+            parallel.place(est, mesh, parallel.estimator_state_specs(est, mesh)),
+        )
+        key_train, data, validation, betas = parallel.place((key_train, data, validation, betas), mesh)
+    step = _compiled_epoch(batch_size, optimizer, estimator, type(estimator), mesh)
+    evaluate = None if log_likelihood is None else _compiled_eval(log_likelihood, n_runs, mesh, False, None)
 
     history: dict[str, list] = {"epoch": [], "recon_error": []}
     if validation is not None:
         history["free_energy_gap"] = []
     bar = tqdm(total=epochs, desc="epochs", unit="epoch", disable=not progress)
     for epoch in range(1, epochs + 1):
-        key_epoch, key_eval = jax.random.split(jax.random.fold_in(key_train, epoch))
-        state = run_epoch(key_epoch, state, data)
-        if check_finite:
-            leaf = _first_non_finite(state.params)
-            if leaf is not None:
-                raise FloatingPointError(
-                    f"training diverged: params.{leaf} has non-finite values after epoch {epoch}; "
-                    "lower the learning rate (or pass check_finite=False to continue anyway)"
-                )
-        record = {"epoch": epoch, "recon_error": float(metrics.reconstruction_error(state.params, data))}
+        state, out = step(key_train, np.int32(epoch), state, data, validation)
+        out = parallel.gather(out)
+        if check_finite and not out["finite"].all():
+            raise _diverged(None, state.params._fields[int(np.argmin(out["finite"]))], epoch)
+        record = {"epoch": epoch, "recon_error": float(out["recon_error"])}
         if validation is not None:
-            record["free_energy_gap"] = float(metrics.free_energy_gap(state.params, data, validation))
+            record["free_energy_gap"] = float(out["free_energy_gap"])
         if evaluate is not None and (epoch % eval_every == 0 or epoch == epochs):
-            record.update(evaluate(key_eval, state.params, data, validation))
+            values = parallel.gather(evaluate(key_train, np.int32(epoch), state.params, data, validation, betas))
+            record.update({name: float(value) for name, value in values.items()})
         for name, value in record.items():
             history.setdefault(name, [math.nan] * (epoch - 1)).append(value)
         for name in history:
@@ -235,30 +436,210 @@ def fit(
     return state.params, history
 
 
-def _evaluator(kind, ais_kwargs):
-    if kind is None:
-        return None
-    if kind == "exact":
-        ll = jax.jit(lambda p, v: jnp.mean(exact.log_likelihood(p, v, check=False)))
+def _model_count(keys, params) -> int:
+    dt = getattr(keys, "dtype", None)
+    if dt is not None and jax.dtypes.issubdtype(dt, jax.dtypes.prng_key) and keys.ndim == 1:
+        n = keys.shape[0]
+    elif dt == jnp.uint32 and keys.ndim == 2 and keys.shape[1] == 2:
+        n = keys.shape[0]
+    else:
+        raise TypeError(
+            "keys: expected a 1-D array of jax.random keys, one per model (jax.random.split(key, n_models)), "
+            f"got {type(keys).__name__} with dtype {dt} and shape {getattr(keys, 'shape', None)}"
+        )
+    if not hasattr(params, "_fields") or not hasattr(params, "W"):
+        raise TypeError(f"params: expected a stacked BernoulliRBM or GaussianRBM, got {type(params).__name__}")
+    for name, leaf in zip(params._fields, params):
+        if getattr(leaf, "ndim", 0) < 1 or leaf.shape[0] != n:
+            raise ValueError(
+                f"params.{name}: expected a leading model axis of length {n} (one entry per key), got shape "
+                f"{getattr(leaf, 'shape', None)}; stack models with jax.tree.map(lambda *x: jnp.stack(x), *models)"
+            )
+    return n
 
-        def evaluate(key, params, data, validation):
-            out = {"log_likelihood": float(ll(params, data))}
-            if validation is not None:
-                out["val_log_likelihood"] = float(ll(params, validation))
-            return out
 
-        return evaluate
+def _set_hyperparams(opt_state, hyperparams: dict, n: int):
+    """Per-model values of ``optax.inject_hyperparams`` hyper-parameters in a stacked optimiser state."""
 
-    from jrbm import ais
+    def under_hyperparams(path, _):
+        return len(path) >= 2 and getattr(path[-2], "name", None) == "hyperparams"
 
-    kwargs = dict(ais_kwargs or {})
+    for name, value in hyperparams.items():
+        found = [leaf for path, leaf in optax.tree_utils.tree_get_all_with_path(opt_state, name) if under_hyperparams(path, leaf)]
+        if not found:
+            raise ValueError(
+                f"hyperparams: {name!r} is not a numeric hyper-parameter of the optimizer's state; "
+                f"build the optimizer with optax.inject_hyperparams (e.g. optax.inject_hyperparams(optax.sgd)(learning_rate=0.1))"
+            )
+        scheduled = [p for p, _ in optax.tree_utils.tree_get_all_with_path(opt_state, name)
+                     if any(getattr(k, "name", None) == "hyperparams_states" for k in p)]
+        if scheduled:
+            raise ValueError(f"hyperparams: {name!r} follows a schedule in the optimizer; give a number to inject_hyperparams instead")
+        leaf = found[0]
+        value = np.asarray(value)
+        if value.shape != (n,):
+            raise ValueError(f"hyperparams[{name!r}]: expected shape ({n},), one value per model, got {value.shape}")
+        value = jnp.asarray(value, leaf.dtype).reshape((n,) + (1,) * (leaf.ndim - 1))
+        opt_state = optax.tree_utils.tree_set(opt_state, under_hyperparams, **{name: jnp.broadcast_to(value, leaf.shape)})
+    return opt_state
 
-    def evaluate(key, params, data, validation):
-        res = ais.log_partition(key, params, data=data, **kwargs)
-        log_z = float(res.log_z)
-        out = {"log_likelihood": float(-jnp.mean(free_energy(params, data))) - log_z, "log_z_std": float(res.log_z_std)}
-        if validation is not None:
-            out["val_log_likelihood"] = float(-jnp.mean(free_energy(params, validation))) - log_z
-        return out
 
-    return evaluate
+def _stacked_specs(specs, mesh: Mesh):
+    """Per-model partition specs with the model axis (split over ``"model"`` when the mesh has it) in front."""
+    model = parallel.MODEL_AXIS if parallel.MODEL_AXIS in mesh.axis_names else None
+    return jax.tree.map(lambda s: P(model, *s), specs, is_leaf=lambda s: isinstance(s, P))
+
+
+def fit_ensemble(
+    keys: Array,
+    params: RBM,
+    data: ArrayLike,
+    *,
+    optimizer: optax.GradientTransformation,
+    estimator=None,
+    epochs: int,
+    batch_size: int,
+    hyperparams: Optional[dict] = None,
+    validation: Optional[ArrayLike] = None,
+    learn_sigma: bool = False,
+    log_likelihood: Optional[str] = None,
+    eval_every: Optional[int] = None,
+    ais_kwargs: Optional[dict] = None,
+    progress: bool = True,
+    check_finite: bool = True,
+    mesh: Optional[Mesh] = None,
+) -> tuple[RBM, dict]:
+    """Trains ``N`` models in one compiled program; returns ``(params, history)`` with a leading model axis.
+
+    ``jax.vmap`` over the models of a ``lax.scan`` over epochs of
+    :func:`fit_epoch`, the function :func:`fit` runs per epoch, with the same
+    key derivation (:func:`epoch_keys`): model ``n`` equals
+    ``fit(keys[n], params_n, data, ...)`` with the same settings (up to
+    floating-point rounding; the tests check it). All models share ``data``,
+    the estimator and the optimizer's structure; they differ in key, initial
+    parameters and, optionally, hyper-parameters.
+
+    Per-model hyper-parameters: build the optimizer with
+    ``optax.inject_hyperparams`` and give ``hyperparams={"learning_rate":
+    lrs}``, an array of ``N`` values per name; model ``n`` then equals ``fit``
+    with ``optax.inject_hyperparams(...)(learning_rate=lrs[n], ...)``. Any
+    numeric argument of the wrapped optimizer works, e.g. weight decay::
+
+        opt = optax.inject_hyperparams(
+            lambda learning_rate, weight_decay: optax.chain(
+                optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate)))(
+            learning_rate=0.1, weight_decay=0.0)
+        fit_ensemble(keys, stack, data, optimizer=opt, estimator=jrbm.CD(1), epochs=50,
+                     batch_size=32, hyperparams={"learning_rate": lrs, "weight_decay": decays})
+
+    The number of Gibbs sweeps ``k`` (and ``n_chains``, ``batch_size``,
+    ``epochs``) cannot vary within an ensemble: they are static shapes and
+    loop lengths of the compiled program. Group models by ``k`` and call
+    ``fit_ensemble`` once per group.
+
+    Args:
+      keys: ``(N,)`` keys, one per model, e.g. ``jax.random.split(key, N)``.
+      params: the initial models stacked on a leading axis of length ``N``
+        (``jax.tree.map(lambda *x: jnp.stack(x), *models)``, or
+        ``jax.vmap(lambda k: jrbm.init_bernoulli(k, I, J, data=data))(init_keys)``).
+      data, optimizer, estimator, epochs, batch_size, validation, learn_sigma,
+      ais_kwargs, check_finite: as in :func:`fit`. A diverging model raises
+      ``FloatingPointError`` naming it; with ``check_finite=False`` its history
+      holds ``nan`` and the others train on.
+      hyperparams: optional ``{name: (N,) values}`` for hyper-parameters of an
+        ``optax.inject_hyperparams`` optimizer (numbers, not schedules).
+      log_likelihood: ``None``, ``"exact"`` or ``"ais"``, evaluated for every
+        model after every ``eval_every`` epochs and at the last.
+      eval_every: epochs per compiled call (default: all of them in one call);
+        the likelihood, the divergence check and the progress bar run between calls.
+      progress: a ``tqdm`` progress bar over epochs.
+      mesh: optional :class:`jax.sharding.Mesh`: the models are split along
+        its ``"model"`` axis (``jax.vmap(..., spmd_axis_name="model")``) and each
+        model's minibatches and chains along its ``"data"`` axis, if it has
+        them (:func:`jrbm.parallel.make_mesh`). ``N`` must be a multiple of the
+        ``"model"`` axis size.
+
+    Returns:
+      ``(params, history)``: ``params`` stacked like the input; ``history``
+      has ``epoch`` (a list) and, as ``(N, epochs)`` numpy arrays, the
+      entries of :func:`fit`'s history.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax, jrbm
+      >>> data = jrbm.datasets.bars_and_stripes(3)
+      >>> init = jax.vmap(lambda k: jrbm.init_bernoulli(k, 9, 6, data=data))(jax.random.split(jax.random.key(0), 4))
+      >>> opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+      >>> params, history = jrbm.train.fit_ensemble(
+      ...     jax.random.split(jax.random.key(1), 4), init, data, optimizer=opt, estimator=jrbm.CD(1),
+      ...     epochs=5, batch_size=4, hyperparams={"learning_rate": jnp.array([0.01, 0.03, 0.1, 0.3])},
+      ...     progress=False)
+      >>> params.W.shape, history["recon_error"].shape
+      ((4, 9, 6), (4, 5))
+    """
+    n = _model_count(keys, params)
+    if mesh is not None:
+        mesh = parallel.check_mesh(mesh)
+        m = parallel.axis_size(mesh, parallel.MODEL_AXIS)
+        if n % m:
+            raise ValueError(f"keys: expected a number of models that is a multiple of the {m} devices of the mesh's 'model' axis, got {n}")
+    first = jax.tree.map(lambda x: x[0], params)
+    data, validation, epochs, batch_size, estimator, optimizer = _prepare(
+        first, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
+        learn_sigma=learn_sigma, estimator=estimator, optimizer=optimizer, mesh=mesh,
+    )
+    eval_every = epochs if eval_every is None else _checks.positive_int("eval_every", eval_every)
+    betas, n_runs = _eval_settings(log_likelihood, ais_kwargs, first.W.dtype, mesh)
+    if hyperparams is not None and not isinstance(hyperparams, dict):
+        raise TypeError(f"hyperparams: expected a dict of name -> per-model values, got {type(hyperparams).__name__}")
+
+    split = jax.vmap(jax.random.split)(keys)
+    key_init, key_train = split[:, 0], split[:, 1]
+    state = jax.vmap(lambda k, p: init_state(k, p, data, optimizer=optimizer, estimator=estimator))(key_init, params)
+    if hyperparams:
+        state = state._replace(opt_state=_set_hyperparams(state.opt_state, hyperparams, n))
+    spmd_axis = None
+    if mesh is not None:
+        one = jax.tree.map(lambda x: x[0], state.estimator_state)
+        _check_chains(one, mesh)
+        est_specs = _stacked_specs(parallel.estimator_state_specs(one, mesh), mesh)
+        state = TrainState(
+            parallel.place(state.params, mesh, _stacked_specs(jax.tree.map(lambda _: P(), state.params), mesh)),
+            parallel.place(state.opt_state, mesh, _stacked_specs(jax.tree.map(lambda _: P(), state.opt_state), mesh)),
+            parallel.place(state.estimator_state, mesh, est_specs),
+        )
+        key_train = parallel.place(key_train, mesh, _stacked_specs(P(), mesh))
+        data, validation, betas = parallel.place((data, validation, betas), mesh)
+        spmd_axis = parallel.MODEL_AXIS if parallel.MODEL_AXIS in mesh.axis_names else None
+
+    evaluate = None if log_likelihood is None else _compiled_eval(log_likelihood, n_runs, mesh, True, spmd_axis)
+
+    columns: dict[str, list] = {}
+    bar = tqdm(total=epochs, desc="epochs", unit="epoch", disable=not progress)
+    done = 0
+    while done < epochs:
+        length = min(eval_every, epochs - done)
+        run = _compiled_segment(length, batch_size, optimizer, estimator, type(estimator), mesh, spmd_axis)
+        state, out = run(key_train, np.int32(done + 1), state, data, validation)
+        out = parallel.gather(out)  # (N, length) per name; finite (N, length, n_leaves)
+        finite = out.pop("finite")
+        if check_finite and not finite.all():
+            ok = finite.all(axis=-1)
+            epoch_idx = int(np.argmin(ok.all(axis=0)))  # the first epoch at which some model diverged
+            model = int(np.argmin(ok[:, epoch_idx]))
+            leaf = first._fields[int(np.argmin(finite[model, epoch_idx]))]
+            raise _diverged(model, leaf, done + epoch_idx + 1)
+        done += length
+        if evaluate is not None:
+            values = parallel.gather(evaluate(key_train, np.int32(done), state.params, data, validation, betas))
+            for name, value in values.items():
+                col = np.full((n, length), np.nan, value.dtype)
+                col[:, -1] = value
+                out[name] = col
+        for name, value in out.items():
+            columns.setdefault(name, []).append(value)
+        bar.set_postfix({"recon_error (median)": f"{np.median(out['recon_error'][:, -1]):.4g}"}, refresh=False)
+        bar.update(length)
+    bar.close()
+    history: dict[str, Any] = {"epoch": list(range(1, epochs + 1))}
+    history.update({name: np.concatenate(parts, axis=1) for name, parts in columns.items()})
+    return state.params, history

@@ -1,0 +1,125 @@
+"""Property-based tests (hypothesis) over random small models and data, and extreme parameter regimes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import jrbm
+from helpers import all_binary
+
+EXAMPLES = 25
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def models(draw, family=None, max_visible=5, max_hidden=4):
+    fam = family or draw(st.sampled_from(["bernoulli", "gaussian"]))
+    I = draw(st.integers(1, max_visible))
+    J = draw(st.integers(1, max_hidden))
+    scale = draw(st.floats(0.0, 3.0))
+    seed = draw(st.integers(0, 2**31 - 1))
+    ks = jax.random.split(jax.random.key(seed), 4)
+    W = scale * jax.random.normal(ks[0], (I, J), jnp.float64)
+    b = scale * jax.random.normal(ks[1], (I,), jnp.float64)
+    c = scale * jax.random.normal(ks[2], (J,), jnp.float64)
+    if fam == "bernoulli":
+        return jrbm.BernoulliRBM(W, b, c)
+    return jrbm.GaussianRBM(W, b, c, 0.5 * jax.random.normal(ks[3], (I,), jnp.float64))
+
+
+def visible_data(params, seed, n=4):
+    rng = np.random.default_rng(seed)
+    I = params.W.shape[0]
+    if isinstance(params, jrbm.BernoulliRBM):
+        return rng.integers(0, 2, (n, I)).astype(np.float64)
+    return rng.normal(size=(n, I)) * 2
+
+
+@SETTINGS
+@given(models(), st.integers(0, 1000))
+def test_free_energy_is_minus_log_sum_of_exp_minus_energy(params, seed):
+    v = visible_data(params, seed)
+    H = all_binary(params.W.shape[1])
+    e = np.stack([np.asarray(jrbm.energy(params, v, np.broadcast_to(h, (len(v), len(h))))) for h in H])
+    brute = -np.logaddexp.reduce(-e, axis=0)
+    np.testing.assert_allclose(jrbm.free_energy(params, v), brute, rtol=1e-10, atol=1e-10)
+
+
+@SETTINGS
+@given(models("bernoulli", max_visible=7))
+def test_bb_likelihood_sums_to_one(params):
+    p = np.exp(np.asarray(jrbm.exact.log_likelihood(params, all_binary(params.W.shape[0]))))
+    assert np.isclose(p.sum(), 1.0, rtol=1e-10)
+
+
+@SETTINGS
+@given(models(), st.integers(0, 1000))
+def test_conditionals_are_probabilities(params, seed):
+    v = visible_data(params, seed)
+    ph = np.asarray(jrbm.p_h_given_v(params, v))
+    assert np.all((ph >= 0) & (ph <= 1))
+    if isinstance(params, jrbm.BernoulliRBM):
+        pv = np.asarray(jrbm.p_v_given_h(params, all_binary(params.W.shape[1])))
+        assert np.all((pv >= 0) & (pv <= 1))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # each shape compiles a chain
+@given(models(), st.integers(0, 2**31 - 1), st.integers(1, 3))
+def test_gibbs_chain_is_reproducible_and_key_dependent(params, seed, n_steps):
+    v0 = visible_data(params, seed, n=64)
+    key = jax.random.key(seed)
+    a = np.asarray(jrbm.gibbs_chain(key, params, v0, n_steps))
+    np.testing.assert_array_equal(a, np.asarray(jrbm.gibbs_chain(key, params, v0, n_steps)))
+    np.testing.assert_array_equal(a, np.asarray(jax.jit(jrbm.gibbs_chain, static_argnums=3)(key, params, v0, n_steps)))
+    b = np.asarray(jrbm.gibbs_chain(jax.random.fold_in(key, 1), params, v0, n_steps))
+    if isinstance(params, jrbm.GaussianRBM):
+        assert not np.array_equal(a, b)  # continuous draws never coincide
+    else:
+        # 64 chains x I binary units: identical only if every conditional is (nearly) deterministic.
+        ph = np.asarray(jrbm.p_h_given_v(params, v0))
+        if np.mean(np.minimum(ph, 1 - ph)) > 0.05:
+            assert not np.array_equal(a, b)
+
+
+# --- extreme regimes: float32 against float64 ------------------------------------------------------
+
+
+def extreme(family, dtype):
+    ks = jax.random.split(jax.random.key(7), 4)
+    I, J = 8, 6
+    W = 10.0 * jax.random.normal(ks[0], (I, J), jnp.float64)  # weights of standard deviation 10
+    b = 50.0 * jnp.sign(jax.random.normal(ks[1], (I,), jnp.float64))  # biases of magnitude 50
+    c = 50.0 * jnp.sign(jax.random.normal(ks[2], (J,), jnp.float64))
+    if family == "bernoulli":
+        p = jrbm.BernoulliRBM(W, b, c)
+    else:
+        p = jrbm.GaussianRBM(W / 10, b / 10, c, jnp.linspace(-3.0, 2.0, I))  # log_sigma from e^-3 to e^2
+    return jax.tree.map(lambda x: x.astype(dtype), p)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "gaussian"])
+def test_extreme_parameters_float32_agrees_with_float64(family):
+    p32, p64 = extreme(family, jnp.float32), extreme(family, jnp.float64)
+    v = visible_data(p64, 0, n=16)
+    for fn in (jrbm.free_energy, jrbm.p_h_given_v):
+        a, b = np.asarray(fn(p32, v.astype(np.float32))), np.asarray(fn(p64, v))
+        assert np.all(np.isfinite(a))
+        # float32 relative precision 6e-8, amplified by the sums of terms of size ~|W| |v| ~ 100
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3 * np.max(np.abs(b)))
+    z32, z64 = float(jrbm.exact.log_partition(p32)), float(jrbm.exact.log_partition(p64))
+    assert np.isfinite(z32) and abs(z32 - z64) <= 1e-5 * abs(z64) + 1e-3
+    ll = np.asarray(jrbm.exact.log_likelihood(p32, v.astype(np.float32), check=False))
+    assert np.all(np.isfinite(ll))
+    g = jrbm.exact.grad(p32, v.astype(np.float32), check=False)
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in g)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "gaussian"])
+def test_extreme_parameters_ais_stays_finite(family):
+    p32 = extreme(family, jnp.float32)
+    res = jrbm.ais.log_partition(jax.random.key(0), p32, betas=500, n_runs=16)
+    assert np.isfinite(float(res.log_z))
+    assert np.all(np.isfinite(np.asarray(res.log_weights)))
