@@ -17,7 +17,7 @@ import pytest
 import jrbm
 import jrbm.ais as ais
 from jrbm import model
-from tests.helpers import random_bernoulli, random_gaussian
+from helpers import random_bernoulli, random_gaussian
 
 
 def _cd_trained_bernoulli():
