@@ -1,0 +1,262 @@
+"""Timing, device description, the matrix-product floor, tables and JSON.
+
+Timing protocol (every suite uses it):
+
+* each contestant is a zero-argument callable that runs one unit of work and
+  returns only when the work is done (``jax.block_until_ready``; PyTorch
+  CUDA work is synchronised by the caller);
+* every contestant is first called ``warmup`` times (compilation, caches);
+* then ``rounds`` rounds, each calling every contestant once, the order
+  rotated from round to round, so that a slow spell of a shared machine hits
+  all contestants alike;
+* before each timed call the harness sleeps ``PAUSE`` seconds: BLAS and
+  OpenMP worker threads (OpenBLAS under scikit-learn, MKL/OpenMP under
+  PyTorch, XLA's pool) keep spinning for up to ~0.1 s after a call returns,
+  and on a 2-core machine they would slow down whichever contestant runs next;
+* a contestant's time is the median over rounds; a ratio of two contestants
+  is the median over rounds of the per-round ratio (paired, so drifts in
+  machine load cancel).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+
+# ----------------------------------------------------------------------------- device
+
+
+def cpu_model() -> str:
+    """The CPU model name from ``/proc/cpuinfo`` (Linux), else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def n_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def device_info() -> dict[str, Any]:
+    """What ran the benchmark: JAX backend and devices, CPU, versions, dtype, time, command."""
+    import jaxlib
+    import optax
+    import sklearn
+
+    devices = jax.devices()
+    info: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m benchmarks.run " + " ".join(sys.argv[1:]),
+        "jax_backend": jax.default_backend(),
+        "jax_devices": [str(d) for d in devices],
+        "device_kind": devices[0].device_kind,
+        "cpu_model": cpu_model(),
+        "cpu_cores_available": n_cpus(),
+        "load_average_at_start": load_average(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "optax": optax.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "dtype": "float32",
+        "default_prng": str(jax.config.jax_default_prng_impl),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        info["torch_device"] = torch_device_name()
+    except ImportError:
+        info["torch"] = None
+    return info
+
+
+def torch_device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda:" + torch.cuda.get_device_name(0)
+    return "cpu"
+
+
+def describe(info: dict[str, Any]) -> str:
+    """One line naming the hardware a table was measured on."""
+    if info["jax_backend"] == "cpu":
+        hw = f"{info['cpu_model']}, {info['cpu_cores_available']} cores available"
+    else:
+        hw = f"{info['device_kind']} ({info['jax_backend']}), host CPU {info['cpu_model']}"
+    return f"{hw}; jax {info['jax']}, torch {info.get('torch')} ({info.get('torch_device')}), scikit-learn {info['scikit-learn']}"
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def block(x):
+    """Waits for JAX work; returns ``x``."""
+    return jax.block_until_ready(x)
+
+
+PAUSE = 0.15
+"""Seconds of idle time before each timed call (see the module docstring)."""
+
+
+def interleaved(contestants: dict[str, Callable[[], Any]], *, rounds: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each contestant in each round (see the module docstring)."""
+    names = list(contestants)
+    for name in names:
+        for _ in range(warmup):
+            contestants[name]()
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        s = r % len(names)
+        for name in names[s:] + names[:s]:
+            time.sleep(PAUSE)
+            t0 = time.perf_counter()
+            contestants[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def median(ts) -> float:
+    return float(np.median(np.asarray(ts)))
+
+
+def paired_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over rounds of ``t_a / t_b``: how many times slower ``a`` is than ``b``."""
+    return float(np.median(np.asarray(times[a]) / np.asarray(times[b])))
+
+
+def spread(ts) -> float:
+    """Relative interquartile range of a contestant's times (how noisy the machine was)."""
+    q1, q3 = np.percentile(np.asarray(ts), [25, 75])
+    return float((q3 - q1) / np.median(ts))
+
+
+# ----------------------------------------------------------------------------- matmul floor
+
+
+def matmul_program(m: int, k: int, n: int, reps: int, *, seed: int = 0, dtype=jnp.float32):
+    """A compiled program of ``reps`` products ``(m, k) @ (k, n)``, each on a distinct left operand.
+
+    The left operands are stacked and consumed by ``lax.scan`` and every
+    product is an output, so nothing can be hoisted out of the loop or dropped.
+    Returns a zero-argument callable that runs the program and blocks; its time
+    divided by ``reps`` is one product's time.
+    """
+    rng = np.random.default_rng(seed)
+    a = jnp.asarray(rng.random((reps, m, k), dtype=np.float32), dtype)
+    b = jnp.asarray(rng.random((k, n), dtype=np.float32), dtype)
+
+    @jax.jit
+    def run(a, b):
+        return lax.scan(lambda c, x: (c, x @ b), 0, a)[1]
+
+    block(run(a, b))
+    return lambda: block(run(a, b))
+
+
+def floor_contestants(shapes: dict[str, tuple[int, int, int]], reps: int) -> dict[str, Callable[[], Any]]:
+    """``{"mm " + name: program}`` for each named ``(m, k, n)`` product shape."""
+    return {f"mm {name}": matmul_program(*mnk, reps, seed=i) for i, (name, mnk) in enumerate(shapes.items())}
+
+
+def gflops(n_flops: float, seconds: float) -> float:
+    return n_flops / seconds / 1e9
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def fmt(x, digits: int = 3) -> str:
+    """Compact number formatting for tables."""
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x):,}"
+    x = float(x)
+    if math.isnan(x):
+        return "-"
+    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+        return f"{x:.{digits}g}"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
+    for row in rows:
+        lines.append("| " + " | ".join(fmt(c) for c in row) + " |")
+    return "\n".join(lines)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return None if math.isnan(x) or math.isinf(x) else x
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    return x
+
+
+def write_json(path: str, obj: dict) -> None:
+    """Writes ``obj`` as indented JSON (NaN and inf as null), atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(_jsonable(obj), f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def target(name: str, value: float, threshold: float, *, best: float | None = None) -> dict[str, Any]:
+    """A pass/fail record (higher is better): ``margin`` is ``value / threshold``, ``> 1`` passes.
+
+    ``value`` is the median-based figure; ``best``, when given, the same
+    figure from the contestants' fastest rounds (robust to other jobs).
+    """
+    out = {"target": name, "value": value, "threshold": threshold, "passed": bool(value >= threshold), "margin": value / threshold}
+    if best is not None:
+        out.update({"value_best": best, "passed_best": bool(best >= threshold), "margin_best": best / threshold})
+    return out

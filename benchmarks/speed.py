@@ -1,0 +1,447 @@
+"""Speed suite: training and sampling throughput of a 784 x 500 RBM, against the matrix-product floor and peers.
+
+* Training (float32, random binary data of density 0.13, plain SGD): CD-1,
+  CD-10 and PCD-1 for a BB-RBM and CD-1 for a GB-RBM (fixed sigma), at
+  batch 100 and 1000. jrbm is timed as whole epochs
+  (``jrbm.train.train_epoch`` under ``jax.jit``: one compiled ``lax.scan``
+  over the minibatches, no Python per step). Peers on the same data and
+  shapes: the PyTorch implementation of :mod:`benchmarks.torch_rbm` (same
+  algorithms), and scikit-learn's ``BernoulliRBM``, whose only algorithm is
+  PCD-1 with one persistent chain per example (``partial_fit`` per minibatch;
+  it converts to float64, so it is also timed in float32 through the per-
+  minibatch ``_fit`` that its ``fit`` runs).
+* The floor: each matrix product of an update timed alone inside compiled
+  code at the same shapes (:func:`benchmarks.common.matmul_program`). A CD-k
+  update needs ``1 + k`` products ``(B, I) @ (I, J)``, ``k`` products
+  ``(B, J) @ (J, I)`` and the two outer products of the gradient, which jrbm
+  fuses into one ``(I, 2B) @ (2B, J)``; jrbm's PCD-k recomputes ``P(h | v)``
+  of the chains with the current parameters, one ``(B, I) @ (I, J)`` more.
+  "of floor" is floor time / measured time.
+* GFLOP/s count ``2 B I J`` per product: ``(6 + 4k) B I J`` per CD-k update,
+  ``(8 + 4k) B I J`` per PCD-k update of jrbm and PyTorch, ``10 B I J`` per
+  scikit-learn PCD-1 update (it reuses the last hidden sample).
+* Gibbs sampling (``jrbm.gibbs_chain``) with 1, 100 and 10,000 chains, in
+  chain-sweeps per second, against PyTorch and the floor (one product each
+  way per sweep).
+* AIS (``jrbm.ais.log_partition``, 100 runs) on the 784 x 500 model.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jrbm
+from benchmarks import common
+
+I, J = 784, 500
+DENSITY = 0.13
+LR = 0.01
+PHILOX = "philox2x32"  # a faster PRNG on CPU than JAX's default threefry2x32 (see RESULTS.md)
+
+SIZES = {
+    # minibatches per timed call, per batch size and method; rounds of the interleaved timing
+    "small": dict(
+        batches={100: dict(cd1=8, cd10=2, pcd1=5, gb1=5), 1000: dict(cd1=2, cd10=1, pcd1=2, gb1=2)},
+        rounds=4,
+        gibbs_steps={1: 300, 100: 40, 10000: 1},
+        gibbs_rounds=3,
+        ais_betas=500,
+        ais_rounds=1,
+    ),
+    "full": dict(
+        batches={100: dict(cd1=15, cd10=4, pcd1=10, gb1=10), 1000: dict(cd1=4, cd10=1, pcd1=3, gb1=3)},
+        rounds=9,
+        gibbs_steps={1: 2000, 100: 300, 10000: 5},
+        gibbs_rounds=5,
+        ais_betas=None,
+        ais_rounds=2,
+    ),
+}
+
+METHODS = {  # name: (family, estimator kind, k)
+    "cd1": ("BB", "CD", 1),
+    "cd10": ("BB", "CD", 10),
+    "pcd1": ("BB", "PCD", 1),
+    "gb1": ("GB", "CD", 1),
+}
+LABELS = {"cd1": "BB CD-1", "cd10": "BB CD-10", "pcd1": "BB PCD-1", "gb1": "GB CD-1"}
+
+
+def random_data(n: int, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((n, I)) < DENSITY).astype(np.float32)
+
+
+def update_products(kind: str, k: int) -> tuple[int, int]:
+    """``(forward products (B, I) @ (I, J), backward products (B, J) @ (J, I))`` of one jrbm update."""
+    return (1 + k if kind == "CD" else 2 + k), k
+
+
+def update_flops(kind: str, k: int, batch: int) -> float:
+    n_fwd, n_bwd = update_products(kind, k)
+    return (n_fwd + n_bwd + 2) * 2.0 * batch * I * J
+
+
+# ----------------------------------------------------------------------------- contestants
+
+
+def jrbm_trainer(method: str, data: jnp.ndarray, batch: int, key_impl: str | None = None):
+    """A callable running one jrbm epoch (one compiled scan) over ``data``; state carries over.
+
+    ``key_impl``: the PRNG implementation of the keys handed to jrbm (``None``:
+    JAX's default, threefry2x32); jrbm derives every draw from them.
+    """
+    fam, kind, k = METHODS[method]
+    key = jax.random.key(1)
+    if fam == "BB":
+        params = jrbm.init_bernoulli(key, I, J, data=data)
+    else:
+        params = jrbm.init_gaussian(key, I, J, data=data)
+    estimator = jrbm.CD(k) if kind == "CD" else jrbm.PCD(k, n_chains=batch)
+    optimizer = jrbm.train.make_optimizer(params, optax.sgd(LR))
+    state = jrbm.train.init_state(jax.random.key(2), params, data, optimizer=optimizer, estimator=estimator)
+    epoch = jax.jit(
+        functools.partial(jrbm.train.train_epoch, batch_size=batch, optimizer=optimizer, estimator=estimator)
+    )
+    box = {"state": state, "key": jax.random.key(3, impl=key_impl)}
+
+    def call():
+        box["key"], sub = jax.random.split(box["key"])
+        box["state"] = common.block(epoch(sub, box["state"], data))
+
+    return call
+
+
+def torch_trainer(method: str, data_np: np.ndarray, batch: int):
+    import torch
+
+    from benchmarks import torch_rbm
+
+    fam, kind, k = METHODS[method]
+    dev = torch_rbm.device()
+    W = np.random.default_rng(1).normal(0, 0.01, (I, J))
+    p = np.clip(data_np.mean(0), 1e-3, 1 - 1e-3)
+    b = np.log(p / (1 - p)) if fam == "BB" else data_np.mean(0)
+    rbm = torch_rbm.TorchRBM(W, b, np.zeros(J), log_sigma=(np.zeros(I) if fam == "GB" else None), dev=dev)
+    data = torch.as_tensor(data_np, device=dev)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    box = {"chains": data[:batch].clone() if kind == "PCD" else None}
+
+    def call():
+        box["chains"] = rbm.train_epoch(data, batch, k=k, lr=LR, chains=box["chains"], generator=gen)
+        torch_rbm.sync()
+
+    return call
+
+
+def sklearn_trainer(data_np: np.ndarray, batch: int, *, float32: bool):
+    """scikit-learn ``BernoulliRBM`` PCD-1, one update per minibatch, shuffled like the others."""
+    from sklearn.neural_network import BernoulliRBM
+    from sklearn.utils import check_random_state
+
+    rbm = BernoulliRBM(n_components=J, learning_rate=LR, batch_size=batch, n_iter=1, random_state=0)
+    rng = np.random.default_rng(0)
+    n_batches = data_np.shape[0] // batch
+    if float32:
+        data = data_np.astype(np.float32)
+        rbm.fit(data[:batch])  # allocates float32 parameters and chains
+        state = check_random_state(0)
+
+        def call():
+            order = rng.permutation(data.shape[0])
+            for i in range(n_batches):
+                rbm._fit(data[order[i * batch : (i + 1) * batch]], state)
+
+    else:
+        data = data_np.astype(np.float64)
+        rbm.partial_fit(data[:batch])
+
+        def call():
+            order = rng.permutation(data.shape[0])
+            for i in range(n_batches):
+                rbm.partial_fit(data[order[i * batch : (i + 1) * batch]])
+
+    return call
+
+
+# ----------------------------------------------------------------------------- suites
+
+
+def training(size: str, *, peers: bool = True) -> dict[str, Any]:
+    cfg = SIZES[size]
+    results: dict[str, Any] = {"rows": [], "targets": []}
+    for batch, per_method in cfg["batches"].items():
+        n_max = max(per_method.values())
+        data_np = random_data(batch * n_max)
+        contestants = {}
+        for method, nb in per_method.items():
+            d = jnp.asarray(data_np[: batch * nb])
+            contestants[f"jrbm {method}"] = jrbm_trainer(method, d, batch)
+            if method == "cd1":
+                contestants[f"jrbm-philox {method}"] = jrbm_trainer(method, d, batch, key_impl=PHILOX)
+            if peers:
+                contestants[f"torch {method}"] = torch_trainer(method, data_np[: batch * nb], batch)
+        if peers:
+            nb = per_method["pcd1"]
+            contestants["sklearn64 pcd1"] = sklearn_trainer(data_np[: batch * nb], batch, float32=False)
+            contestants["sklearn32 pcd1"] = sklearn_trainer(data_np[: batch * nb], batch, float32=True)
+        reps = 8 if batch >= 1000 else 20
+        contestants.update(
+            common.floor_contestants({"fwd": (batch, I, J), "bwd": (batch, J, I), "outer": (I, 2 * batch, J)}, reps)
+        )
+        times = common.interleaved(contestants, rounds=cfg["rounds"], warmup=1)
+        mm = {n: np.asarray(times[f"mm {n}"]) / reps for n in ("fwd", "bwd", "outer")}
+        results[f"matmul_ms_batch{batch}"] = {n: 1e3 * common.median(t) for n, t in mm.items()}
+
+        def per_update(name, nb):
+            return np.asarray(times[name]) / nb
+
+        for method, nb in per_method.items():
+            fam, kind, k = METHODS[method]
+            n_fwd, n_bwd = update_products(kind, k)
+            floor = n_fwd * mm["fwd"] + n_bwd * mm["bwd"] + mm["outer"]
+            flops = update_flops(kind, k, batch)
+            entries = [("jrbm", f"jrbm {method}", flops)]
+            if method == "cd1":
+                entries.append((f"jrbm, {PHILOX} keys", f"jrbm-philox {method}", flops))
+            if peers:
+                entries.append(("pytorch (" + _torch_dev() + ")", f"torch {method}", flops))
+                if method == "pcd1":
+                    entries.append(("scikit-learn (float64, partial_fit)", "sklearn64 pcd1", 10.0 * batch * I * J))
+                    entries.append(("scikit-learn (float32, _fit)", "sklearn32 pcd1", 10.0 * batch * I * J))
+                if method == "cd1":  # scikit-learn has no CD; its PCD-1 does the same products as CD-1
+                    entries.append(("scikit-learn PCD-1 (float64, partial_fit)", "sklearn64 pcd1", 10.0 * batch * I * J))
+                    entries.append(("scikit-learn PCD-1 (float32, _fit)", "sklearn32 pcd1", 10.0 * batch * I * J))
+            t_jrbm = per_update(f"jrbm {method}", nb)
+            for impl, name, fl in entries:
+                t = per_update(name, per_method["pcd1"] if name.startswith("sklearn") else nb)
+                results["rows"].append(
+                    {
+                        "method": LABELS[method],
+                        "batch": batch,
+                        "implementation": impl,
+                        "ms_per_update": 1e3 * common.median(t),
+                        "examples_per_s": batch / common.median(t),
+                        "gflops": common.gflops(fl, common.median(t)),
+                        "floor_fraction": float(np.median(floor / t)) if name.startswith("jrbm") else None,
+                        "floor_fraction_best": float(np.min(floor) / np.min(t)) if name.startswith("jrbm") else None,
+                        "jrbm_speedup": float(np.median(t / t_jrbm)),
+                        "jrbm_speedup_best": float(np.min(t) / np.min(t_jrbm)),
+                        "spread": common.spread(t),
+                    }
+                )
+            if method == "cd1":
+                results[f"cd1_floor_ms_batch{batch}"] = 1e3 * common.median(floor)
+                frac = float(np.median(floor / t_jrbm))
+                frac_best = float(np.min(floor) / np.min(t_jrbm))
+                if batch == 1000:
+                    results["targets"].append(common.target("CD-1 batch 1000: fraction of matmul floor", frac, 0.90, best=frac_best))
+                    if peers:
+                        t_torch = per_update(f"torch {method}", nb)
+                        sk = np.minimum(per_update("sklearn64 pcd1", per_method["pcd1"]), per_update("sklearn32 pcd1", per_method["pcd1"]))
+                        results["targets"].append(
+                            common.target(
+                                "CD-1 batch 1000: speed-up over PyTorch",
+                                float(np.median(t_torch / t_jrbm)),
+                                1.2,
+                                best=float(np.min(t_torch) / np.min(t_jrbm)),
+                            )
+                        )
+                        results["targets"].append(
+                            common.target(
+                                "CD-1 batch 1000: speed-up over scikit-learn (faster of float32/float64)",
+                                float(np.median(sk / t_jrbm)),
+                                2.5,
+                                best=float(np.min(sk) / np.min(t_jrbm)),
+                            )
+                        )
+                elif batch == 100:
+                    results["targets"].append(common.target("CD-1 batch 100: fraction of matmul floor", frac, 0.85, best=frac_best))
+    return results
+
+
+def _torch_dev() -> str:
+    try:
+        from benchmarks import torch_rbm
+
+        return str(torch_rbm.device())
+    except ImportError:
+        return "n/a"
+
+
+def gibbs(size: str, *, peers: bool = True) -> dict[str, Any]:
+    cfg = SIZES[size]
+    rows = []
+    params = jrbm.init_bernoulli(jax.random.key(0), I, J, weight_std=0.1)
+    for n_chains, n_steps in cfg["gibbs_steps"].items():
+        v0 = jnp.asarray(random_data(n_chains, seed=n_chains))
+        chain = jax.jit(functools.partial(jrbm.gibbs_chain, n_steps=n_steps))
+        box = {"v": v0, "key": jax.random.key(1)}
+
+        def call_jrbm(box=box, chain=chain):
+            box["key"], sub = jax.random.split(box["key"])
+            box["v"] = common.block(chain(sub, params, box["v"]))
+
+        contestants = {"jrbm": call_jrbm}
+        pbox = {"v": v0, "key": jax.random.key(1, impl=PHILOX)}
+
+        def call_philox(box=pbox, chain=chain):
+            box["key"], sub = jax.random.split(box["key"])
+            box["v"] = common.block(chain(sub, params, box["v"]))
+
+        contestants["jrbm-philox"] = call_philox
+        if peers:
+            import torch
+
+            from benchmarks import torch_rbm
+
+            trbm = torch_rbm.TorchRBM(params.W, params.b, params.c)
+            tbox = {"v": torch.as_tensor(np.array(v0), device=torch_rbm.device())}
+
+            def call_torch(tbox=tbox, trbm=trbm, n_steps=n_steps):
+                with torch.no_grad():
+                    tbox["v"] = trbm.gibbs(tbox["v"], n_steps)
+                torch_rbm.sync()
+
+            contestants["torch"] = call_torch
+        reps = max(2, min(n_steps, 200))
+        contestants.update(common.floor_contestants({"fwd": (n_chains, I, J), "bwd": (n_chains, J, I)}, reps))
+        times = common.interleaved(contestants, rounds=cfg["gibbs_rounds"], warmup=1)
+        floor = (np.asarray(times["mm fwd"]) + np.asarray(times["mm bwd"])) / reps
+        t_j = np.asarray(times["jrbm"]) / n_steps
+        for impl in contestants:
+            if impl.startswith("mm"):
+                continue
+            t = np.asarray(times[impl]) / n_steps
+            rows.append(
+                {
+                    "chains": n_chains,
+                    "implementation": {"jrbm": "jrbm", "jrbm-philox": f"jrbm, {PHILOX} keys"}.get(impl, f"pytorch ({_torch_dev()})"),
+                    "sweeps_timed": n_steps,
+                    "us_per_sweep": 1e6 * common.median(t),
+                    "chain_sweeps_per_s": n_chains / common.median(t),
+                    "gflops": common.gflops(4.0 * n_chains * I * J, common.median(t)),
+                    "floor_fraction": float(np.median(floor / t)),
+                    "floor_fraction_best": float(np.min(floor) / np.min(t)),
+                    "jrbm_speedup": float(np.median(t / t_j)),
+                }
+            )
+    return {"rows": rows}
+
+
+def ais(size: str) -> dict[str, Any]:
+    cfg = SIZES[size]
+    params = jrbm.init_bernoulli(jax.random.key(0), I, J, weight_std=0.1)
+    data = jnp.asarray(random_data(1000))
+    betas = cfg["ais_betas"]
+    n_betas = len(jrbm.ais.default_betas()) if betas is None else betas
+    import time
+
+    t0 = time.perf_counter()
+    res = jrbm.ais.log_partition(jax.random.key(1), params, data=data, betas=betas, n_runs=100)
+    common.block(res)
+    first = time.perf_counter() - t0
+    keys = iter(range(2, 100))
+
+    def call():
+        common.block(jrbm.ais.log_partition(jax.random.key(next(keys)), params, data=data, betas=betas, n_runs=100))
+
+    reps = 50
+    contestants = {"ais": call, **common.floor_contestants({"fwd": (100, I, J), "bwd": (100, J, I)}, reps)}
+    times = common.interleaved(contestants, rounds=cfg["ais_rounds"], warmup=0)
+    t = np.asarray(times["ais"])
+    floor = (np.asarray(times["mm fwd"]) + np.asarray(times["mm bwd"])) / reps * (n_betas - 1)
+    return {
+        "n_betas": n_betas,
+        "schedule": "default (Salakhutdinov & Murray, 14,500 betas)" if betas is None else f"{betas} equally spaced betas (small size)",
+        "n_runs": 100,
+        "first_call_s": first,
+        "wall_s": common.median(t),
+        "sweeps_per_s": (n_betas - 2) / common.median(t),
+        "floor_fraction": float(np.median(floor / t)),
+        "log_z": float(res.log_z),
+        "log_z_std": float(res.log_z_std),
+    }
+
+
+def run(size: str, *, peers: bool = True) -> dict[str, Any]:
+    return {"training": training(size, peers=peers), "gibbs": gibbs(size, peers=peers), "ais": ais(size)}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def markdown(res: dict[str, Any]) -> str:
+    out = []
+    tr = res["training"]
+    out.append("### Training throughput (784 x 500, float32)\n")
+    rows = [
+        [
+            r["method"],
+            r["batch"],
+            r["implementation"],
+            r["ms_per_update"],
+            r["examples_per_s"],
+            r["gflops"],
+            (f"{100 * r['floor_fraction']:.0f}% ({100 * r['floor_fraction_best']:.0f}%)" if r["floor_fraction"] is not None else "-"),
+            (f"{r['jrbm_speedup']:.2f}x ({r['jrbm_speedup_best']:.2f}x)" if r["implementation"] != "jrbm" else "-"),
+        ]
+        for r in tr["rows"]
+    ]
+    out.append(
+        common.markdown_table(
+            ["method", "batch", "implementation", "ms / update", "examples / s", "GFLOP/s", "of floor (best)", "jrbm faster by (best)"],
+            rows,
+        )
+    )
+    out.append(
+        "\nMedians over rounds; in brackets the same ratio from each contestant's fastest round, "
+        "less sensitive to other jobs on a shared machine. \"of floor\": floor time / measured time."
+    )
+    mm = [[b.replace("matmul_ms_batch", ""), v["fwd"], v["bwd"], v["outer"]] for b, v in tr.items() if b.startswith("matmul_ms")]
+    out.append("\nMatrix-product floor, ms per product (each timed alone in compiled code):\n")
+    out.append(common.markdown_table(["batch B", "(B,784)@(784,500)", "(B,500)@(500,784)", "(784,2B)@(2B,500)"], mm))
+    if tr["targets"]:
+        out.append("\nTargets:\n")
+        out.append(
+            common.markdown_table(
+                ["target", "threshold", "median rounds", "met", "fastest rounds", "met"],
+                [
+                    [t["target"], t["threshold"], t["value"], t["passed"], t.get("value_best"), t.get("passed_best")]
+                    for t in tr["targets"]
+                ],
+            )
+        )
+    g = res["gibbs"]["rows"]
+    out.append("\n### Gibbs sampling (`jrbm.gibbs_chain`, 784 x 500)\n")
+    out.append(
+        common.markdown_table(
+            ["chains", "implementation", "us / sweep", "chain-sweeps / s", "GFLOP/s", "of floor (best)", "jrbm faster by"],
+            [
+                [
+                    r["chains"],
+                    r["implementation"],
+                    r["us_per_sweep"],
+                    r["chain_sweeps_per_s"],
+                    r["gflops"],
+                    f"{100 * r['floor_fraction']:.0f}% ({100 * r['floor_fraction_best']:.0f}%)",
+                    (f"{r['jrbm_speedup']:.2f}x" if r["implementation"] != "jrbm" else "-"),
+                ]
+                for r in g
+            ],
+        )
+    )
+    a = res["ais"]
+    out.append("\n### AIS (`jrbm.ais.log_partition`, 784 x 500, 100 runs)\n")
+    out.append(
+        common.markdown_table(
+            ["schedule", "wall s", "first call s (with compile)", "sweeps / s (x100 runs)", "of floor"],
+            [[a["schedule"], a["wall_s"], a["first_call_s"], a["sweeps_per_s"], f"{100 * a['floor_fraction']:.0f}%"]],
+        )
+    )
+    return "\n".join(out)
