@@ -9,10 +9,14 @@ Timing protocol (every suite uses it):
 * then ``rounds`` rounds, each calling every contestant once, the order
   rotated from round to round, so that a slow spell of a shared machine hits
   all contestants alike;
-* before each timed call the harness sleeps ``PAUSE`` seconds: BLAS and
-  OpenMP worker threads (OpenBLAS under scikit-learn, MKL/OpenMP under
-  PyTorch, XLA's pool) keep spinning for up to ~0.1 s after a call returns,
-  and on a 2-core machine they would slow down whichever contestant runs next;
+* each timed call is immediately preceded by an untimed call of the same
+  contestant. It absorbs what the previous contestant left behind: BLAS and
+  OpenMP worker threads (OpenBLAS under scikit-learn, OpenMP under PyTorch,
+  XLA's pool) that keep spinning for up to ~0.1 s after a call returns and
+  on a 2-core machine slow down whichever contestant runs next, thread pools
+  and cores that went idle, caches filled with another contestant's data.
+  (An idle pause instead would make short calls pay the wake-up: measured
+  +55% per CD-1 step at batch 100 after a 0.15 s pause.);
 * a contestant's time is the median over rounds; a ratio of two contestants
   is the median over rounds of the per-round ratio (paired, so drifts in
   machine load cancel).
@@ -125,10 +129,6 @@ def block(x):
     return jax.block_until_ready(x)
 
 
-PAUSE = 0.15
-"""Seconds of idle time before each timed call (see the module docstring)."""
-
-
 def interleaved(contestants: dict[str, Callable[[], Any]], *, rounds: int, warmup: int = 1) -> dict[str, list[float]]:
     """Seconds per call of each contestant in each round (see the module docstring)."""
     names = list(contestants)
@@ -139,7 +139,7 @@ def interleaved(contestants: dict[str, Callable[[], Any]], *, rounds: int, warmu
     for r in range(rounds):
         s = r % len(names)
         for name in names[s:] + names[:s]:
-            time.sleep(PAUSE)
+            contestants[name]()  # untimed: see the module docstring
             t0 = time.perf_counter()
             contestants[name]()
             times[name].append(time.perf_counter() - t0)

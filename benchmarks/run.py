@@ -71,7 +71,13 @@ def targets(suite: str, res: dict) -> list[dict]:
 
 
 def write_results_md(out_dir: str, path: str) -> None:
-    files = sorted(glob.glob(os.path.join(out_dir, "*.json")))
+    order = {"speed": 0, "quality": 1, "full": 0, "small": 1}
+
+    def rank(f):
+        suite, _, size = os.path.basename(f)[:-5].partition("-")
+        return (order.get(suite, 2), order.get(size, 2), f)
+
+    files = sorted(glob.glob(os.path.join(out_dir, "*.json")), key=rank)
     lines = [
         "# jrbm benchmark results",
         "",
