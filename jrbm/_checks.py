@@ -58,6 +58,12 @@ def finite(name: str, x) -> None:
             )
 
 
+def finite_leaves(name: str, tree) -> None:
+    """:func:`finite` on every leaf of a parameter NamedTuple, named ``name.field``."""
+    for field, leaf in zip(tree._fields, tree):
+        finite(f"{name}.{field}", leaf)
+
+
 def binary(name: str, x) -> None:
     """Raises if a concrete array holds values other than 0 and 1."""
     if is_concrete(x):
@@ -95,6 +101,32 @@ def data_matrix(name: str, data, n_visible: int | None = None):
         raise ValueError(f"{name}: expected {n_visible} columns (n_visible), got shape {tuple(data.shape)}")
     finite(name, data)
     return data
+
+
+def broadcastable(*named_shapes) -> None:
+    """Raises unless the batch shapes ``(name, shape)`` broadcast against each other."""
+    try:
+        np.broadcast_shapes(*(shape for _, shape in named_shapes))
+    except ValueError:
+        described = ", ".join(f"{name} {tuple(shape)}" for name, shape in named_shapes)
+        raise ValueError(f"{' and '.join(n for n, _ in named_shapes)}: expected batch shapes that broadcast, got {described}") from None
+
+
+def optimizer(name: str, opt) -> None:
+    """Raises unless ``opt`` looks like an ``optax.GradientTransformation`` (has ``init`` and ``update``)."""
+    if not (callable(getattr(opt, "init", None)) and callable(getattr(opt, "update", None))):
+        raise TypeError(
+            f"{name}: expected an optax.GradientTransformation such as optax.sgd(0.1), got {type(opt).__name__} {opt!r}"
+        )
+
+
+def estimator(name: str, est) -> None:
+    """Raises unless ``est`` has the estimator interface ``init(key, params, data)`` and ``grad(key, params, batch, state)``."""
+    if not (callable(getattr(est, "init", None)) and callable(getattr(est, "grad", None))):
+        raise TypeError(
+            f"{name}: expected an estimator with init and grad methods such as jrbm.CD(1), jrbm.PCD(1) or jrbm.PT(10), "
+            f"got {type(est).__name__} {est!r}"
+        )
 
 
 def key(name: str, k) -> None:

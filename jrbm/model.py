@@ -87,6 +87,7 @@ def energy(params: RBM, v: ArrayLike, h: ArrayLike) -> Array:
     """
     fam = family(params)
     v, h = _visible(params, v), _hidden(params, h)
+    _checks.broadcastable(("v", v.shape[:-1]), ("h", h.shape[:-1]))
     return fam.visible_energy(params, v) - jnp.sum(h * fam.hidden_input(params, v), axis=-1)
 
 
@@ -119,12 +120,14 @@ def p_v_given_h(params: RBM, h: ArrayLike) -> Array:
 
 def sample_h_given_v(key: Array, params: RBM, v: ArrayLike) -> Array:
     """Draws binary ``h ~ p(h | v)`` (eqs. 2.10, 3.10), in the parameters' dtype."""
+    _checks.key("key", key)
     p = p_h_given_v(params, v)
     return (jax.random.uniform(key, p.shape, p.dtype) < p).astype(p.dtype)
 
 
 def sample_v_given_h(key: Array, params: RBM, h: ArrayLike) -> Array:
     """Draws ``v ~ p(v | h)`` (eqs. 2.19, 3.19), in the parameters' dtype."""
+    _checks.key("key", key)
     fam = family(params)
     return fam.sample_visible(key, params, _hidden(params, h))
 

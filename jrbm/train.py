@@ -198,14 +198,16 @@ def fit_epoch(
     returns ``(state, record)``; ``record`` holds scalars: ``recon_error``
     (:func:`jrbm.metrics.reconstruction_error` of ``data``), ``free_energy_gap``
     (with ``validation``) and ``finite``, one bool per parameter leaf (all
-    entries finite).
+    entries finite) and a last one for the reconstruction error (finite
+    parameters can still overflow the model's functions, e.g. a visible bias
+    of 1e200).
     """
     key_epoch, _ = epoch_keys(key_train, epoch)
     state = train_epoch(key_epoch, state, data, batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh)
     record = {"recon_error": metrics.reconstruction_error(state.params, data)}
     if validation is not None:
         record["free_energy_gap"] = metrics.free_energy_gap(state.params, data, validation)
-    record["finite"] = jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in state.params])
+    record["finite"] = jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in state.params] + [jnp.isfinite(record["recon_error"])])
     return state, record
 
 
@@ -273,6 +275,7 @@ def _compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type
 def _prepare(params, data, validation, *, epochs, batch_size, log_likelihood, learn_sigma, estimator, optimizer, mesh):
     """The checks and conversions :func:`fit` and :func:`fit_ensemble` share (``params``: one model)."""
     fam = family(params)
+    _checks.finite_leaves("params", params)
     n_visible = params.W.shape[0]
     data = jnp.asarray(_checks.data_matrix("data", data, n_visible), params.W.dtype)
     if validation is not None:
@@ -292,6 +295,8 @@ def _prepare(params, data, validation, *, epochs, batch_size, log_likelihood, le
     if learn_sigma and not isinstance(params, GaussianRBM):
         raise ValueError(f"learn_sigma: only a GaussianRBM has log_sigma, got {type(params).__name__}")
     estimator = CD(1) if estimator is None else estimator
+    _checks.estimator("estimator", estimator)
+    _checks.optimizer("optimizer", optimizer)
     optimizer = make_optimizer(params, optimizer, learn_sigma)
     if mesh is not None:
         parallel.check_divisible("batch_size", batch_size, mesh, "minibatch")
@@ -304,10 +309,15 @@ def _check_chains(estimator_state, mesh):
         parallel.check_divisible("estimator.n_chains", n, mesh, "persistent chains")
 
 
-def _diverged(model: Optional[int], leaf: str, epoch: int) -> FloatingPointError:
+def _diverged(model: Optional[int], params: RBM, index: int, epoch: int) -> FloatingPointError:
+    """The error for entry ``index`` of an epoch record's ``finite`` flags (the leaves, then the reconstruction error)."""
     which = "" if model is None else f"model {model}: "
+    if index < len(params._fields):
+        what = f"params.{params._fields[index]} has non-finite values"
+    else:
+        what = "the reconstruction error is not finite (the parameters overflow the model's functions)"
     return FloatingPointError(
-        f"training diverged: {which}params.{leaf} has non-finite values after epoch {epoch}; "
+        f"training diverged: {which}{what} after epoch {epoch}; "
         "lower the learning rate (or pass check_finite=False to continue anyway)"
     )
 
@@ -365,8 +375,8 @@ def fit(
       ais_kwargs: ``betas`` and ``n_runs`` of :func:`jrbm.ais.log_partition`.
       progress: show a ``tqdm`` progress bar with the latest metrics.
       check_finite: raise ``FloatingPointError`` naming the epoch and the leaf when
-        a parameter becomes NaN or infinite (a learning rate too large), instead of
-        training on.
+        a parameter becomes NaN or infinite, or the epoch's reconstruction error
+        overflows (a learning rate too large), instead of training on.
       callback: called as ``callback(epoch, params, record)`` after each epoch.
       mesh: optional :class:`jax.sharding.Mesh` with a ``"data"`` axis
         (:func:`jrbm.parallel.make_mesh`): each minibatch, the estimator's
@@ -416,7 +426,7 @@ def fit(
         state, out = step(key_train, np.int32(epoch), state, data, validation)
         out = parallel.gather(out)
         if check_finite and not out["finite"].all():
-            raise _diverged(None, state.params._fields[int(np.argmin(out["finite"]))], epoch)
+            raise _diverged(None, state.params, int(np.argmin(out["finite"])), epoch)
         record = {"epoch": epoch, "recon_error": float(out["recon_error"])}
         if validation is not None:
             record["free_energy_gap"] = float(out["free_energy_gap"])
@@ -582,6 +592,7 @@ def fit_ensemble(
         m = parallel.axis_size(mesh, parallel.MODEL_AXIS)
         if n % m:
             raise ValueError(f"keys: expected a number of models that is a multiple of the {m} devices of the mesh's 'model' axis, got {n}")
+    _checks.finite_leaves("params", params)
     first = jax.tree.map(lambda x: x[0], params)
     data, validation, epochs, batch_size, estimator, optimizer = _prepare(
         first, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
@@ -626,8 +637,7 @@ def fit_ensemble(
             ok = finite.all(axis=-1)
             epoch_idx = int(np.argmin(ok.all(axis=0)))  # the first epoch at which some model diverged
             model = int(np.argmin(ok[:, epoch_idx]))
-            leaf = first._fields[int(np.argmin(finite[model, epoch_idx]))]
-            raise _diverged(model, leaf, done + epoch_idx + 1)
+            raise _diverged(model, first, int(np.argmin(finite[model, epoch_idx])), done + epoch_idx + 1)
         done += length
         if evaluate is not None:
             values = parallel.gather(evaluate(key_train, np.int32(done), state.params, data, validation, betas))

@@ -123,3 +123,53 @@ def test_extreme_parameters_ais_stays_finite(family):
     res = jrbm.ais.log_partition(jax.random.key(0), p32, betas=500, n_runs=16)
     assert np.isfinite(float(res.log_z))
     assert np.all(np.isfinite(np.asarray(res.log_weights)))
+
+
+# --- log_sigma at its extremes (GB) ------------------------------------------------------------------
+
+LOG_SIGMA_EXTREMES = (-8.0, 8.0)  # sigma from 3e-4 to 3e3: a_i^2 spans 1e-7 .. 9e6
+
+
+def sigma_extreme(log_sigma, dtype):
+    ks = jax.random.split(jax.random.key(11), 3)
+    I, J = 6, 5
+    p = jrbm.GaussianRBM(
+        W=jax.random.normal(ks[0], (I, J), jnp.float64),
+        b=jax.random.normal(ks[1], (I,), jnp.float64),
+        c=jax.random.normal(ks[2], (J,), jnp.float64),
+        log_sigma=jnp.full((I,), log_sigma, jnp.float64),
+    )
+    return jax.tree.map(lambda x: x.astype(dtype), p)
+
+
+@pytest.mark.parametrize("log_sigma", LOG_SIGMA_EXTREMES)
+def test_gaussian_log_sigma_extremes_float32_agrees_with_float64(log_sigma):
+    p32, p64 = sigma_extreme(log_sigma, jnp.float32), sigma_extreme(log_sigma, jnp.float64)
+    h = all_binary(p64.W.shape[1])
+    # data at the scale of the model: its own conditional means plus noise of its own width
+    mean = np.asarray(jrbm.p_v_given_h(p64, h[:8]))
+    v = mean + np.exp(log_sigma) * np.random.default_rng(0).normal(size=mean.shape)
+    for fn, x in ((jrbm.free_energy, v), (jrbm.p_h_given_v, v), (jrbm.p_v_given_h, h)):
+        a, b = np.asarray(fn(p32, x.astype(np.float32))), np.asarray(fn(p64, x))
+        assert np.all(np.isfinite(a)), fn.__name__
+        # float32 rounding relative to the largest term, |v| a^2 |v - b| or |W h| / a
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.max(np.abs(b)) + 1e-6, err_msg=fn.__name__)
+    z32, z64 = float(jrbm.exact.log_partition(p32)), float(jrbm.exact.log_partition(p64))
+    assert abs(z32 - z64) <= 1e-5 * abs(z64) + 1e-4
+    np.testing.assert_allclose(jrbm.exact.log_likelihood(p32, v.astype(np.float32)), jrbm.exact.log_likelihood(p64, v),
+                               rtol=1e-4, atol=1e-3)
+    g = jrbm.exact.grad(p32, v.astype(np.float32))
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in g)
+
+
+@pytest.mark.parametrize("log_sigma", LOG_SIGMA_EXTREMES)
+def test_gaussian_log_sigma_extremes_sampling_has_the_right_spread(log_sigma):
+    p = sigma_extreme(log_sigma, jnp.float32)
+    n = 20_000
+    h = np.zeros((n, p.W.shape[1]), np.float32)
+    v = np.asarray(jrbm.sample_v_given_h(jax.random.key(3), p, h), np.float64)
+    assert np.all(np.isfinite(v))
+    sigma = np.exp(log_sigma)
+    # per unit: the sample mean is within 5 standard errors of b, the sample std within 5 of sigma
+    np.testing.assert_allclose(v.mean(0), np.asarray(p.b), atol=5 * sigma / np.sqrt(n) + 1e-6 * sigma)
+    np.testing.assert_allclose(v.std(0), sigma, rtol=5 / np.sqrt(2 * n))

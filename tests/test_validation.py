@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jrbm
@@ -14,6 +15,13 @@ KEY = jax.random.key(0)
 V = np.zeros((4, 5))
 NAN_V = V.copy()
 NAN_V[2, 1] = np.nan
+DATA = np.random.default_rng(0).integers(0, 2, (16, 5)).astype(np.float64)
+
+
+def fit(params=BB, data=DATA, **kw):
+    kw = {"optimizer": optax.sgd(0.1), "epochs": 1, "batch_size": 4, "progress": False} | kw
+    return jrbm.fit(KEY, params, data, **kw)
+
 
 CASES = [
     ("v of the wrong length", lambda: jrbm.free_energy(BB, np.zeros(4)), ValueError, r"v: expected shape \(\.\.\., 5\).*got shape \(4,\)"),
@@ -45,6 +53,40 @@ CASES = [
     ("data with the wrong width", lambda: jrbm.init_bernoulli(KEY, 4, 3, data=V), ValueError, r"data: expected 4 columns"),
     ("empty data", lambda: jrbm.init_gaussian(KEY, 5, 3, data=np.zeros((0, 5))), ValueError, r"data: expected at least one example"),
     ("non-positive sigma", lambda: jrbm.init_gaussian(KEY, 5, 3, sigma=0.0), ValueError, r"sigma: expected positive finite values"),
+    ("n_hidden = 0", lambda: jrbm.init_bernoulli(KEY, 5, 0), ValueError, r"n_hidden: expected a positive integer, got 0"),
+    ("NaN in init data", lambda: jrbm.init_bernoulli(KEY, 5, 3, data=NAN_V), ValueError, r"data: expected finite values"),
+    ("v and h batches that do not broadcast", lambda: jrbm.energy(BB, np.zeros((4, 5)), np.zeros((3, 3))), ValueError, r"v and h: expected batch shapes that broadcast, got v \(4,\), h \(3,\)"),
+    ("sampler key not a key", lambda: jrbm.sample_v_given_h(1, BB, np.zeros(3)), TypeError, r"key: expected a jax.random key"),
+    ("NaN start state of a chain", lambda: jrbm.gibbs_chain(KEY, BB, NAN_V, 2), ValueError, r"v0: expected finite values"),
+    ("ragged data", lambda: jrbm.free_energy(BB, [[0, 1], [0]]), TypeError, r"v: expected an array"),
+    # fit: the data, the loop's settings, the optimiser and the estimator
+    ("NaN in training data", lambda: fit(data=np.where(DATA == 1, np.nan, DATA)), ValueError, r"data: expected finite values, got nan at index \(\d+, \d+\)"),
+    ("empty training data", lambda: fit(data=np.zeros((0, 5))), ValueError, r"data: expected at least one example, got shape \(0, 5\)"),
+    ("training data of the wrong width", lambda: fit(data=np.zeros((8, 4))), ValueError, r"data: expected 5 columns \(n_visible\), got shape \(8, 4\)"),
+    ("training data not a matrix", lambda: fit(data=DATA.reshape(2, 8, 5)), ValueError, r"data: expected a 2-D array"),
+    ("batch larger than the data", lambda: fit(batch_size=17), ValueError, r"batch_size: expected at most the number of examples \(16\), got 17"),
+    ("batch_size = 0", lambda: fit(batch_size=0), ValueError, r"batch_size: expected a positive integer, got 0"),
+    ("epochs = 0", lambda: fit(epochs=0), ValueError, r"epochs: expected a positive integer, got 0"),
+    ("optimizer not an optax transformation", lambda: fit(optimizer=0.1), TypeError, r"optimizer: expected an optax.GradientTransformation.*got float 0.1"),
+    ("estimator not an estimator", lambda: fit(estimator="cd"), TypeError, r"estimator: expected an estimator with init and grad.*got str 'cd'"),
+    ("CD with k = 0 in fit", lambda: fit(estimator=jrbm.CD(0)), ValueError, r"k: expected a positive integer, got 0"),
+    ("NaN in the initial parameters", lambda: fit(params=BB._replace(W=BB.W.at[1, 2].set(jnp.nan))), ValueError, r"params.W: expected finite values, got nan at index \(1, 2\)"),
+    ("non-binary data with likelihood monitoring", lambda: fit(data=np.full((16, 5), 0.5), log_likelihood="exact"), ValueError, r"data: expected binary values"),
+    ("fit key not a key", lambda: jrbm.fit(0, BB, DATA, optimizer=optax.sgd(0.1), epochs=1, batch_size=4), TypeError, r"key: expected a jax.random key"),
+    # AIS and parallel tempering
+    ("AIS schedule not increasing", lambda: jrbm.ais.log_partition(KEY, BB, betas=np.array([0.0, 0.5, 0.3, 1.0])), ValueError, r"betas: expected a non-decreasing \(ascending\) schedule, got 0.5 then 0.3 at index 1"),
+    ("AIS schedule not ending at 1", lambda: jrbm.ais.log_partition(KEY, BB, betas=np.array([0.0, 0.5])), ValueError, r"betas: expected to end at 1"),
+    ("AIS with no runs", lambda: jrbm.ais.log_partition(KEY, BB, n_runs=0), ValueError, r"n_runs: expected a positive integer, got 0"),
+    ("AIS base data of the wrong width", lambda: jrbm.ais.log_partition(KEY, BB, data=np.zeros((3, 4))), ValueError, r"data: expected 5 columns"),
+    ("non-binary data to an AIS likelihood", lambda: jrbm.ais.log_likelihood(KEY, BB, np.full((2, 5), 0.5)), ValueError, r"v: expected binary values"),
+    ("tempering ladder above 1", lambda: jrbm.tempering.pt_init(KEY, BB, DATA, betas=np.array([0.5, 1.0, 2.0])), ValueError, r"betas: expected values in \[0, 1\]"),
+    ("empty tempering ladder", lambda: jrbm.tempering.temperature_ladder(0), ValueError, r"betas: expected at least 1 temperatures, got 0"),
+    # metrics, data sets, files
+    ("held-out data of the wrong width", lambda: jrbm.metrics.free_energy_gap(BB, DATA, np.zeros((2, 4))), ValueError, r"held_out: expected shape \(\.\.\., 5\)"),
+    ("non-binary data to the pseudo-likelihood", lambda: jrbm.metrics.pseudo_log_likelihood(BB, np.full((2, 5), 0.5)), ValueError, r"v: expected binary values"),
+    ("bars and stripes of size 0", lambda: jrbm.datasets.bars_and_stripes(0), ValueError, r"n: expected a positive integer, got 0"),
+    ("saving NaN parameters", lambda: jrbm.save("unused.npz", BB._replace(W=BB.W.at[0, 0].set(jnp.nan))), ValueError, r"params.W: expected finite values"),
+    ("loading a directory", lambda: jrbm.load("."), IsADirectoryError, r"path: '.' is a directory, not a checkpoint file"),
 ]
 
 
