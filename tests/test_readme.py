@@ -15,3 +15,35 @@ def test_readme_python_blocks_run():
     with jax.numpy_dtype_promotion("standard"):  # the README is user code; see tests/conftest.py
         for block in blocks:
             exec(compile(block, str(README), "exec"), namespace)
+
+
+def _guarantees() -> str:
+    text = README.read_text()
+    return " ".join(text[text.index("## Guarantees") :].split())  # one line: numbers may wrap
+
+
+def test_guarantee_counts_match_the_tests():
+    """The counts in the README's Guarantees section are those of the test files."""
+    import test_io
+    import test_properties
+    import test_validation
+
+    text = _guarantees()
+    assert f"{len(test_validation.CASES)} cases of bad input" in text
+    tests = Path(__file__).resolve().parent
+    others = sum(p.read_text().count("pytest.raises(") for p in tests.glob("test_*.py") if p.name not in ("test_validation.py", "test_readme.py"))
+    assert f"A further {others} `pytest.raises` checks" in text
+
+    def examples(test):
+        return test._hypothesis_internal_use_settings.max_examples
+
+    claims = {
+        "by enumeration ({} examples)": test_properties.test_free_energy_is_minus_log_sum_of_exp_minus_energy,
+        "sums to 1 over all visible states ({})": test_properties.test_bb_likelihood_sums_to_one,
+        "lie in [0, 1] ({})": test_properties.test_conditionals_are_probabilities,
+        "changes with the key ({})": test_properties.test_gibbs_chain_is_reproducible_and_key_dependent,
+        "the metadata exactly ({})": test_io.test_round_trip_property,
+    }
+    for claim, test in claims.items():
+        assert claim.format(examples(test)) in text, claim
+    assert "`log_sigma` at -8 and +8" in text and test_properties.LOG_SIGMA_EXTREMES == (-8.0, 8.0)
