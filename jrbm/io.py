@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -137,7 +138,12 @@ def _target(path: PathLike) -> tuple[str, str]:
         path = os.fsdecode(path)
     if path == "" or path.endswith(os.sep) or os.path.isdir(path):
         raise IsADirectoryError(f"path: {path!r} names a directory; expected a file path such as 'model.npz'")
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        # os.replace would put a regular file in place of a device, pipe or socket (e.g. /dev/null)
+        raise FileExistsError(f"path: {path!r} exists and is not a regular file (a device, pipe or socket); expected a file path")
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise NotADirectoryError(f"path: the parent {directory!r} of {path!r} is a file, not a directory")
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"path: the parent directory {directory!r} of {path!r} does not exist")
     return path, directory
@@ -181,8 +187,10 @@ def save(path: PathLike, params: RBM, metadata: Optional[Mapping[str, Any]] = No
 
     Raises:
       TypeError, ValueError: bad ``params`` or ``metadata`` (nothing is written).
-      IsADirectoryError, FileNotFoundError, PermissionError: ``path`` is a
-        directory, its parent directory does not exist, or it is not writable.
+      IsADirectoryError, FileNotFoundError, NotADirectoryError, FileExistsError,
+      PermissionError, OSError: ``path`` is a directory, its parent directory
+        does not exist or is a file, it names a device, pipe or socket, or its
+        directory is not writable.
 
     Example:
       >>> import os, tempfile, jax, jrbm.io
@@ -210,8 +218,10 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any]) -> None:
     line's JSON and PNG outputs are written this way.
 
     Raises:
-      IsADirectoryError, FileNotFoundError, PermissionError: ``path`` is a
-        directory, its parent directory does not exist, or it is not writable.
+      IsADirectoryError, FileNotFoundError, NotADirectoryError, FileExistsError,
+      PermissionError, OSError: ``path`` is a directory, its parent directory
+        does not exist or is a file, it names a device, pipe or socket, or its
+        directory is not writable.
     """
     path, directory = _target(path)
     mode = _file_mode(path)
@@ -219,8 +229,8 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any]) -> None:
         tmp = tempfile.NamedTemporaryFile(
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp", delete=False
         )
-    except PermissionError as e:
-        raise PermissionError(f"path: cannot write to the directory {directory!r} of {path!r}: {e}") from None
+    except OSError as e:  # permissions, a read-only or special file system
+        raise type(e)(f"path: cannot write to the directory {directory!r} of {path!r}: {e.strerror}") from None
     try:
         with tmp:
             write(tmp)

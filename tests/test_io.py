@@ -1,7 +1,9 @@
 """Tests of jrbm.io: exact round trips, atomic writes and clear errors on bad files."""
 
+import errno
 import json
 import os
+import stat
 import tempfile
 import zipfile
 
@@ -236,6 +238,29 @@ def test_save_path_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "NamedTemporaryFile", denied)
     with pytest.raises(PermissionError, match="path: cannot write to the directory"):
         io.save(tmp_path / "m.npz", params)
+
+
+def test_save_refuses_special_files_and_file_parents(tmp_path):
+    params = _params("BernoulliRBM")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)  # like /dev/null: os.replace would swap the special file for a regular one
+    with pytest.raises(FileExistsError, match="path: .*pipe.* exists and is not a regular file"):
+        io.save(pipe, params)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    parent = tmp_path / "file"
+    parent.write_text("x")
+    with pytest.raises(NotADirectoryError, match="path: the parent .*file.* is a file, not a directory"):
+        io.save(parent / "m.npz", params)
+    assert parent.read_text() == "x" and sorted(os.listdir(tmp_path)) == ["file", "pipe"]
+
+
+def test_save_to_a_read_only_file_system(tmp_path, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
+    with pytest.raises(OSError, match="path: cannot write to the directory .*: Read-only file system"):
+        io.save(tmp_path / "m.npz", _params("BernoulliRBM"))
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write anywhere")
