@@ -69,6 +69,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -169,12 +170,16 @@ def _check_state(params: RBM, state, n_temps: int) -> Array:
     return chains
 
 
+@functools.partial(jax.jit, static_argnums=4)
 def _pt_step(key: Array, params: RBM, state: PTState, betas: Array, k: int) -> tuple[PTState, Array]:
-    """:func:`pt_step` returning also the model's hidden logits ``x(v)`` of the new chains, ``(n_chains, M, n_hidden)``."""
-    family(params)
+    """:func:`pt_step` returning also the model's hidden logits ``x(v)`` of the new chains, ``(n_chains, M, n_hidden)``.
+
+    Compiled once per shape and ``k``, so eager calls do not re-trace the sweeps;
+    callers check ``state`` first (:func:`_check_state`).
+    """
     dtype = params.W.dtype
     n_temps = betas.shape[0]
-    chains = _check_state(params, state, n_temps)
+    chains = state.chains.astype(dtype)
     base = base_rate(params, None)
     replicas = jax.vmap(interpolate, in_axes=(None, None, 0))(base, params, betas)  # leaves with a leading M axis
     sample_v = jax.vmap(sample_v_given_h, in_axes=(0, 0, 1), out_axes=1)  # over the temperature axis
@@ -240,6 +245,8 @@ def pt_step(key: Array, params: RBM, state: PTState, betas, k: int = 1) -> PTSta
     k = _checks.positive_int("k", k)
     family(params)
     betas = temperature_ladder(betas, params.W.dtype)
+    chains = _check_state(params, state, betas.shape[0])
+    state = state._replace(chains=chains)
     return _pt_step(key, params, state, betas, k)[0]
 
 
@@ -292,14 +299,20 @@ def pt_chain(key: Array, params: RBM, state: PTState, betas, n_steps: int, *, k:
     n_steps = _checks.positive_int("n_steps", n_steps)
     family(params)
     betas = temperature_ladder(betas, params.W.dtype)
-    specs = None
+    chains = _check_state(params, state, betas.shape[0])
+    state = state._replace(chains=chains)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
-        _check_state(params, state, betas.shape[0])
         parallel.check_divisible("state.chains", state.chains.shape[0], mesh, "PT runs")
-        specs = parallel.estimator_state_specs(state, mesh)
         key, params, betas = parallel.place((key, params, betas), mesh)
-        state = parallel.place(state, mesh, specs)
+        state = parallel.place(state, mesh, parallel.estimator_state_specs(state, mesh))
+    return _pt_chain(key, params, state, betas, n_steps, k, trajectory, mesh)
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7))
+def _pt_chain(key, params, state, betas, n_steps, k, trajectory, mesh):
+    """The scan of :func:`pt_chain`, compiled once per shape and settings, so eager calls do not re-trace it."""
+    specs = None if mesh is None else parallel.estimator_state_specs(state, mesh)
 
     def body(s, key):
         s, _ = _pt_step(key, params, s, betas, k)
@@ -354,6 +367,8 @@ class PT(NamedTuple):
         betas = temperature_ladder(self.betas, params.W.dtype)
         v = _visible(params, batch, "batch").reshape(-1, params.W.shape[0])
         p_data = jax.nn.sigmoid(hidden_logits(params, v))
+        chains = _check_state(params, state, betas.shape[0])
+        state = state._replace(chains=chains)
         state, x = _pt_step(key, params, state, betas, k)
         grads = contrast_grad(params, v, p_data, state.chains[:, -1], jax.nn.sigmoid(x[:, -1]))
         return grads, state
