@@ -9,8 +9,8 @@ median over runs of the maximum over training.
 
 All runs of a method (every learning rate and seed) are one compiled program:
 ``jax.vmap`` over learning rates and seeds of a ``lax.scan`` over evaluation
-periods, each a ``lax.scan`` of ``jrbm.train.train_epoch`` with
-``batch_size=32`` (one epoch is one full-batch update) followed by the exact
+periods, each a ``lax.scan`` of ``jrbm.train_step`` on the whole data set (full
+batch: no shuffling needed, as in the PyTorch peer) followed by the exact
 log-likelihood.
 
 The keys are philox2x32 (``jax.random.key(seed, impl="philox2x32")``):
@@ -30,6 +30,7 @@ after another (extrapolated from fewer updates where the table says so).
 from __future__ import annotations
 
 import functools
+import math
 import time
 from typing import Any
 
@@ -83,7 +84,7 @@ def _program(estimator, n_updates: int):
 
         def period(state, key):
             def update(state, k):
-                return jrbm.train.train_epoch(k, state, data, 32, optimizer=opt, estimator=estimator), None
+                return jrbm.train_step(k, state, data, optimizer=opt, estimator=estimator), None
 
             state, _ = lax.scan(update, state, jax.random.split(key, EVAL_EVERY))
             ll = jnp.mean(jrbm.exact.log_likelihood(state.params, data, check=False))
@@ -132,13 +133,56 @@ def quality(size: str, methods=None) -> dict[str, Any]:
     }
 
 
+def _timed(fn, *args, repeats: int = 3) -> float:
+    """Seconds of the fastest of ``repeats`` calls of a compiled ``fn`` (after one warm-up call)."""
+    common.block(fn(*args))
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        common.block(fn(*args))
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def parts(n_runs: int, n_updates: int, k: int = 10) -> dict[str, Any]:
+    """Where the time of the protocol goes: its exact evaluations, and the random numbers alone.
+
+    ``eval_s``: the ``n_updates // EVAL_EVERY`` exact log-likelihoods of
+    ``n_runs`` models (one vmapped evaluation timed, times their number).
+    ``uniforms_s[impl]``: drawing the ``k (n_hidden + n_visible)`` uniforms per
+    example per CD-k update of every run and nothing else, in one call per update
+    like :func:`jrbm.sampling.negative_phase` (one period timed, times the number
+    of periods): a floor of training for that key implementation.
+    """
+    data = jnp.asarray(jrbm.datasets.bars_and_stripes(4))
+    n_evals = n_updates // EVAL_EVERY
+    keys = jax.random.split(jax.random.key(0), n_runs)
+    models = jax.vmap(lambda key: jrbm.init_bernoulli(key, data.shape[1], N_HIDDEN, weight_std=1.0))(keys)
+    evaluate = jax.jit(jax.vmap(lambda p: jnp.mean(jrbm.exact.log_likelihood(p, data, check=False))))
+    out: dict[str, Any] = {"eval_s": _timed(evaluate, models) * n_evals, "uniforms_s": {}}
+    shape = (k, data.shape[0], data.shape[1] + N_HIDDEN)
+
+    def period(key):  # the draws of one evaluation period, one call per update as in the training program
+        def update(m, key):
+            return jnp.maximum(m, jnp.max(jax.random.uniform(key, shape))), None
+
+        return lax.scan(update, jnp.float32(0), jax.random.split(key, EVAL_EVERY))[0]
+
+    draw = jax.jit(jax.vmap(period))
+    for impl in ("threefry2x32", "philox2x32"):
+        out["uniforms_s"][impl] = _timed(draw, jax.random.split(jax.random.key(1, impl=impl), n_runs)) * n_evals
+    return out
+
+
 def wall_time(size: str, *, peers: bool = True) -> dict[str, Any]:
     """CD-10, lr 0.1: all runs in one jrbm program vs PyTorch running them one after another.
 
     jrbm is compiled ahead of time (compile time reported apart) and run once,
     with JAX's default keys and with philox2x32 keys. PyTorch runs with its
     default thread count and with one thread (faster for these tiny tensors);
-    the speed-up is taken against the faster of the two.
+    the speed-up is taken against the faster of the two. :func:`parts` adds
+    the time of the exact evaluations alone and of drawing the random numbers
+    alone, the floors that bound the speed-up.
     """
     cfg = SIZES[size]
     n_runs, n_updates = cfg["n_runs"], cfg["n_updates"]
@@ -153,6 +197,7 @@ def wall_time(size: str, *, peers: bool = True) -> dict[str, Any]:
         t0 = time.perf_counter()
         common.block(compiled(keys, lrs))
         out[f"{label}_s"] = time.perf_counter() - t0
+    out["parts"] = parts(n_runs, n_updates)
     if peers:
         import torch
 
@@ -216,7 +261,31 @@ def markdown(res: dict[str, Any]) -> str:
             if "target" in w:
                 line += f"; target 20x {'met' if w['target']['passed'] else 'missed'}"
             out.append(line + ".")
+        if "parts" in w:
+            out.append(_parts_markdown(w))
     return "\n".join(out)
+
+
+def _parts_markdown(w):
+    p = w["parts"]
+    u = p["uniforms_s"]
+    n_uniforms = w["n_runs"] * w["n_updates"] * 10 * 32 * (16 + N_HIDDEN)
+    text = (
+        f"\nWhere the time goes: the {w['n_updates'] // EVAL_EVERY} exact log-likelihoods of the {w['n_runs']} runs "
+        f"take {p['eval_s']:.1f} s alone; drawing the {n_uniforms:.3g} uniforms of the CD-10 sweeps, and nothing else, "
+        f"takes {u['threefry2x32']:.1f} s with JAX's default threefry2x32 keys and {u['philox2x32']:.1f} s with philox2x32 keys "
+        "(one 32-bit hash per float32 uniform; on CPU, JAX lowers threefry as a rolled loop)."
+    )
+    if "torch_s" in w:
+        budget = min(w["torch_s"], w["torch_1thread_s"]) / 20
+        floor = {impl: p["eval_s"] + s for impl, s in u.items()}
+        text += (
+            f" 20x needs at most {budget:.1f} s in all; the evaluations plus the random numbers alone come to "
+            f"{floor['threefry2x32']:.1f} s (default keys) and {floor['philox2x32']:.1f} s (philox2x32), "
+            f"so on this machine the speed-up is bounded by {20 * budget / floor['threefry2x32']:.1f}x and "
+            f"{20 * budget / floor['philox2x32']:.1f}x before any arithmetic of the Gibbs sweeps is done."
+        )
+    return text
 
 
 def _quality_markdown(q):

@@ -54,15 +54,44 @@ def visible_mean(params: BernoulliRBM, h: Array) -> Array:
     return jax.nn.sigmoid(visible_logits(params, h))
 
 
+def visible_noise(key: Array, shape: tuple[int, ...], dtype) -> Array:
+    """The randomness of :func:`sample_visible` for visible states of ``shape``: uniforms in ``[0, 1)``.
+
+    With :func:`visible_given_noise`, it lets a chain draw the noise of many
+    sweeps in one call (:func:`jrbm.sampling.negative_phase`).
+    """
+    return jax.random.uniform(key, shape, dtype)
+
+
+def visible_given_noise(params: BernoulliRBM, h: Array, noise: Array) -> Array:
+    """``v ~ p(v | h)`` from :func:`visible_noise`: ``v_i = 1`` where ``u_i < P(v_i = 1 | h)`` (eq. 2.19)."""
+    p = visible_mean(params, h)
+    return (noise < p).astype(p.dtype)
+
+
 def sample_visible(key: Array, params: BernoulliRBM, h: Array) -> Array:
     """Draws ``v ~ p(v | h)``: independent Bernoulli units (eq. 2.19)."""
-    p = visible_mean(params, h)
-    return (jax.random.uniform(key, p.shape, p.dtype) < p).astype(p.dtype)
+    shape = h.shape[:-1] + params.W.shape[:1]
+    return visible_given_noise(params, h, visible_noise(key, shape, params.W.dtype))
 
 
 def hidden_free_energy(params: BernoulliRBM, h: Array) -> Array:
     """``-log sum_v exp(-energy(v, h)) = -c^T h - sum_i softplus(b_i + (W h)_i)`` (eq. 2.18)."""
     return -(h @ params.c) - jnp.sum(jax.nn.softplus(visible_logits(params, h)), axis=-1)
+
+
+def softplus_form(params: BernoulliRBM, layer: str) -> tuple[Array, Array, Array]:
+    """``(d, e, M)`` with ``log weight(s) = s^T d + sum_k softplus(e_k + (s^T M)_k)`` for a state ``s`` of ``layer``.
+
+    The log-weights that :mod:`jrbm.exact` sums: ``-free_energy(v)`` for the
+    visible layer (eq. 2.9: ``d = b``, ``e = c``, ``M = W``) and
+    ``-hidden_free_energy(h)`` for the hidden layer (eq. 2.18: ``d = c``,
+    ``e = b``, ``M = W^T``). Both are affine in ``s`` inside the softplus, which
+    lets the enumeration split a state's index into two halves.
+    """
+    if layer == "visible":
+        return params.b, params.c, params.W
+    return params.c, params.b, params.W.T
 
 
 def visible_log_partition(params: BernoulliRBM) -> Array:

@@ -22,6 +22,7 @@ interface so that :func:`jrbm.fit` takes any of them:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -36,7 +37,11 @@ from jrbm.sampling import negative_phase
 
 
 def _flat(params, v, name):
-    return _visible(params, v, name).reshape(-1, params.W.shape[0])
+    """``v`` as a non-empty ``(n, n_visible)`` batch (a mean over no examples is undefined)."""
+    flat = _visible(params, v, name).reshape(-1, params.W.shape[0])
+    if flat.shape[0] == 0:
+        raise ValueError(f"{name}: expected at least one example, got shape {tuple(jnp.shape(v))}")
+    return flat
 
 
 def contrast_grad(params: RBM, v_data: Array, p_data: Array, v_model: Array, p_model: Array) -> RBM:
@@ -82,7 +87,12 @@ def cd_grad(key: Array, params: RBM, v: ArrayLike, k: int = 1) -> RBM:
     """
     _checks.key("key", key)
     k = _checks.positive_int("k", k)
-    v = _flat(params, v, "v")
+    return _cd_grad(key, params, _flat(params, v, "v"), k)
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _cd_grad(key, params, v, k):
+    """Compiled once per shape and ``k``, so eager calls do not re-trace the chain's scan."""
     p0 = jax.nn.sigmoid(hidden_logits(params, v))
     v_k, p_k = negative_phase(key, params, p0, k)
     return contrast_grad(params, v, p0, v_k, p_k)
@@ -97,13 +107,18 @@ def pcd_grad(key: Array, params: RBM, v: ArrayLike, chains: ArrayLike, k: int = 
     """
     _checks.key("key", key)
     k = _checks.positive_int("k", k)
-    v = _flat(params, v, "v")
     chains = _visible(params, chains, "chains")
-    flat = chains.reshape(-1, params.W.shape[0])
+    grads, v_k = _pcd_grad(key, params, _flat(params, v, "v"), _flat(params, chains, "chains"), k)
+    return grads, v_k.reshape(chains.shape)
+
+
+@functools.partial(jax.jit, static_argnums=(4,))
+def _pcd_grad(key, params, v, chains, k):
+    """Compiled once per shape and ``k``, so eager calls do not re-trace the chain's scan."""
     p0 = jax.nn.sigmoid(hidden_logits(params, v))
-    p_c = jax.nn.sigmoid(hidden_logits(params, flat))
+    p_c = jax.nn.sigmoid(hidden_logits(params, chains))
     v_k, p_k = negative_phase(key, params, p_c, k)
-    return contrast_grad(params, v, p0, v_k, p_k), v_k.reshape(chains.shape)
+    return contrast_grad(params, v, p0, v_k, p_k), v_k
 
 
 class CD(NamedTuple):

@@ -279,7 +279,8 @@ def pt_chain(key: Array, params: RBM, state: PTState, betas, n_steps: int, *, k:
     Returns the final :class:`PTState`; with ``trajectory=True``, the pair
     ``(state, samples)`` where ``samples`` of shape ``(n_steps, n_chains,
     n_visible)`` holds the ``beta = 1`` replicas after every step. Step ``t``
-    uses ``jax.random.split(key, n_steps)[t]``.
+    (from 0) uses ``jax.random.fold_in(key, t)``, derived inside the loop so
+    that memory does not grow with ``n_steps``.
 
     With a ``mesh`` (:class:`jax.sharding.Mesh` with a ``"data"`` axis), the
     independent PT runs (``n_chains``, a multiple of the axis size) are split
@@ -314,12 +315,13 @@ def _pt_chain(key, params, state, betas, n_steps, k, trajectory, mesh):
     """The scan of :func:`pt_chain`, compiled once per shape and settings, so eager calls do not re-trace it."""
     specs = None if mesh is None else parallel.estimator_state_specs(state, mesh)
 
-    def body(s, key):
-        s, _ = _pt_step(key, params, s, betas, k)
+    def body(carry, _):
+        s, t = carry
+        s, _ = _pt_step(jax.random.fold_in(key, t), params, s, betas, k)
         s = parallel.constrain(s, mesh, specs)
-        return s, (s.chains[:, -1] if trajectory else None)
+        return (s, t + 1), (s.chains[:, -1] if trajectory else None)
 
-    state, traj = lax.scan(body, state, jax.random.split(key, n_steps))
+    (state, _), traj = lax.scan(body, (state, jnp.zeros((), jnp.uint32)), None, length=n_steps)
     return (state, traj) if trajectory else state
 
 

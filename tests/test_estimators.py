@@ -72,6 +72,16 @@ def test_cd_k_mean_is_the_exact_chain_expectation_and_tends_to_the_gradient(bb_s
     _assert_mean_within(draws, jrbm.exact.grad(params, data), extra=eps)
 
 
+@pytest.mark.parametrize("predraw_limit", [0, 1 << 18], ids=["noise-per-sweep", "noise-drawn-first"])
+def test_cd_3_mean_is_the_exact_chain_expectation_either_way_of_drawing(bb_setup, monkeypatch, predraw_limit):
+    """negative_phase draws the noise of all sweeps at once for small chains, sweep by sweep for large ones."""
+    monkeypatch.setattr(jrbm.sampling, "PREDRAW_LIMIT", predraw_limit)
+    params = random_bernoulli(2, 6, 4, scale=2.0)
+    data = bb_setup[1]
+    expected, _ = _exact_cd_expectation(params, data, 3)
+    _assert_mean_within(_draws(lambda key: jrbm.cd_grad(key, params, data, 3)), expected)
+
+
 def test_cd_1_bias_is_visible_where_the_chain_mixes_slowly():
     """Large weights: CD-1 is unbiased for its own chain expectation, which is far from the gradient."""
     params = random_bernoulli(1, 6, 4, scale=3.0)

@@ -136,3 +136,42 @@ def test_bb_likelihood_rejects_non_binary_data_unless_asked():
         jrbm.exact.log_likelihood(params, np.full((2, 4), 0.5))
     ll = jrbm.exact.log_likelihood(params, np.full((2, 4), 0.5), check=False)
     assert np.all(np.isfinite(ll))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(jnp.float64, 1e-13), (jnp.float32, 2e-6)])
+@pytest.mark.parametrize("n", [1, 16, 32, 70])
+def test_softplus_sum_equals_the_sum_of_softplus(dtype, rtol, n):
+    """The grouped product form against the plain sum, from -100 to 100 (underflowing and large terms)."""
+    rng = np.random.default_rng(n)
+    x = np.concatenate([rng.normal(size=(50, n)) * s for s in (0.1, 3.0, 30.0, 100.0)])
+    x[0] = 0.0
+    want = np.logaddexp(0.0, x).sum(-1)  # float64 reference
+    got = jrbm.exact.softplus_sum(jnp.asarray(x, dtype))
+    assert got.dtype == dtype
+    # the float32 budget: one rounding of the sum per term, plus the roundings of the products
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * n)
+    np.testing.assert_allclose(jrbm.exact.softplus_sum(jnp.asarray(x.T, dtype), axis=0), got, rtol=1e-6)
+    grad = jax.grad(lambda x: jrbm.exact.softplus_sum(x).sum())(jnp.asarray(x, jnp.float64))
+    np.testing.assert_allclose(grad, np.exp(-np.logaddexp(0.0, -x)), rtol=1e-12, atol=1e-300)  # sigmoid, also at x = 0
+
+
+@pytest.mark.parametrize("chunk_size", [1, 64, 4096, 1 << 16])
+def test_sixteen_unit_float32_log_partition_of_a_stack_of_models(chunk_size):
+    """The split enumeration of 2^16 hidden states in float32 under vmap (the bars-and-stripes size) against float64 numpy."""
+    models = [random_bernoulli(30 + i, 16, 16, scale=s, dtype=jnp.float32) for i, s in enumerate((0.01, 1.0, 3.0, 10.0))]
+    stack = jax.tree.map(lambda *x: jnp.stack(x), *models)
+    got = jax.jit(jax.vmap(lambda p: jrbm.exact.log_partition(p, chunk_size=chunk_size)))(stack)
+    for g, p in zip(np.asarray(got), models):
+        W, b, c = (np.asarray(x, np.float64) for x in p)
+        H = all_binary(16)
+        log_w = H @ c + np.logaddexp(0.0, b + H @ W.T).sum(1)
+        ref = log_w.max() + np.log(np.exp(log_w - log_w.max()).sum())
+        assert np.isclose(g, ref, rtol=1e-6), (g, ref)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 8, 4096])
+def test_split_enumeration_of_an_odd_number_of_visible_units(chunk_size):
+    """The visible layer (7 units < 9 hidden) with high and low halves of unequal widths."""
+    params = random_bernoulli(18, 7, 9, scale=1.5)
+    assert jrbm.exact.enumerated_layer(params) == "visible"
+    assert np.isclose(jrbm.exact.log_partition(params, chunk_size=chunk_size), brute_log_z_bb(params), rtol=1e-12)

@@ -48,10 +48,16 @@ def test_fit_takes_any_optax_optimizer(optimizer):
     assert ll[-1] > float(jrbm.exact.log_likelihood(params, DIGITS).mean()) + 0.3
 
 
-@pytest.mark.parametrize("estimator", [jrbm.CD(3), jrbm.PCD(1, 20)], ids=["cd", "pcd"])
-def test_fit_takes_any_estimator(estimator):
+@pytest.mark.parametrize(
+    "estimator, optimizer",
+    [(jrbm.CD(3), optax.sgd(0.05, momentum=0.9)), (jrbm.PCD(1, 100), optax.sgd(0.1))],
+    ids=["cd", "pcd"],
+)
+def test_fit_takes_any_estimator(estimator, optimizer):
+    """Gains over the start, over keys 0-7 (CD) and 0-5 (PCD): 5.3 +- 0.2 and 1.90 +- 0.06 nats; the
+    bound is 0.3. (PCD with 20 chains and momentum 0.9 outruns its chains: -0.1 +- 1.3 nats.)"""
     params = jrbm.init_bernoulli(jax.random.key(1), 64, 8, data=DIGITS)
-    new, history = _fit(params, DIGITS, optimizer=optax.sgd(0.05, momentum=0.9), estimator=estimator,
+    new, history = _fit(params, DIGITS, optimizer=optimizer, estimator=estimator,
                         epochs=30, batch_size=20, log_likelihood="exact", eval_every=30)
     assert history["log_likelihood"][-1] > float(jrbm.exact.log_likelihood(params, DIGITS).mean()) + 0.3
 

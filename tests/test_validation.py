@@ -45,6 +45,8 @@ CASES = [
     ("n_steps = 0", lambda: jrbm.gibbs_chain(KEY, BB, V, 0), ValueError, r"n_steps: expected a positive integer"),
     ("v0 of the wrong length", lambda: jrbm.gibbs_chain(KEY, BB, np.zeros((2, 6)), 3), ValueError, r"v0: expected shape \(\.\.\., 5\)"),
     ("chains of the wrong length", lambda: jrbm.pcd_grad(KEY, BB, V, np.zeros((2, 4))), ValueError, r"chains: expected shape \(\.\.\., 5\)"),
+    ("empty minibatch", lambda: jrbm.cd_grad(KEY, BB, np.zeros((0, 5))), ValueError, r"v: expected at least one example, got shape \(0, 5\)"),
+    ("no persistent chains", lambda: jrbm.pcd_grad(KEY, BB, V, np.zeros((0, 5))), ValueError, r"chains: expected at least one example"),
     ("PCD with no chains", lambda: jrbm.PCD(1, 0).init(KEY, BB, V), ValueError, r"n_chains: expected a positive integer"),
     ("layer too wide for exact", lambda: jrbm.exact.log_partition(jrbm.init_bernoulli(KEY, 30, 30)), ValueError, r"max_bits=24"),
     ("non-binary data to a Bernoulli likelihood", lambda: jrbm.exact.log_likelihood(BB, np.full(5, 0.3)), ValueError, r"v: expected binary values \(0 or 1\).*got 0.3"),
