@@ -250,13 +250,16 @@ def write_json(path: str, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def target(name: str, value: float, threshold: float, *, best: float | None = None) -> dict[str, Any]:
+def target(name: str, value: float, threshold: float, *, best: float | None = None, note: str | None = None) -> dict[str, Any]:
     """A pass/fail record (higher is better): ``margin`` is ``value / threshold``, ``> 1`` passes.
 
     ``value`` is the median-based figure; ``best``, when given, the same
-    figure from the contestants' fastest rounds (robust to other jobs).
+    figure from the contestants' fastest rounds (robust to other jobs);
+    ``note``, why a target is out of reach where the run can tell.
     """
     out = {"target": name, "value": value, "threshold": threshold, "passed": bool(value >= threshold), "margin": value / threshold}
     if best is not None:
         out.update({"value_best": best, "passed_best": bool(best >= threshold), "margin_best": best / threshold})
+    if note is not None:
+        out["note"] = note
     return out

@@ -243,7 +243,6 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
                     results["targets"].append(common.target("CD-1 batch 1000: fraction of matmul floor", frac, 0.90, best=frac_best))
                     if peers:
                         t_torch = per_update(f"torch {method}", nb)
-                        sk = np.minimum(per_update("sklearn64 pcd1", per_method["pcd1"]), per_update("sklearn32 pcd1", per_method["pcd1"]))
                         results["targets"].append(
                             common.target(
                                 "CD-1 batch 1000: speed-up over PyTorch",
@@ -252,17 +251,37 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
                                 best=float(np.min(t_torch) / np.min(t_jrbm)),
                             )
                         )
-                        results["targets"].append(
-                            common.target(
-                                "CD-1 batch 1000: speed-up over scikit-learn (faster of float32/float64)",
-                                float(np.median(sk / t_jrbm)),
-                                2.5,
-                                best=float(np.min(sk) / np.min(t_jrbm)),
+                        for label, name in (("partial_fit, float64", "sklearn64 pcd1"), ("_fit loop, float32", "sklearn32 pcd1")):
+                            sk = per_update(name, per_method["pcd1"])
+                            results["targets"].append(
+                                common.target(
+                                    f"CD-1 batch 1000: speed-up over scikit-learn ({label})",
+                                    float(np.median(sk / t_jrbm)),
+                                    2.5,
+                                    best=float(np.min(sk) / np.min(t_jrbm)),
+                                    note=_sklearn_bound(sk, floor, 2.5),
+                                )
                             )
-                        )
                 elif batch == 100:
                     results["targets"].append(common.target("CD-1 batch 100: fraction of matmul floor", frac, 0.85, best=frac_best))
     return results
+
+
+def _sklearn_bound(t_sklearn, floor, threshold: float) -> str | None:
+    """Why a speed-up over scikit-learn is out of reach: even an update taking exactly the floor would miss it.
+
+    scikit-learn's PCD-1 does the same five products per update as CD-1
+    (two forward, one backward, two outer products), through NumPy's BLAS, so
+    ``t_sklearn / floor`` bounds the speed-up of any implementation whose
+    products run at XLA's rate measured in the same rounds.
+    """
+    bound = float(np.median(t_sklearn / floor))
+    if bound >= threshold:
+        return None
+    return (
+        f"out of reach: scikit-learn's update takes {bound:.3f}x the matmul floor (the same five products), "
+        f"so even an update at exactly the floor would be faster by less than {threshold}x"
+    )
 
 
 def _torch_dev() -> str:
@@ -413,9 +432,9 @@ def markdown(res: dict[str, Any]) -> str:
         out.append("\nTargets:\n")
         out.append(
             common.markdown_table(
-                ["target", "threshold", "median rounds", "met", "fastest rounds", "met"],
+                ["target", "threshold", "median rounds", "met", "fastest rounds", "met", "why missed"],
                 [
-                    [t["target"], t["threshold"], t["value"], t["passed"], t.get("value_best"), t.get("passed_best")]
+                    [t["target"], t["threshold"], t["value"], t["passed"], t.get("value_best"), t.get("passed_best"), t.get("note", "")]
                     for t in tr["targets"]
                 ],
             )

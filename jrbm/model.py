@@ -17,6 +17,15 @@ hand-derived parameter derivatives and the annealing path; every function
 here, and everything built on it (chains, estimators, exact likelihoods, AIS,
 training), works for any family registered in :data:`FAMILIES`.
 
+Two optional parts of the protocol make hot loops faster where a family can
+supply them, and everything works without them: ``softplus_form`` (a
+log-weight ``s^T d + sum_k softplus(e_k + (s^T M)_k)`` of a layer's states,
+which lets :mod:`jrbm.exact` enumerate by meeting in the middle) and
+``visible_noise`` with ``visible_given_noise`` (the randomness of
+``sample_visible`` drawn apart, which lets :func:`jrbm.sampling.negative_phase`
+draw the noise of all its sweeps in one call). The BB-RBM has both; the
+GB-RBM has the second.
+
 All functions accept one example (``v.shape == (n_visible,)``) or any leading
 batch shape, cast inputs to the parameters' dtype, and work under ``jit``,
 ``vmap`` and ``grad``.

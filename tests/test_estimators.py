@@ -76,6 +76,7 @@ def test_cd_k_mean_is_the_exact_chain_expectation_and_tends_to_the_gradient(bb_s
 def test_cd_3_mean_is_the_exact_chain_expectation_either_way_of_drawing(bb_setup, monkeypatch, predraw_limit):
     """negative_phase draws the noise of all sweeps at once for small chains, sweep by sweep for large ones."""
     monkeypatch.setattr(jrbm.sampling, "PREDRAW_LIMIT", predraw_limit)
+    jax.clear_caches()  # the limit is read when a chain is traced: trace again
     params = random_bernoulli(2, 6, 4, scale=2.0)
     data = bb_setup[1]
     expected, _ = _exact_cd_expectation(params, data, 3)
@@ -112,8 +113,11 @@ def test_pcd_is_unbiased_from_chains_at_equilibrium(bb_setup):
     _assert_mean_within(_draws(one), jrbm.exact.grad(params, data))
 
 
-def test_gaussian_cd_with_long_chains_estimates_all_four_leaves():
+@pytest.mark.parametrize("predraw_limit", [0, 1 << 18], ids=["noise-per-sweep", "noise-drawn-first"])
+def test_gaussian_cd_with_long_chains_estimates_all_four_leaves(monkeypatch, predraw_limit):
     """A weakly coupled GB-RBM (Gibbs correlation per sweep ~ |W|^2 << 1) mixes within a few sweeps; k = 40."""
+    monkeypatch.setattr(jrbm.sampling, "PREDRAW_LIMIT", predraw_limit)
+    jax.clear_caches()  # the limit is read when a chain is traced: trace again
     params = random_gaussian(2, 3, 4, scale=0.4)
     data = np.random.default_rng(2).normal(size=(10, 3))
     draws = _draws(lambda key: jrbm.cd_grad(key, params, data, 40))
