@@ -39,22 +39,25 @@ def _speed(size: str, peers: bool) -> dict:
 
 
 def _quality(size: str, peers: bool) -> dict:
-    from benchmarks import bas, quality
+    from benchmarks import bas, gaussian_toy, quality
 
     res = {"bas": bas.quality(size, methods=None if size == "full" else ["CD-10", "PCD-1", "PT-5"])}
+    res["gaussian_toy"] = gaussian_toy.run(size)
     if peers:
         res.update(quality.run(size))
     return res
 
 
 def render(suite: str, res: dict) -> str:
-    from benchmarks import bas, quality, speed
+    from benchmarks import bas, gaussian_toy, quality, speed
 
     if suite == "speed":
         parts = [speed.markdown(res)]
         parts.append(bas.markdown({"quality": None, "wall_time": res["bas_wall_time"]}) if res.get("bas_wall_time") else "")
         return "\n".join(parts)
     parts = [bas.markdown({"quality": res["bas"], "wall_time": None})]
+    if "gaussian_toy" in res:
+        parts.append("\n" + gaussian_toy.markdown(res["gaussian_toy"]))
     if "likelihood" in res:
         parts.append("\n" + quality.markdown(res))
     return "\n".join(parts)
