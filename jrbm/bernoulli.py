@@ -55,7 +55,7 @@ def visible_mean(params: BernoulliRBM, h: Array) -> Array:
 
 
 def visible_noise(key: Array, shape: tuple[int, ...], dtype) -> Array:
-    """The randomness of :func:`sample_visible` for visible states of ``shape``: uniforms in ``[0, 1)``.
+    """The randomness of a draw of ``v ~ p(v | h)`` for visible states of ``shape``: uniforms in ``[0, 1)``.
 
     With :func:`visible_given_noise`, it lets a chain draw the noise of many
     sweeps in one call (:func:`jrbm.sampling.negative_phase`).
@@ -67,12 +67,6 @@ def visible_given_noise(params: BernoulliRBM, h: Array, noise: Array) -> Array:
     """``v ~ p(v | h)`` from :func:`visible_noise`: ``v_i = 1`` where ``u_i < P(v_i = 1 | h)`` (eq. 2.19)."""
     p = visible_mean(params, h)
     return (noise < p).astype(p.dtype)
-
-
-def sample_visible(key: Array, params: BernoulliRBM, h: Array) -> Array:
-    """Draws ``v ~ p(v | h)``: independent Bernoulli units (eq. 2.19)."""
-    shape = h.shape[:-1] + params.W.shape[:1]
-    return visible_given_noise(params, h, visible_noise(key, shape, params.W.dtype))
 
 
 def hidden_free_energy(params: BernoulliRBM, h: Array) -> Array:

@@ -62,19 +62,13 @@ def visible_mean(params: GaussianRBM, h: Array) -> Array:
 
 
 def visible_noise(key: Array, shape: tuple[int, ...], dtype) -> Array:
-    """The randomness of :func:`sample_visible` for visible states of ``shape``: standard normals."""
+    """The randomness of a draw of ``v ~ p(v | h)`` for visible states of ``shape``: standard normals."""
     return jax.random.normal(key, shape, dtype)
 
 
 def visible_given_noise(params: GaussianRBM, h: Array, noise: Array) -> Array:
     """``v ~ p(v | h)`` from :func:`visible_noise`: ``v_i = E[v_i | h] + sigma_i z_i`` (eq. 3.19)."""
     return visible_mean(params, h) + jnp.exp(params.log_sigma) * noise
-
-
-def sample_visible(key: Array, params: GaussianRBM, h: Array) -> Array:
-    """Draws ``v ~ p(v | h)``: independent normals with std ``1 / a_i`` (eq. 3.19)."""
-    shape = h.shape[:-1] + params.W.shape[:1]
-    return visible_given_noise(params, h, visible_noise(key, shape, params.W.dtype))
 
 
 def hidden_free_energy(params: GaussianRBM, h: Array) -> Array:

@@ -17,14 +17,13 @@ hand-derived parameter derivatives and the annealing path; every function
 here, and everything built on it (chains, estimators, exact likelihoods, AIS,
 training), works for any family registered in :data:`FAMILIES`.
 
-Two optional parts of the protocol make hot loops faster where a family can
-supply them, and everything works without them: ``softplus_form`` (a
-log-weight ``s^T d + sum_k softplus(e_k + (s^T M)_k)`` of a layer's states,
-which lets :mod:`jrbm.exact` enumerate by meeting in the middle) and
-``visible_noise`` with ``visible_given_noise`` (the randomness of
-``sample_visible`` drawn apart, which lets :func:`jrbm.sampling.negative_phase`
-draw the noise of all its sweeps in one call). The BB-RBM has both; the
-GB-RBM has the second.
+A family draws ``v ~ p(v | h)`` in two parts, ``visible_noise`` (uniforms or
+standard normals) and ``visible_given_noise``, so that
+:func:`jrbm.sampling.negative_phase` can draw the noise of all its sweeps in
+one call. One part of the protocol is optional and only makes a hot loop
+faster: ``softplus_form`` (a log-weight ``s^T d + sum_k softplus(e_k + (s^T
+M)_k)`` of a layer's states, which lets :mod:`jrbm.exact` enumerate by meeting
+in the middle); the BB-RBM has it.
 
 All functions accept one example (``v.shape == (n_visible,)``) or any leading
 batch shape, cast inputs to the parameters' dtype, and work under ``jit``,
@@ -138,7 +137,9 @@ def sample_v_given_h(key: Array, params: RBM, h: ArrayLike) -> Array:
     """Draws ``v ~ p(v | h)`` (eqs. 2.19, 3.19), in the parameters' dtype."""
     _checks.key("key", key)
     fam = family(params)
-    return fam.sample_visible(key, params, _hidden(params, h))
+    h = _hidden(params, h)
+    noise = fam.visible_noise(key, h.shape[:-1] + params.W.shape[:1], params.W.dtype)
+    return fam.visible_given_noise(params, h, noise)
 
 
 def hidden_free_energy(params: RBM, h: ArrayLike) -> Array:

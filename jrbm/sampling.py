@@ -98,7 +98,7 @@ def negative_phase(key: Array, params: RBM, p_h0: Array, k: int) -> tuple[Array,
     first half-sweep reuses ``p_h0`` so no product is computed twice.
 
     Keys: small chains (``k > 1``, at most :data:`PREDRAW_LIMIT` random numbers
-    for all ``k`` sweeps, in a family with ``visible_noise``) draw the
+    for all ``k`` sweeps) draw the
     randomness of every sweep before the scan, one call per layer, since a tiny
     sweep otherwise spends most of its time in the generator's per-call cost:
     with ``key_h, key_v = jax.random.split(key)``, sweep ``t`` compares
@@ -106,12 +106,12 @@ def negative_phase(key: Array, params: RBM, p_h0: Array, k: int) -> tuple[Array,
     probabilities and uses ``visible_noise(key_v, (k, ..., n_visible))[t]``.
     Other chains draw as they go, so memory does not grow with ``k``: sweep
     ``t`` splits ``jax.random.split(key, k)[t]`` into the keys of ``h`` and of
-    ``sample_visible``.
+    ``v`` (:func:`jrbm.model.sample_v_given_h`).
     """
     fam = family(params)
     dtype = p_h0.dtype
     v_shape = p_h0.shape[:-1] + params.W.shape[:1]
-    predraw = k > 1 and hasattr(fam, "visible_noise") and k * (p_h0.size + math.prod(v_shape)) <= PREDRAW_LIMIT
+    predraw = k > 1 and k * (p_h0.size + math.prod(v_shape)) <= PREDRAW_LIMIT
     if predraw:
         key_h, key_v = jax.random.split(key)
         xs = (jax.random.uniform(key_h, (k,) + p_h0.shape, dtype), fam.visible_noise(key_v, (k,) + v_shape, dtype))
@@ -127,7 +127,7 @@ def negative_phase(key: Array, params: RBM, p_h0: Array, k: int) -> tuple[Array,
         else:
             key_h, key_v = jax.random.split(x)
             h = (jax.random.uniform(key_h, p_h.shape, dtype) < p_h).astype(dtype)
-            v = fam.sample_visible(key_v, params, h)
+            v = sample_v_given_h(key_v, params, h)
         return (v, jax.nn.sigmoid(fam.hidden_input(params, v))), None
 
     unroll = min(k, UNROLL) if predraw else 1
