@@ -29,7 +29,6 @@ after another (extrapolated from fewer updates where the table says so).
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from typing import Any

@@ -8,7 +8,6 @@ import pytest
 
 import jrbm
 from helpers import (
-    all_binary,
     bb_marginal,
     bb_transition_matrix,
     random_bernoulli,
