@@ -158,7 +158,8 @@ def swap_log_ratio(params: RBM, beta_lo: ArrayLike, beta_hi: ArrayLike, v_lo: Ar
     return d_lo - d_hi
 
 
-def _check_state(params: RBM, state, n_temps: int) -> Array:
+def _check_state(params: RBM, state, n_temps: int) -> PTState:
+    """``state`` validated against ``params`` and ``n_temps``, its chains cast to the parameters' dtype."""
     if not isinstance(state, PTState):
         raise TypeError(f"state: expected a jrbm.tempering.PTState (from PT.init or pt_init), got {type(state).__name__}")
     chains = _visible(params, state.chains, "state.chains")
@@ -167,7 +168,7 @@ def _check_state(params: RBM, state, n_temps: int) -> Array:
             f"state.chains: expected shape (n_chains, {n_temps}, {params.W.shape[0]}) for {n_temps} temperatures, "
             f"got {tuple(chains.shape)}"
         )
-    return chains
+    return state._replace(chains=chains)
 
 
 @functools.partial(jax.jit, static_argnums=4)
@@ -245,8 +246,7 @@ def pt_step(key: Array, params: RBM, state: PTState, betas, k: int = 1) -> PTSta
     k = _checks.positive_int("k", k)
     family(params)
     betas = temperature_ladder(betas, params.W.dtype)
-    chains = _check_state(params, state, betas.shape[0])
-    state = state._replace(chains=chains)
+    state = _check_state(params, state, betas.shape[0])
     return _pt_step(key, params, state, betas, k)[0]
 
 
@@ -300,8 +300,7 @@ def pt_chain(key: Array, params: RBM, state: PTState, betas, n_steps: int, *, k:
     n_steps = _checks.positive_int("n_steps", n_steps)
     family(params)
     betas = temperature_ladder(betas, params.W.dtype)
-    chains = _check_state(params, state, betas.shape[0])
-    state = state._replace(chains=chains)
+    state = _check_state(params, state, betas.shape[0])
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
         parallel.check_divisible("state.chains", state.chains.shape[0], mesh, "PT runs")
@@ -369,8 +368,7 @@ class PT(NamedTuple):
         betas = temperature_ladder(self.betas, params.W.dtype)
         v = _visible(params, batch, "batch").reshape(-1, params.W.shape[0])
         p_data = jax.nn.sigmoid(hidden_logits(params, v))
-        chains = _check_state(params, state, betas.shape[0])
-        state = state._replace(chains=chains)
+        state = _check_state(params, state, betas.shape[0])
         state, x = _pt_step(key, params, state, betas, k)
         grads = contrast_grad(params, v, p_data, state.chains[:, -1], jax.nn.sigmoid(x[:, -1]))
         return grads, state
