@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -133,21 +132,10 @@ def worker(n_models: int, epochs: int, rounds: int) -> dict:
 
 
 def device_scaling(counts: list[int], n_models: int, epochs: int, rounds: int) -> list[dict]:
-    out = []
-    for d in counts:
-        env = dict(os.environ)
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={d}"
-        env["JAX_PLATFORMS"] = "cpu"  # the CPU mesh, also on a machine with an accelerator
-        env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-        proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.ensemble", "--worker", "--models", str(n_models), "--epochs", str(epochs),
-             "--rounds", str(rounds)],
-            env=env, cwd=ROOT, capture_output=True, text=True,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"worker with {d} devices failed:\n{proc.stderr[-3000:]}")
-        out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    return out
+    from benchmarks import common
+
+    args = ["--worker", "--models", str(n_models), "--epochs", str(epochs), "--rounds", str(rounds)]
+    return [common.run_on_cpu_devices(d, "benchmarks.ensemble", *args) for d in counts]
 
 
 def markdown(res: dict) -> str:

@@ -1,8 +1,10 @@
 """Entry point: ``python -m benchmarks.run --suite speed|quality|all --size small|full --out benchmarks/results/``.
 
-Prints markdown tables, writes ``<out>/<suite>-<size>.json`` (the numbers,
-the targets with pass/fail and margin, and the device description), then
-regenerates ``benchmarks/RESULTS.md`` from every result file in ``<out>``.
+Prints markdown tables, writes ``<out>/<suite>-<size>.json`` (on an
+accelerator ``<suite>-<size>-<backend>.json``: the numbers, the targets with
+pass/fail and margin, and the device description), then regenerates
+``benchmarks/RESULTS.md`` from every result file in ``<out>``. Peers that are
+not installed (PyTorch, scikit-learn) are left out, as with ``--no-peers``.
 
 * ``speed``: training throughput against the matrix-product floor, PyTorch
   and scikit-learn; Gibbs sampling; AIS; the bars-and-stripes wall time
@@ -73,12 +75,17 @@ def targets(suite: str, res: dict) -> list[dict]:
     return out
 
 
+def result_name(suite: str, size: str, backend: str) -> str:
+    """``<suite>-<size>.json`` on CPU, ``<suite>-<size>-<backend>.json`` on an accelerator, so that neither overwrites the other."""
+    return f"{suite}-{size}.json" if backend == "cpu" else f"{suite}-{size}-{backend}.json"
+
+
 def write_results_md(out_dir: str, path: str) -> None:
     order = {"speed": 0, "quality": 1, "full": 0, "small": 1}
 
     def rank(f):
-        suite, _, size = os.path.basename(f)[:-5].partition("-")
-        return (order.get(suite, 2), order.get(size, 2), f)
+        suite, size, *backend = os.path.basename(f)[:-5].split("-")
+        return (order.get(suite, 2), len(backend), order.get(size, 2), f)
 
     files = sorted(glob.glob(os.path.join(out_dir, "*.json")), key=rank)
     lines = [
@@ -122,13 +129,18 @@ def main(argv=None) -> int:
     suites = ["speed", "quality"] if args.suite == "all" else [args.suite]
     info = common.device_info()
     print(f"# {common.describe(info)}\n# JAX devices: {info['jax_devices']}\n", flush=True)
+    peers = not args.no_peers
+    missing = common.peers_missing()
+    if peers and missing:
+        print(f"# not installed: {', '.join(missing)}; timing jrbm and the floor only (as with --no-peers)\n", flush=True)
+        peers = False
     for suite in suites:
         t0 = time.perf_counter()
-        res = (_speed if suite == "speed" else _quality)(args.size, not args.no_peers)
+        res = (_speed if suite == "speed" else _quality)(args.size, peers)
         wall = time.perf_counter() - t0
         doc = {"suite": suite, "size": args.size, "wall_s": wall, "info": info, "results": res, "targets": targets(suite, res)}
         doc["info"]["load_average_at_end"] = common.load_average()
-        path = os.path.join(args.out, f"{suite}-{args.size}.json")
+        path = os.path.join(args.out, result_name(suite, args.size, info["jax_backend"]))
         common.write_json(path, doc)
         print(f"## {suite} ({args.size}), {wall:.0f} s\n\n{render(suite, res)}\n\nwrote {path}\n", flush=True)
     write_results_md(args.out, args.results_md)

@@ -2,7 +2,9 @@
 
 * Training (float32, random binary data of density 0.13, plain SGD): CD-1,
   CD-10 and PCD-1 for a BB-RBM and CD-1 for a GB-RBM (fixed sigma), at
-  batch 100 and 1000. jrbm is timed as whole epochs
+  batch 100 and 1000; in the full size also CD-1 of both families at batch
+  10,000, where a GPU must reach :data:`LARGE_BATCH_FLOOR` of the floor (a
+  target recorded only when JAX's backend is a GPU). jrbm is timed as whole epochs
   (``jrbm.train.train_epoch`` under ``jax.jit``: one compiled ``lax.scan``
   over the minibatches, no Python per step). Peers on the same data and
   shapes: the PyTorch implementation of :mod:`benchmarks.torch_rbm` (same
@@ -55,7 +57,11 @@ SIZES = {
         ais_rounds=1,
     ),
     "full": dict(
-        batches={100: dict(cd1=15, cd10=4, pcd1=10, gb1=10), 1000: dict(cd1=4, cd10=1, pcd1=3, gb1=3)},
+        batches={
+            100: dict(cd1=15, cd10=4, pcd1=10, gb1=10),
+            1000: dict(cd1=4, cd10=1, pcd1=3, gb1=3),
+            10000: "large",  # CD-1, BB and GB: the accelerator target; see large_batch()
+        },
         rounds=7,
         gibbs_steps={1: 2000, 100: 300, 10000: 5},
         gibbs_rounds=5,
@@ -71,6 +77,21 @@ METHODS = {  # name: (family, estimator kind, k)
     "gb1": ("GB", "CD", 1),
 }
 LABELS = {"cd1": "BB CD-1", "cd10": "BB CD-10", "pcd1": "BB PCD-1", "gb1": "GB CD-1"}
+
+
+LARGE_BATCH_FLOOR = 0.70
+"""The target at batch 10,000 on a GPU: CD-1 (BB and GB) at this fraction of the matmul floor or better."""
+
+
+def large_batch() -> dict[str, int]:
+    """Minibatches per timed call at batch 10,000: CD-1 of both families only.
+
+    One on CPU (an update takes about a third of a second there); eight on an
+    accelerator, where one update takes about a millisecond and a call must be
+    long enough to amortise Python's dispatch.
+    """
+    n = 1 if jax.default_backend() == "cpu" else 8
+    return dict(cd1=n, gb1=n)
 
 
 def random_data(n: int, seed: int = 0) -> np.ndarray:
@@ -176,6 +197,8 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
     cfg = SIZES[size]
     results: dict[str, Any] = {"rows": [], "targets": []}
     for batch, per_method in cfg["batches"].items():
+        if per_method == "large":
+            per_method = large_batch()
         n_max = max(per_method.values())
         data_np = random_data(batch * n_max)
         contestants = {}
@@ -186,11 +209,11 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
                 contestants[f"jrbm-philox {method}"] = jrbm_trainer(method, d, batch, key_impl=PHILOX)
             if peers:
                 contestants[f"torch {method}"] = torch_trainer(method, data_np[: batch * nb], batch)
-        if peers:
+        if peers and "pcd1" in per_method:
             nb = per_method["pcd1"]
             contestants["sklearn64 pcd1"] = sklearn_trainer(data_np[: batch * nb], batch, float32=False)
             contestants["sklearn32 pcd1"] = sklearn_trainer(data_np[: batch * nb], batch, float32=True)
-        reps = 8 if batch >= 1000 else 20
+        reps = 4 if batch > 1000 else 8 if batch == 1000 else 20
         contestants.update(
             common.floor_contestants({"fwd": (batch, I, J), "bwd": (batch, J, I), "outer": (I, 2 * batch, J)}, reps)
         )
@@ -214,7 +237,7 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
                 if method == "pcd1":
                     entries.append(("scikit-learn (float64, partial_fit)", "sklearn64 pcd1", 10.0 * batch * I * J))
                     entries.append(("scikit-learn (float32, _fit)", "sklearn32 pcd1", 10.0 * batch * I * J))
-                if method == "cd1":  # scikit-learn has no CD; its PCD-1 does the same products as CD-1
+                if method == "cd1" and "pcd1" in per_method:  # scikit-learn has no CD; its PCD-1 does the same products as CD-1
                     entries.append(("scikit-learn PCD-1 (float64, partial_fit)", "sklearn64 pcd1", 10.0 * batch * I * J))
                     entries.append(("scikit-learn PCD-1 (float32, _fit)", "sklearn32 pcd1", 10.0 * batch * I * J))
             t_jrbm = per_update(f"jrbm {method}", nb)
@@ -234,6 +257,15 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
                         "jrbm_speedup_best": float(np.min(t) / np.min(t_jrbm)),
                         "spread": common.spread(t),
                     }
+                )
+            if batch > 1000 and jax.default_backend() == "gpu":
+                results["targets"].append(
+                    common.target(
+                        f"{LABELS[method]} batch {batch} on GPU: fraction of matmul floor",
+                        float(np.median(floor / t_jrbm)),
+                        LARGE_BATCH_FLOOR,
+                        best=float(np.min(floor) / np.min(t_jrbm)),
+                    )
                 )
             if method == "cd1":
                 results[f"cd1_floor_ms_batch{batch}"] = 1e3 * common.median(floor)
@@ -279,8 +311,8 @@ def _sklearn_bound(t_sklearn, floor, threshold: float) -> str | None:
     if bound >= threshold:
         return None
     return (
-        f"out of reach: scikit-learn's update takes {bound:.3f}x the matmul floor (the same five products), "
-        f"so even an update at exactly the floor would be faster by less than {threshold}x"
+        f"scikit-learn's update takes {bound:.3f}x the matmul floor (the same five products): {threshold}x needs "
+        "an update faster than the sum of its products timed alone"
     )
 
 
@@ -434,7 +466,8 @@ def markdown(res: dict[str, Any]) -> str:
             common.markdown_table(
                 ["target", "threshold", "median rounds", "met", "fastest rounds", "met", "why missed"],
                 [
-                    [t["target"], t["threshold"], t["value"], t["passed"], t.get("value_best"), t.get("passed_best"), t.get("note", "")]
+                    [t["target"], t["threshold"], t["value"], t["passed"], t.get("value_best"), t.get("passed_best"),
+                     "" if t["passed"] else t.get("note", "")]
                     for t in tr["targets"]
                 ],
             )

@@ -29,6 +29,16 @@ The meshes use ``AxisType.Auto`` (GSPMD propagation); a mesh built with
 ``Explicit`` axes (the default of ``jax.make_mesh``) is used as its ``Auto``
 counterpart on the same devices.
 
+Multi-core CPUs: XLA runs one large product on all cores, but a vmapped
+ensemble of small models does many small products, one core at a time.
+Starting Python with ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``
+gives JAX one CPU device per core; an ensemble split over
+``make_mesh(data=1, model=<cores>)`` then uses them all (the bars-and-stripes
+protocol, 26 models of 16 x 16: 2.3x faster on 2 cores, ``benchmarks/RESULTS.md``).
+With jax 0.10.2, random bits of ``philox2x32`` keys fail to compile when split
+over CPU devices ("failed to legalize ... mulhi"); use JAX's default
+``threefry2x32`` keys with a mesh.
+
 Multi-host: call ``jax.distributed.initialize()`` first on every process, then
 build the mesh over ``jax.devices()`` (all processes' devices) and call the
 same functions with the same arguments on every process; inputs are placed
