@@ -146,13 +146,19 @@ def run_on_cpu_devices(n_devices: int, module: str, *args: str) -> Any:
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n_devices}"
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n_devices}".strip()
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     proc = subprocess.run([sys.executable, "-m", module, *args], env=env, cwd=root, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"python -m {module} with {n_devices} CPU devices failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()
+    try:
+        if proc.returncode != 0 or not lines:
+            raise ValueError(f"exit status {proc.returncode}")
+        return json.loads(lines[-1])
+    except ValueError as e:  # json.JSONDecodeError is a ValueError
+        raise RuntimeError(
+            f"python -m {module} with {n_devices} CPU devices failed ({e}):\n{proc.stdout[-1000:]}\n{proc.stderr[-3000:]}"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- timing

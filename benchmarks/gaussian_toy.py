@@ -6,9 +6,12 @@ The protocol of PyDeep's ``examples/GRBM_2D_example.py``:
   whitened; PyDeep draws a random mixing matrix, which whitening reduces to a
   rotation), the first half for training and the second for testing;
 * model: a GB-RBM with 2 visible and 4 hidden units, ``sigma = 1`` at the start,
-  weights uniform in ``[-4, 4]`` (PyDeep's ``'AUTO'``: ``4 sqrt(6 / (I + J))``),
-  visible bias 0 and hidden biases ``-|w_j|^2 / 2 + log 0.1`` (each hidden unit
-  on with odds 0.1 at ``v = b``);
+  weights uniform in ``[-1, 1]`` (PyDeep's ``'AUTO'`` for Gaussian visible
+  units: ``sqrt(6 / (I + J))``, a quarter of its sigmoid range), visible bias 0
+  and hidden biases ``-|w_j| / 2 + log 0.1`` with the Euclidean norm of column
+  ``j``, as the example's code computes them (``get_norms`` is a norm, not its
+  square; its comment's "scaling factor 0.1", the odds of a hidden unit at
+  ``v = b``, would need the squared norm);
 * training: CD-1, batch 1000, 50 epochs of plain SGD on the batch-mean
   gradient with PyDeep's step sizes ``epsilon = [1, 0, 1, 0.1]``: 1 for ``W``
   and ``c``, none for ``b``, and 0.1 for the scale (PyDeep: for ``sigma``;
@@ -52,8 +55,8 @@ SIZES = {
     "full": dict(n=100_000, epochs=50, seeds=5, ais_betas=None),
 }
 
-HIDDEN_ODDS = 0.1
-"""Odds of each hidden unit being on at ``v = b`` at the start (PyDeep's "scaling factor")."""
+SCALING_FACTOR = 0.1
+"""PyDeep's "scaling factor" of the hidden units at the start: their biases are ``-|w_j| / 2 + log 0.1``."""
 
 OPTIMIZER = optax.multi_transform(
     {"W": optax.sgd(1.0), "b": optax.set_to_zero(), "c": optax.sgd(1.0), "log_sigma": optax.sgd(0.1)},
@@ -62,10 +65,10 @@ OPTIMIZER = optax.multi_transform(
 
 
 def init(key, dtype=jnp.float32) -> jrbm.GaussianRBM:
-    """PyDeep's start: uniform weights of Glorot's sigmoid range, hidden units on with odds :data:`HIDDEN_ODDS`."""
-    limit = 4 * math.sqrt(6 / (2 + N_HIDDEN))
+    """PyDeep's start: uniform weights in Glorot's range, hidden biases from :data:`SCALING_FACTOR`."""
+    limit = math.sqrt(6 / (2 + N_HIDDEN))
     W = jax.random.uniform(key, (2, N_HIDDEN), dtype, -limit, limit)
-    c = -0.5 * jnp.sum(W * W, axis=0) + jnp.log(jnp.asarray(HIDDEN_ODDS, dtype))
+    c = -0.5 * jnp.linalg.norm(W, axis=0) + jnp.log(jnp.asarray(SCALING_FACTOR, dtype))
     return jrbm.GaussianRBM(W=W, b=jnp.zeros(2, dtype), c=c, log_sigma=jnp.zeros(2, dtype))
 
 
@@ -133,5 +136,4 @@ def markdown(res: dict[str, Any]) -> str:
             "the differences from PyDeep's (coupling of v / sigma^2 there, and its overlapping batches).\n",
             common.markdown_table(["model", "exact log Z", "test log-likelihood (exact)", "AIS log Z", "test log-likelihood (AIS)"], rows),
         ]
-        + ([f"\nMeasured {res['measured_separately']}."] if "measured_separately" in res else [])
     )

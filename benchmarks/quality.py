@@ -26,14 +26,18 @@
   after 30 epochs, matched by the data's free energies), so compare
   log-likelihoods, not log Z.
 * Features: scikit-learn's example pipeline ("Restricted Boltzmann Machine
-  features for digit classification": RBM with 100 units, learning rate 0.06,
-  then ``LogisticRegression(solver="newton-cg", C=6000)``; raw pixels with
-  ``C=100``) on the pixels scaled to ``[0, 1]``
-  (``jrbm.datasets.digits("unit")``), without the example's nudged copies of
-  the training set, and with the solver's default tolerance (the example's
-  ``tol=1`` stops newton-cg before its first step with scikit-learn 1.9's
-  mean-loss scaling: every classifier then scores 0.1). jrbm's features are
-  ``jrbm.p_h_given_v``.
+  features for digit classification"), on its data: the 1797 digits and four
+  copies shifted by one pixel (:func:`nudged_digits`), min-max scaled to
+  ``[0, 1]`` and split 80/20 with ``random_state=0``; an RBM with 100 units,
+  learning rate 0.06, batch 10 and 10 epochs, then
+  ``LogisticRegression(solver="newton-cg", C=6000)`` on ``P(h = 1 | v)``, and
+  raw pixels with ``C=100``. The published figures are the macro-averaged F1
+  of ``classification_report``: 0.94 with the RBM's features, 0.78 with raw
+  pixels. The classifiers run with the solver's default tolerance: the
+  example's ``tol=1`` stops newton-cg before its first step with scikit-learn
+  1.9's mean-loss scaling (every classifier then scores 0.1). jrbm's features
+  are ``jrbm.p_h_given_v`` of a model trained by ``jrbm.fit`` with the same
+  algorithm and settings as scikit-learn's.
 """
 
 from __future__ import annotations
@@ -157,26 +161,49 @@ def likelihood(size: str) -> dict[str, Any]:
     return out
 
 
+FEATURE_EPOCHS = 10  # the example's n_iter
+
+
+def nudged_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's example data: ``(x_train, x_test, y_train, y_test)``.
+
+    The 1797 images of ``load_digits`` and four copies moved by one pixel (up,
+    left, right, down; zeros shifted in), 8985 in all, each pixel min-max scaled
+    over them to ``[0, 1]``, split 80/20 by ``train_test_split(random_state=0)``.
+    """
+    from scipy.ndimage import shift
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import minmax_scale
+
+    x, y = load_digits(return_X_y=True)
+    images = np.asarray(x, np.float32).reshape(-1, 8, 8)
+    moved = [shift(images, (0, dy, dx), order=0, mode="constant") for dy, dx in ((-1, 0), (0, -1), (0, 1), (1, 0))]
+    x = minmax_scale(np.concatenate([images, *moved]).reshape(-1, 64), feature_range=(0, 1)).astype(np.float32)
+    return tuple(train_test_split(x, np.tile(y, 5), test_size=0.2, random_state=0))
+
+
 def features(size: str) -> dict[str, Any]:
+    """Macro F1 and accuracy of logistic regression on raw pixels and on each RBM's features (same at both sizes)."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
 
-    cfg = SIZES[size]
-    split = jrbm.datasets.digits("unit")
-    x_tr, x_te, y_tr, y_te = split.train, split.test, split.train_labels, split.test_labels
+    x_tr, x_te, y_tr, y_te = nudged_digits()
 
-    def accuracy(f_tr, f_te, c):
-        clf = LogisticRegression(solver="newton-cg", C=c, max_iter=1000).fit(f_tr, y_tr)
-        return float(clf.score(f_te, y_te))
+    def scores(name, f_tr, f_te, c):
+        pred = LogisticRegression(solver="newton-cg", C=c, max_iter=1000).fit(f_tr, y_tr).predict(f_te)
+        return {"features": name, "f1_macro": float(f1_score(y_te, pred, average="macro")), "accuracy": float(np.mean(pred == y_te))}
 
-    rows = [{"features": "raw pixels", "accuracy": accuracy(x_tr, x_te, 100.0)}]
-    sk = _sklearn_rbm(x_tr, cfg["epochs"])
-    rows.append({"features": "scikit-learn BernoulliRBM", "accuracy": accuracy(sk.transform(x_tr), sk.transform(x_te), 6000.0)})
-    params = _jrbm_rbm(x_tr, cfg["epochs"])
+    rows = [scores("raw pixels", x_tr, x_te, 100.0)]
+    sk = _sklearn_rbm(x_tr, FEATURE_EPOCHS)
+    rows.append(scores("scikit-learn BernoulliRBM", sk.transform(x_tr), sk.transform(x_te), 6000.0))
+    params = _jrbm_rbm(x_tr, FEATURE_EPOCHS)
     f = jax.jit(jrbm.p_h_given_v)
-    rows.append(
-        {"features": "jrbm (PCD-1)", "accuracy": accuracy(np.asarray(f(params, x_tr)), np.asarray(f(params, x_te)), 6000.0)}
-    )
-    return {"epochs": cfg["epochs"], "rows": rows}
+    rows.append(scores("jrbm (PCD-1)", np.asarray(f(params, x_tr)), np.asarray(f(params, x_te)), 6000.0))
+    published = {"raw pixels": 0.78, "scikit-learn BernoulliRBM": 0.94}
+    for r in rows:
+        r["published_f1"] = published.get(r["features"])
+    return {"epochs": FEATURE_EPOCHS, "n_train": int(x_tr.shape[0]), "n_test": int(x_te.shape[0]), "rows": rows}
 
 
 def run(size: str) -> dict[str, Any]:
@@ -219,8 +246,21 @@ def _likelihood_markdown(lk: dict[str, Any]) -> list[str]:
 
 def markdown(res: dict[str, Any]) -> str:
     lk, ft = res["likelihood"], res["features"]
-    out = _likelihood_markdown(lk) + [
-        f"\n### Digits (8x8, in [0, 1]): RBM features + logistic regression, {ft['epochs']} epochs\n",
-        common.markdown_table(["features", "test accuracy"], [[r["features"], r["accuracy"]] for r in ft["rows"]]),
+    out = _likelihood_markdown(lk)
+    if "f1_macro" not in ft["rows"][0]:  # a result file from before the example's nudged data
+        out += [
+            f"\n### Digits (8x8, in [0, 1]): RBM features + logistic regression, {ft['epochs']} epochs\n",
+            common.markdown_table(["features", "test accuracy"], [[r["features"], r["accuracy"]] for r in ft["rows"]]),
+        ]
+        return "\n".join(out)
+    out += [
+        f"\n### Digits, scikit-learn's RBM-features example: logistic regression on RBM features ({ft['epochs']} epochs)\n",
+        f"The example's data (the digits and four copies shifted by one pixel): {ft['n_train']:,} training and "
+        f"{ft['n_test']:,} test images. Macro-averaged F1 as in the example's `classification_report`; the example "
+        "stops its classifiers early (`tol=1`), these run to the solver's default tolerance.\n",
+        common.markdown_table(
+            ["features", "test macro F1", "test accuracy", "published macro F1"],
+            [[r["features"], r["f1_macro"], r["accuracy"], r["published_f1"]] for r in ft["rows"]],
+        ),
     ]
     return "\n".join(out)

@@ -87,7 +87,7 @@ def write_results_md(out_dir: str, path: str) -> None:
         suite, size, *backend = os.path.basename(f)[:-5].split("-")
         return (order.get(suite, 2), len(backend), order.get(size, 2), f)
 
-    files = sorted(glob.glob(os.path.join(out_dir, "*.json")), key=rank)
+    files = sorted((f for suite in ("speed", "quality") for f in glob.glob(os.path.join(out_dir, f"{suite}-*.json"))), key=rank)
     lines = [
         "# jrbm benchmark results",
         "",
@@ -103,7 +103,7 @@ def write_results_md(out_dir: str, path: str) -> None:
         info = doc["info"]
         lines += [
             "",
-            f"## {doc['suite']} suite, size {doc['size']}",
+            f"## {doc['suite']} suite, size {doc['size']}" + ("" if info["jax_backend"] == "cpu" else f", {info['jax_backend']}"),
             "",
             f"- command: `{info['command']}`",
             f"- date: {info['date']}; wall time {doc['wall_s']:.0f} s",

@@ -60,7 +60,7 @@ SIZES = {
         batches={
             100: dict(cd1=15, cd10=4, pcd1=10, gb1=10),
             1000: dict(cd1=4, cd10=1, pcd1=3, gb1=3),
-            10000: "large",  # CD-1, BB and GB: the accelerator target; see large_batch()
+            10000: "large",  # CD-1, BB and GB: the GPU target; see large_batch()
         },
         rounds=7,
         gibbs_steps={1: 2000, 100: 300, 10000: 5},
@@ -258,19 +258,14 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
                         "spread": common.spread(t),
                     }
                 )
+            frac = float(np.median(floor / t_jrbm))
+            frac_best = float(np.min(floor) / np.min(t_jrbm))
             if batch > 1000 and jax.default_backend() == "gpu":
                 results["targets"].append(
-                    common.target(
-                        f"{LABELS[method]} batch {batch} on GPU: fraction of matmul floor",
-                        float(np.median(floor / t_jrbm)),
-                        LARGE_BATCH_FLOOR,
-                        best=float(np.min(floor) / np.min(t_jrbm)),
-                    )
+                    common.target(f"{LABELS[method]} batch {batch} on GPU: fraction of matmul floor", frac, LARGE_BATCH_FLOOR, best=frac_best)
                 )
             if method == "cd1":
                 results[f"cd1_floor_ms_batch{batch}"] = 1e3 * common.median(floor)
-                frac = float(np.median(floor / t_jrbm))
-                frac_best = float(np.min(floor) / np.min(t_jrbm))
                 if batch == 1000:
                     results["targets"].append(common.target("CD-1 batch 1000: fraction of matmul floor", frac, 0.90, best=frac_best))
                     if peers:
@@ -300,12 +295,13 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
 
 
 def _sklearn_bound(t_sklearn, floor, threshold: float) -> str | None:
-    """Why a speed-up over scikit-learn is out of reach: even an update taking exactly the floor would miss it.
+    """Why a speed-up over scikit-learn is hard to reach: an update taking exactly the floor would miss it.
 
     scikit-learn's PCD-1 does the same five products per update as CD-1
     (two forward, one backward, two outer products), through NumPy's BLAS, so
-    ``t_sklearn / floor`` bounds the speed-up of any implementation whose
-    products run at XLA's rate measured in the same rounds.
+    ``t_sklearn / floor`` is the speed-up of an update that takes exactly the
+    floor. It is not a strict bound: small products inside an update can run
+    faster than timed alone (the tables show fractions above 100%).
     """
     bound = float(np.median(t_sklearn / floor))
     if bound >= threshold:
