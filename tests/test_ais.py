@@ -128,16 +128,19 @@ def test_forward_below_exact_below_reverse_with_exact_starts(short_schedule_runs
 
 
 def test_log_z_of_the_short_schedule_is_still_close(short_schedule_runs):
-    """The bias of log_z shrinks with the number of runs: with 2,000 runs both are within 0.1 nats.
+    """The bias of log_z shrinks with the number of runs: with 2,000 runs both are close to the exact value.
 
-    The delta-method standard error of either estimate is sd(w) / mean(w) / sqrt(2000)
-    ~ 0.02 here (log-weights sd ~0.75), and the Jensen bias ~ var(w) / (2 * 2000) is
-    ~2e-4, so 0.1 nats is ~5 standard errors.
+    The delta-method standard error of either estimate is ``sd(w) / mean(w) / sqrt(2000)``
+    (~0.02 here, log-weights sd ~0.75), computed from the same runs, and the Jensen bias
+    ``~ var(w) / (2 mean(w)^2 2000)`` is ~2e-4: each estimate must lie within 6 standard
+    errors plus that bias (about 0.1 nats), while the mean one-run log-weight is ~0.3 nats off.
     """
     exact, fwd, rev = short_schedule_runs
-    log_z_fwd = jax.nn.logsumexp(fwd) - np.log(N_RUNS)
-    log_z_rev = -(jax.nn.logsumexp(-rev) - np.log(N_RUNS))
-    assert abs(log_z_fwd - exact) < 0.1 and abs(log_z_rev - exact) < 0.1
+    for sign, lw in ((+1, fwd), (-1, rev)):
+        w = np.exp(sign * (lw - exact))  # forward: Z_hat / Z per run; reverse: Z / Z_hat per run
+        rel = w.std(ddof=1) / w.mean()
+        log_z = sign * (jax.nn.logsumexp(sign * lw) - np.log(N_RUNS))
+        assert abs(log_z - exact) < 6 * rel / np.sqrt(N_RUNS) + rel**2 / (2 * N_RUNS)
 
 
 @pytest.mark.parametrize("direction", ["forward-bb", "reverse-bb", "forward-gb"])
@@ -145,10 +148,12 @@ def test_weights_unbiased_in_z(direction, short_schedule_runs):
     """Forward: E[exp(log_weights)] = Z. Reverse with exact starts: E[exp(-log_weights)] = 1 / Z.
 
     2,000 runs; the log-weights have sd ~0.5-0.8 here (the weights are close to
-    log-normal, light-tailed), so the CLT applies and the sample mean of the
-    ratio lies within 4 of its own standard errors of 1 except with probability
-    ~6e-5. The mean of the *log* ratio is ~15 SE below 0 on the same runs
-    (test above), so this separates unbiasedness in Z from bias in log Z.
+    log-normal). The sample mean and its standard error rise and fall together,
+    so the t-statistic's tails are heavier than normal: simulated at n = 2000 and
+    sd 0.76, P(|t| > 5) = 4e-6 and none of 4.9 million exceeded 6. The bound is
+    6 standard errors. A bias of 0.3 nats in log Z gives t ~ -13, and the mean of
+    the *log* ratio is ~15 SE below 0 on the same runs (test above), so this
+    separates unbiasedness in Z from bias in log Z.
     """
     exact, fwd, rev = short_schedule_runs
     if direction == "forward-bb":
@@ -159,7 +164,7 @@ def test_weights_unbiased_in_z(direction, short_schedule_runs):
         params = random_gaussian(1, 3, 6, scale=1.0)
         lw = ais.log_partition(jax.random.key(0), params, betas=100, n_runs=N_RUNS).log_weights
         ratio = np.exp(np.asarray(lw) - float(jrbm.exact.log_partition(params)))
-    assert abs(ratio.mean() - 1) < 4 * _se(ratio)
+    assert abs(ratio.mean() - 1) < 6 * _se(ratio)
 
 
 def test_summary_spread_and_interval():

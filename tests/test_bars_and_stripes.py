@@ -10,9 +10,11 @@ reports medians over 25 runs of 20,000 updates; this test runs 4 runs of 5,000
 Bounds: the mean log-likelihood of any model on this data is at most the data's
 own entropy term, sum_x q(x) log q(x) = -3.379 (a hard ceiling that a bug in
 the evaluation would break), and the shorter runs must come within a margin of
-the published median that allows for the missing updates (0.15 nats for CD-10,
-whose curve is flat by 5,000 updates; 0.35 for PT at half the updates; PCD-1
-peaks early, then diverges, so its maximum comes early).
+the published median that allows for the missing updates and the spread of 4
+runs (0.2 nats for CD-10, whose curve is flat by 5,000 updates: its runs reach
+-3.68 with sd 0.034, so the median of 4 falls short only if two runs are 3.5 sd
+low; 0.15 for PCD-1, which peaks early, then diverges, so its maximum comes
+early; 0.35 for PT at half the updates).
 """
 
 import jax
@@ -54,7 +56,7 @@ def max_log_likelihood(estimator, lr, n_runs, n_updates, every=100):
 @pytest.mark.parametrize(
     "name, estimator, lr, n_updates, published, margin",
     [
-        ("CD-10", jrbm.CD(10), 0.1, 5000, -3.636, 0.15),
+        ("CD-10", jrbm.CD(10), 0.1, 5000, -3.636, 0.2),
         ("PCD-1", jrbm.PCD(1, 32), 0.05, 5000, -4.917, 0.15),
         ("PT", jrbm.PT(5, 1, n_chains=32), 0.05, 10000, -3.470, 0.35),
     ],
