@@ -212,15 +212,6 @@ def run(size: str) -> dict[str, Any]:
 
 def _likelihood_markdown(lk: dict[str, Any]) -> list[str]:
     rows = lk["rows"]
-    if "runs" not in rows[0]:  # a result file from before the seeds (one run per model)
-        return [
-            f"### Digits (8x8, binarised): test log-likelihood after {lk['epochs']} epochs, 100 hidden units\n",
-            f"Both models scored by the same AIS: {lk['ais']}.\n",
-            common.markdown_table(
-                ["model", "test log-likelihood", "train log-likelihood", "log Z", "log Z std. err.", "training s (jrbm: with compilation)"],
-                [[r["model"], r["test_ll"], r["train_ll"], r["log_z"], r["log_z_std"], r["train_s"]] for r in rows],
-            ),
-        ]
     n = lk["n_seeds"]
     per_seed = [[seed] + [r["runs"][i]["test_ll"] for r in rows] for i, seed in enumerate(rows[0]["seeds"])]
     return [
@@ -247,12 +238,6 @@ def _likelihood_markdown(lk: dict[str, Any]) -> list[str]:
 def markdown(res: dict[str, Any]) -> str:
     lk, ft = res["likelihood"], res["features"]
     out = _likelihood_markdown(lk)
-    if "f1_macro" not in ft["rows"][0]:  # a result file from before the example's nudged data
-        out += [
-            f"\n### Digits (8x8, in [0, 1]): RBM features + logistic regression, {ft['epochs']} epochs\n",
-            common.markdown_table(["features", "test accuracy"], [[r["features"], r["accuracy"]] for r in ft["rows"]]),
-        ]
-        return "\n".join(out)
     out += [
         f"\n### Digits, scikit-learn's RBM-features example: logistic regression on RBM features ({ft['epochs']} epochs)\n",
         f"The example's data (the digits and four copies shifted by one pixel): {ft['n_train']:,} training and "

@@ -462,8 +462,7 @@ def markdown(res: dict[str, Any]) -> str:
             common.markdown_table(
                 ["target", "threshold", "median rounds", "met", "fastest rounds", "met", "why missed"],
                 [
-                    [t["target"], t["threshold"], t["value"], t["passed"], t.get("value_best"), t.get("passed_best"),
-                     "" if t["passed"] else t.get("note", "")]
+                    [t["target"], t["threshold"], t["value"], t["passed"], t.get("value_best"), t.get("passed_best"), t.get("note", "")]
                     for t in tr["targets"]
                 ],
             )

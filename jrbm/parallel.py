@@ -34,7 +34,7 @@ ensemble of small models does many small products, one core at a time.
 Starting Python with ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``
 gives JAX one CPU device per core; an ensemble split over
 ``make_mesh(data=1, model=<cores>)`` then uses them all (the bars-and-stripes
-protocol, 26 models of 16 x 16: about twice as fast on 2 cores,
+protocol, 26 models of 16 x 16: more than twice as fast on 2 cores,
 ``benchmarks/RESULTS.md``).
 With jax 0.10.2, random bits of ``philox2x32`` keys fail to compile when split
 over CPU devices ("failed to legalize ... mulhi"); use JAX's default

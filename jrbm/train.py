@@ -275,7 +275,6 @@ def _compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type
 def _prepare(params, data, validation, *, epochs, batch_size, log_likelihood, learn_sigma, estimator, optimizer, mesh):
     """The checks and conversions :func:`fit` and :func:`fit_ensemble` share (``params``: one model)."""
     fam = family(params)
-    _checks.finite_leaves("params", params)
     n_visible = params.W.shape[0]
     data = jnp.asarray(_checks.data_matrix("data", data, n_visible), params.W.dtype)
     if validation is not None:
@@ -403,6 +402,7 @@ def fit(
         params, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
         learn_sigma=learn_sigma, estimator=estimator, optimizer=optimizer, mesh=mesh,
     )
+    _checks.finite_leaves("params", params)  # fit_ensemble checks its whole stack instead
     betas, n_runs = _eval_settings(log_likelihood, ais_kwargs, params.W.dtype, mesh)
 
     key_init, key_train = jax.random.split(key)

@@ -12,8 +12,8 @@ own entropy term, sum_x q(x) log q(x) = -3.379 (a hard ceiling that a bug in
 the evaluation would break), and the shorter runs must come within a margin of
 the published median that allows for the missing updates and the spread of 4
 runs (0.2 nats for CD-10, whose curve is flat by 5,000 updates: its runs reach
--3.68 with sd 0.034, so the median of 4 falls short only if two runs are 3.5 sd
-low; 0.15 for PCD-1, which peaks early, then diverges, so its maximum comes
+about -3.68 with a spread of a few hundredths, so -3.836 is over 4 spreads
+below; 0.15 for PCD-1, which peaks early, then diverges, so its maximum comes
 early; 0.35 for PT at half the updates).
 """
 

@@ -16,9 +16,6 @@ What is guaranteed (and documented in the README's "Guarantees" section):
   and ``jax.vmap``) makes them independent of how the examples are batched.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -29,6 +26,7 @@ import pytest
 
 import jrbm
 from helpers import random_bernoulli, random_gaussian
+from test_sharding import run_script
 
 # Rounding of float64 arithmetic reordered by fusion: a few ulps of the largest
 # intermediate (values here are O(10)), far below any statistical effect.
@@ -181,12 +179,5 @@ SCRIPT = textwrap.dedent(
 
 
 def test_same_key_same_bits_in_fresh_processes():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XLA_FLAGS")} | {"JAX_PLATFORMS": "cpu"}
-
-    def digest():
-        out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
-        assert out.returncode == 0, out.stderr
-        return out.stdout.strip()
-
-    first, second = digest(), digest()
+    first, second = (run_script(SCRIPT, devices=1).strip() for _ in range(2))
     assert len(first) == 64 and first == second

@@ -72,11 +72,18 @@ def test_cd_k_mean_is_the_exact_chain_expectation_and_tends_to_the_gradient(bb_s
     _assert_mean_within(draws, jrbm.exact.grad(params, data), extra=eps)
 
 
-@pytest.mark.parametrize("predraw_limit", [0, 1 << 18], ids=["noise-per-sweep", "noise-drawn-first"])
-def test_cd_3_mean_is_the_exact_chain_expectation_either_way_of_drawing(bb_setup, monkeypatch, predraw_limit):
+@pytest.fixture(params=[0, 1 << 18], ids=["noise-per-sweep", "noise-drawn-first"])
+def predraw_limit(request, monkeypatch):
+    """Sets :data:`jrbm.sampling.PREDRAW_LIMIT`. The limit is read when a chain is traced, so the compiled
+    programs are dropped before (trace again with it) and after (no later test reuses them)."""
+    monkeypatch.setattr(jrbm.sampling, "PREDRAW_LIMIT", request.param)
+    jax.clear_caches()
+    yield request.param
+    jax.clear_caches()
+
+
+def test_cd_3_mean_is_the_exact_chain_expectation_either_way_of_drawing(bb_setup, predraw_limit):
     """negative_phase draws the noise of all sweeps at once for small chains, sweep by sweep for large ones."""
-    monkeypatch.setattr(jrbm.sampling, "PREDRAW_LIMIT", predraw_limit)
-    jax.clear_caches()  # the limit is read when a chain is traced: trace again
     params = random_bernoulli(2, 6, 4, scale=2.0)
     data = bb_setup[1]
     expected, _ = _exact_cd_expectation(params, data, 3)
@@ -113,11 +120,8 @@ def test_pcd_is_unbiased_from_chains_at_equilibrium(bb_setup):
     _assert_mean_within(_draws(one), jrbm.exact.grad(params, data))
 
 
-@pytest.mark.parametrize("predraw_limit", [0, 1 << 18], ids=["noise-per-sweep", "noise-drawn-first"])
-def test_gaussian_cd_with_long_chains_estimates_all_four_leaves(monkeypatch, predraw_limit):
+def test_gaussian_cd_with_long_chains_estimates_all_four_leaves(predraw_limit):
     """A weakly coupled GB-RBM (Gibbs correlation per sweep ~ |W|^2 << 1) mixes within a few sweeps; k = 40."""
-    monkeypatch.setattr(jrbm.sampling, "PREDRAW_LIMIT", predraw_limit)
-    jax.clear_caches()  # the limit is read when a chain is traced: trace again
     params = random_gaussian(2, 3, 4, scale=0.4)
     data = np.random.default_rng(2).normal(size=(10, 3))
     draws = _draws(lambda key: jrbm.cd_grad(key, params, data, 40))
