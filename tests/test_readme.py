@@ -47,3 +47,16 @@ def test_guarantee_counts_match_the_tests():
     for claim, test in claims.items():
         assert claim.format(examples(test)) in text, claim
     assert "`log_sigma` at -8 and +8" in text and test_properties.LOG_SIGMA_EXTREMES == (-8.0, 8.0)
+
+
+def test_readme_states_the_lowest_supported_versions():
+    """The README names the lower bound of every runtime dependency it claims to be tested at."""
+    pyproject = (README.parent / "pyproject.toml").read_text()
+    deps = re.search(r"^dependencies = \[(.*?)\]", pyproject, re.S | re.M).group(1)
+    bounds = dict(re.findall(r'"([A-Za-z0-9_-]+)>=([0-9.]+)"', deps))
+    text = " ".join(README.read_text().split())
+    for name in ("jax", "optax", "chex", "numpy", "scikit-learn", "matplotlib"):
+        assert f"{name} {bounds[name]}" in text or (name == "jax" and f"jax and jaxlib {bounds[name]}" in text), name
+    assert bounds["jaxlib"] == bounds["jax"]
+    python = re.search(r'requires-python = ">=([0-9.]+)"', pyproject).group(1)
+    assert f"Python {python} with its lowest bounds" in text
