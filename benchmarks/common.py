@@ -280,14 +280,18 @@ def jsonable(x):
     return x
 
 
-def write_json(path: str, obj: dict) -> None:
-    """Writes ``obj`` as indented JSON (NaN and inf as null), atomically."""
+def write_text(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` atomically (a temporary file, then a rename)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(jsonable(obj), f, indent=2)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
+
+
+def write_json(path: str, obj: dict) -> None:
+    """Writes ``obj`` as indented JSON (NaN and inf as null), atomically."""
+    write_text(path, json.dumps(jsonable(obj), indent=2) + "\n")
 
 
 def target(name: str, value: float, threshold: float, *, best: float | None = None, note: str | None = None) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Prints markdown tables, writes ``<out>/<suite>-<size>.json`` (on an
 accelerator ``<suite>-<size>-<backend>.json``: the numbers, the targets with
 pass/fail and margin, and the device description), then regenerates
-``benchmarks/RESULTS.md`` from every result file in ``<out>``. Peers that are
+``benchmarks/RESULTS.md`` (``<out>/RESULTS.md`` when ``--out`` is another
+folder) from every result file in ``<out>``. Peers that are
 not installed (PyTorch, scikit-learn) are left out, as with ``--no-peers``.
 
 * ``speed``: training throughput against the matrix-product floor, PyTorch
@@ -113,8 +114,7 @@ def write_results_md(out_dir: str, path: str) -> None:
             "",
             render(doc["suite"], doc["results"]),
         ]
-    with open(path, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
+    common.write_text(path, "\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
@@ -122,9 +122,13 @@ def main(argv=None) -> int:
     p.add_argument("--suite", choices=["speed", "quality", "all"], default="speed")
     p.add_argument("--size", choices=["small", "full"], default="small")
     p.add_argument("--out", default=os.path.join(HERE, "results"), help="folder for the JSON files")
-    p.add_argument("--results-md", default=os.path.join(HERE, "RESULTS.md"), help="markdown summary to regenerate")
+    p.add_argument("--results-md", help="markdown summary to regenerate from every result file in --out "
+                   "(default: benchmarks/RESULTS.md with the default --out, else <out>/RESULTS.md)")
     p.add_argument("--no-peers", action="store_true", help="time jrbm and the floor only (no PyTorch, scikit-learn)")
     args = p.parse_args(argv)
+    if args.results_md is None:
+        default_out = os.path.samefile(args.out, os.path.join(HERE, "results")) if os.path.isdir(args.out) else False
+        args.results_md = os.path.join(HERE, "RESULTS.md") if default_out else os.path.join(args.out, "RESULTS.md")
 
     suites = ["speed", "quality"] if args.suite == "all" else [args.suite]
     info = common.device_info()
