@@ -236,7 +236,7 @@ def _run_both_keys(prog, n_runs: int, out: dict[str, Any], place=lambda x: x) ->
 
     Returns the key implementations that ran: philox2x32 bits do not compile
     when split over CPU devices with jax 0.10.2 ("failed to legalize ...
-    mulhi"); the error is recorded as ``philox_error``.
+    mulhi") or 0.12.0.1; the error is recorded as ``philox_error``.
     """
     lrs = jnp.asarray([0.1], jnp.float32)
     _compile_and_run(prog, place(jax.random.split(jax.random.key(7), n_runs)), lrs, out, "jrbm")
