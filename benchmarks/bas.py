@@ -373,10 +373,6 @@ def _bas_bound(w: dict[str, Any], budget: float) -> str | None:
     )
 
 
-def run(size: str, *, peers: bool = True) -> dict[str, Any]:
-    return {"quality": quality(size), "wall_time": wall_time(size, peers=peers)}
-
-
 def markdown(res: dict[str, Any]) -> str:
     q = res.get("quality")
     out = []

@@ -206,10 +206,6 @@ def features(size: str) -> dict[str, Any]:
     return {"epochs": FEATURE_EPOCHS, "n_train": int(x_tr.shape[0]), "n_test": int(x_te.shape[0]), "rows": rows}
 
 
-def run(size: str) -> dict[str, Any]:
-    return {"likelihood": likelihood(size), "features": features(size)}
-
-
 def _likelihood_markdown(lk: dict[str, Any]) -> list[str]:
     rows = lk["rows"]
     n = lk["n_seeds"]
@@ -236,8 +232,11 @@ def _likelihood_markdown(lk: dict[str, Any]) -> list[str]:
 
 
 def markdown(res: dict[str, Any]) -> str:
-    lk, ft = res["likelihood"], res["features"]
-    out = _likelihood_markdown(lk)
+    """Tables of the digits parts (``likelihood``, ``features``) present in ``res``."""
+    out = _likelihood_markdown(res["likelihood"]) if "likelihood" in res else []
+    if "features" not in res:
+        return "\n".join(out)
+    ft = res["features"]
     out += [
         f"\n### Digits, scikit-learn's RBM-features example: logistic regression on RBM features ({ft['epochs']} epochs)\n",
         f"The example's data (the digits and four copies shifted by one pixel): {ft['n_train']:,} training and "

@@ -4,7 +4,10 @@ Prints markdown tables, writes ``<out>/<suite>-<size>.json`` (on an
 accelerator ``<suite>-<size>-<backend>.json``: the numbers, the targets with
 pass/fail and margin, and the device description), then regenerates
 ``benchmarks/RESULTS.md`` (``<out>/RESULTS.md`` when ``--out`` is another
-folder) from every result file in ``<out>``. Peers that are
+folder) from every result file in ``<out>``. The JSON file is rewritten after
+each part of a suite and marked ``"complete": false`` until the last, so that a
+run stopped by a time limit keeps what it measured. ``--render`` only
+regenerates the markdown from the JSON files already in ``<out>``. Peers that are
 not installed (PyTorch, scikit-learn) are left out, as with ``--no-peers``.
 
 * ``speed``: training throughput against the matrix-product floor, PyTorch
@@ -27,41 +30,49 @@ import json
 import os
 import sys
 import time
+from typing import Callable
 
 from benchmarks import common
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _speed(size: str, peers: bool) -> dict:
-    from benchmarks import bas, speed
+def sections(suite: str, size: str, peers: bool) -> list[tuple[str, Callable[[], dict]]]:
+    """The suite's parts, in the order they run: ``(result key, thunk)``. The training part, with the
+    suite's targets, comes first, so that a run cut short still has it (see :func:`main`)."""
+    from benchmarks import bas, gaussian_toy, quality, speed
 
-    res = speed.run(size, peers=peers)
-    res["bas_wall_time"] = bas.wall_time(size, peers=peers)
-    return res
-
-
-def _quality(size: str, peers: bool) -> dict:
-    from benchmarks import bas, gaussian_toy, quality
-
-    res = {"bas": bas.quality(size, methods=None if size == "full" else ["CD-10", "PCD-1", "PT-5"])}
-    res["gaussian_toy"] = gaussian_toy.run(size)
+    if suite == "speed":
+        return [
+            ("training", lambda: speed.training(size, peers=peers)),
+            ("gibbs", lambda: speed.gibbs(size, peers=peers)),
+            ("ais", lambda: speed.ais(size)),
+            ("bas_wall_time", lambda: bas.wall_time(size, peers=peers)),
+        ]
+    out = [
+        ("bas", lambda: bas.quality(size, methods=None if size == "full" else ["CD-10", "PCD-1", "PT-5"])),
+        ("gaussian_toy", lambda: gaussian_toy.run(size)),
+    ]
     if peers:
-        res.update(quality.run(size))
-    return res
+        out += [("likelihood", lambda: quality.likelihood(size)), ("features", lambda: quality.features(size))]
+    return out
 
 
 def render(suite: str, res: dict) -> str:
+    """The markdown of a (possibly incomplete) result: each part that ran."""
     from benchmarks import bas, gaussian_toy, quality, speed
 
     if suite == "speed":
         parts = [speed.markdown(res)]
-        parts.append(bas.markdown({"quality": None, "wall_time": res["bas_wall_time"]}) if res.get("bas_wall_time") else "")
+        if res.get("bas_wall_time"):
+            parts.append(bas.markdown({"quality": None, "wall_time": res["bas_wall_time"]}))
         return "\n".join(parts)
-    parts = [bas.markdown({"quality": res["bas"], "wall_time": None})]
+    parts = []
+    if "bas" in res:
+        parts.append(bas.markdown({"quality": res["bas"], "wall_time": None}))
     if "gaussian_toy" in res:
         parts.append("\n" + gaussian_toy.markdown(res["gaussian_toy"]))
-    if "likelihood" in res:
+    if "likelihood" in res or "features" in res:
         parts.append("\n" + quality.markdown(res))
     return "\n".join(parts)
 
@@ -69,7 +80,7 @@ def render(suite: str, res: dict) -> str:
 def targets(suite: str, res: dict) -> list[dict]:
     if suite != "speed":
         return []
-    out = list(res["training"].get("targets", []))
+    out = list(res.get("training", {}).get("targets", []))
     t = res.get("bas_wall_time", {}).get("target")
     if t:
         out.append(t)
@@ -106,6 +117,10 @@ def write_results_md(out_dir: str, path: str) -> None:
             "",
             f"## {doc['suite']} suite, size {doc['size']}" + ("" if info["jax_backend"] == "cpu" else f", {info['jax_backend']}"),
             "",
+            *([] if doc.get("complete", True) else [
+                f"**Incomplete:** the run stopped after {', '.join(doc['results']) or 'no part'}; the parts below are the ones that finished.",
+                "",
+            ]),
             f"- command: `{info['command']}`",
             f"- date: {info['date']}; wall time {doc['wall_s']:.0f} s",
             f"- device: {common.describe(info)}",
@@ -125,10 +140,17 @@ def main(argv=None) -> int:
     p.add_argument("--results-md", help="markdown summary to regenerate from every result file in --out "
                    "(default: benchmarks/RESULTS.md with the default --out, else <out>/RESULTS.md)")
     p.add_argument("--no-peers", action="store_true", help="time jrbm and the floor only (no PyTorch, scikit-learn)")
+    p.add_argument("--render", action="store_true", help="only regenerate the markdown summary from the JSON files in --out")
     args = p.parse_args(argv)
     if args.results_md is None:
         default_out = os.path.samefile(args.out, os.path.join(HERE, "results")) if os.path.isdir(args.out) else False
         args.results_md = os.path.join(HERE, "RESULTS.md") if default_out else os.path.join(args.out, "RESULTS.md")
+    if args.render:
+        if not any(glob.glob(os.path.join(args.out, f"{suite}-*.json")) for suite in ("speed", "quality")):
+            p.error(f"--out: expected a folder with speed-*.json or quality-*.json files, got {args.out!r} without any")
+        write_results_md(args.out, args.results_md)
+        print(f"wrote {args.results_md}")
+        return 0
 
     suites = ["speed", "quality"] if args.suite == "all" else [args.suite]
     info = common.device_info()
@@ -139,14 +161,19 @@ def main(argv=None) -> int:
         print(f"# not installed: {', '.join(missing)}; timing jrbm and the floor only (as with --no-peers)\n", flush=True)
         peers = False
     for suite in suites:
-        t0 = time.perf_counter()
-        res = (_speed if suite == "speed" else _quality)(args.size, peers)
-        wall = time.perf_counter() - t0
-        doc = {"suite": suite, "size": args.size, "wall_s": wall, "info": info, "results": res, "targets": targets(suite, res)}
-        doc["info"]["load_average_at_end"] = common.load_average()
         path = os.path.join(args.out, result_name(suite, args.size, info["jax_backend"]))
-        common.write_json(path, doc)
-        print(f"## {suite} ({args.size}), {wall:.0f} s\n\n{render(suite, res)}\n\nwrote {path}\n", flush=True)
+        t0 = time.perf_counter()
+        res: dict = {}
+        todo = sections(suite, args.size, peers)
+        for i, (name, part) in enumerate(todo):
+            res[name] = part()
+            # The file is rewritten after each part, marked incomplete until the last: a run stopped
+            # by a time limit keeps what it measured.
+            doc = {"suite": suite, "size": args.size, "wall_s": time.perf_counter() - t0, "info": info,
+                   "complete": i == len(todo) - 1, "results": res, "targets": targets(suite, res)}
+            doc["info"]["load_average_at_end"] = common.load_average()
+            common.write_json(path, doc)
+        print(f"## {suite} ({args.size}), {doc['wall_s']:.0f} s\n\n{render(suite, res)}\n\nwrote {path}\n", flush=True)
     write_results_md(args.out, args.results_md)
     print(f"wrote {args.results_md}")
     return 0

@@ -416,16 +416,23 @@ def ais(size: str) -> dict[str, Any]:
     }
 
 
-def run(size: str, *, peers: bool = True) -> dict[str, Any]:
-    return {"training": training(size, peers=peers), "gibbs": gibbs(size, peers=peers), "ais": ais(size)}
-
-
 # ----------------------------------------------------------------------------- report
 
 
 def markdown(res: dict[str, Any]) -> str:
+    """Tables of the parts of :func:`run` present in ``res``."""
     out = []
-    tr = res["training"]
+    if "training" in res:
+        out += _training_markdown(res["training"])
+    if "gibbs" in res:
+        out += _gibbs_markdown(res["gibbs"]["rows"])
+    if "ais" in res:
+        out += _ais_markdown(res["ais"])
+    return "\n".join(out)
+
+
+def _training_markdown(tr: dict[str, Any]) -> list[str]:
+    out = []
     out.append("### Training throughput (784 x 500, float32)\n")
     rows = [
         [
@@ -467,7 +474,11 @@ def markdown(res: dict[str, Any]) -> str:
                 ],
             )
         )
-    g = res["gibbs"]["rows"]
+    return out
+
+
+def _gibbs_markdown(g: list[dict[str, Any]]) -> list[str]:
+    out = []
     out.append("\n### Gibbs sampling (`jrbm.gibbs_chain`, 784 x 500)\n")
     out.append(
         common.markdown_table(
@@ -486,7 +497,11 @@ def markdown(res: dict[str, Any]) -> str:
             ],
         )
     )
-    a = res["ais"]
+    return out
+
+
+def _ais_markdown(a: dict[str, Any]) -> list[str]:
+    out = []
     out.append("\n### AIS (`jrbm.ais.log_partition`, 784 x 500, 100 runs)\n")
     out.append(
         common.markdown_table(
@@ -494,4 +509,4 @@ def markdown(res: dict[str, Any]) -> str:
             [[a["schedule"], a["wall_s"], a["first_call_s"], a["sweeps_per_s"], f"{100 * a['floor_fraction']:.0f}%"]],
         )
     )
-    return "\n".join(out)
+    return out
