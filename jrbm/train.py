@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 from jax import Array, lax
 from jax.sharding import Mesh, PartitionSpec as P
 from jax.typing import ArrayLike
@@ -321,6 +321,23 @@ def _diverged(model: Optional[int], params: RBM, index: int, epoch: int) -> Floa
     )
 
 
+def _progress_bar(total: int, enabled: bool):
+    """A ``tqdm`` bar over ``total`` epochs, or ``None`` when disabled.
+
+    tqdm is imported here, not with the module, so that jrbm imports and trains
+    where only jax, optax and chex are installed (an accelerator machine running
+    a checkout); there a requested bar is replaced by a warning.
+    """
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        warnings.warn("progress=True, but tqdm is not installed: training without a progress bar", stacklevel=3)
+        return None
+    return tqdm(total=total, desc="epochs", unit="epoch")
+
+
 def fit(
     key: Array,
     params: RBM,
@@ -372,7 +389,8 @@ def fit(
       log_likelihood: ``None``, ``"exact"`` or ``"ais"``.
       eval_every: epochs between likelihood evaluations.
       ais_kwargs: ``betas`` and ``n_runs`` of :func:`jrbm.ais.log_partition`.
-      progress: show a ``tqdm`` progress bar with the latest metrics.
+      progress: show a ``tqdm`` progress bar with the latest metrics (with a warning and
+        no bar where tqdm is not installed).
       check_finite: raise ``FloatingPointError`` naming the epoch and the leaf when
         a parameter becomes NaN or infinite, or the epoch's reconstruction error
         overflows (a learning rate too large), instead of training on.
@@ -421,7 +439,7 @@ def fit(
     history: dict[str, list] = {"epoch": [], "recon_error": []}
     if validation is not None:
         history["free_energy_gap"] = []
-    bar = tqdm(total=epochs, desc="epochs", unit="epoch", disable=not progress)
+    bar = _progress_bar(epochs, progress)
     for epoch in range(1, epochs + 1):
         state, out = step(key_train, np.int32(epoch), state, data, validation)
         out = parallel.gather(out)
@@ -440,9 +458,11 @@ def fit(
                 history[name].append(math.nan)
         if callback is not None:
             callback(epoch, state.params, record)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"}, refresh=False)
-        bar.update(1)
-    bar.close()
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"}, refresh=False)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return state.params, history
 
 
@@ -562,7 +582,7 @@ def fit_ensemble(
         model after every ``eval_every`` epochs and at the last.
       eval_every: epochs per compiled call (default: all of them in one call);
         the likelihood, the divergence check and the progress bar run between calls.
-      progress: a ``tqdm`` progress bar over epochs.
+      progress: a ``tqdm`` progress bar over epochs (as in :func:`fit`).
       mesh: optional :class:`jax.sharding.Mesh`: the models are split along
         its ``"model"`` axis (``jax.vmap(..., spmd_axis_name="model")``) and each
         model's minibatches and chains along its ``"data"`` axis, if it has
@@ -625,7 +645,7 @@ def fit_ensemble(
     evaluate = None if log_likelihood is None else _compiled_eval(log_likelihood, n_runs, mesh, True, spmd_axis)
 
     columns: dict[str, list] = {}
-    bar = tqdm(total=epochs, desc="epochs", unit="epoch", disable=not progress)
+    bar = _progress_bar(epochs, progress)
     done = 0
     while done < epochs:
         length = min(eval_every, epochs - done)
@@ -647,9 +667,11 @@ def fit_ensemble(
                 out[name] = col
         for name, value in out.items():
             columns.setdefault(name, []).append(value)
-        bar.set_postfix({"recon_error (median)": f"{np.median(out['recon_error'][:, -1]):.4g}"}, refresh=False)
-        bar.update(length)
-    bar.close()
+        if bar is not None:
+            bar.set_postfix({"recon_error (median)": f"{np.median(out['recon_error'][:, -1]):.4g}"}, refresh=False)
+            bar.update(length)
+    if bar is not None:
+        bar.close()
     history: dict[str, Any] = {"epoch": list(range(1, epochs + 1))}
     history.update({name: np.concatenate(parts, axis=1) for name, parts in columns.items()})
     return state.params, history

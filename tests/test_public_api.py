@@ -1,5 +1,9 @@
 """The public surface: every name in __all__ imports, and DESIGN.md's names are there."""
 
+import subprocess
+import sys
+import textwrap
+
 import jrbm
 
 DESIGN_NAMES = {
@@ -19,3 +23,38 @@ def test_design_names_are_public():
     assert DESIGN_NAMES <= set(jrbm.__all__)
     for name in ("log_partition", "log_likelihood", "grad"):
         assert callable(getattr(jrbm.exact, name))
+
+
+def test_runs_with_only_jax_optax_and_chex():
+    """On a machine with only jax, optax and chex (an accelerator host running a checkout with
+    ``PYTHONPATH=.``), jrbm imports, trains and estimates; scikit-learn, matplotlib and tqdm are
+    imported only by the functions that need them."""
+    code = textwrap.dedent(
+        """
+        import sys, warnings, importlib.abc
+        OPTIONAL = {"sklearn", "matplotlib", "tqdm", "torch", "hypothesis"}
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in OPTIONAL:
+                    raise ImportError(f"{name} is not installed")
+
+        sys.meta_path.insert(0, Block())
+        import jax, optax
+        import jrbm, jrbm.ais, jrbm.cli, jrbm.datasets, jrbm.exact, jrbm.io, jrbm.metrics, jrbm.plots, jrbm.tempering
+        data = jrbm.datasets.bars_and_stripes(3)
+        params = jrbm.init_bernoulli(jax.random.key(0), 9, 4, data=data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            params, history = jrbm.fit(jax.random.key(1), params, data, optimizer=optax.sgd(0.1),
+                                       epochs=2, batch_size=8, log_likelihood="exact")
+        assert any("tqdm is not installed" in str(w.message) for w in caught), [str(w.message) for w in caught]
+        assert len(history["log_likelihood"]) == 2
+        assert jax.numpy.isfinite(jrbm.ais.log_partition(jax.random.key(2), params, betas=100, n_runs=10).log_z)
+        loaded = [m for m in OPTIONAL if m in sys.modules]
+        assert not loaded, loaded
+        print("ok")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-4000:]
