@@ -68,6 +68,25 @@ def load_average() -> list[float] | None:
         return None
 
 
+MATMUL_PRECISIONS = {"float32": "highest", "tensorfloat32": "high"}
+"""``--matmul-precision``: JAX's ``jax_default_matmul_precision`` -> PyTorch's ``set_float32_matmul_precision``."""
+
+
+def set_matmul_precision(name: str) -> None:
+    """The internal precision of float32 matrix products, the same for JAX and PyTorch.
+
+    Without it the contestants differ on a recent NVIDIA GPU: JAX's default
+    computes float32 products in TensorFloat32, PyTorch's in float32. On CPU
+    both are float32 either way.
+    """
+    jax.config.update("jax_default_matmul_precision", name)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_float32_matmul_precision(MATMUL_PRECISIONS[name])
+
+
 def device_info() -> dict[str, Any]:
     """What ran the benchmark: JAX backend and devices, CPU, versions, dtype, time, command."""
     import jaxlib
@@ -91,6 +110,7 @@ def device_info() -> dict[str, Any]:
         "scikit-learn": _version("sklearn"),
         "dtype": "float32",
         "default_prng": str(jax.config.jax_default_prng_impl),
+        "matmul_precision": jax.config.jax_default_matmul_precision,
     }
     try:
         import torch
@@ -98,6 +118,7 @@ def device_info() -> dict[str, Any]:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
         info["torch_device"] = torch_device_name()
+        info["torch_matmul_precision"] = torch.get_float32_matmul_precision()
     except ImportError:
         info["torch"] = None
     return info

@@ -124,7 +124,8 @@ def write_results_md(out_dir: str, path: str) -> None:
             f"- command: `{info['command']}`",
             f"- date: {info['date']}; wall time {doc['wall_s']:.0f} s",
             f"- device: {common.describe(info)}",
-            f"- JAX devices: {', '.join(info['jax_devices'])}; dtype {info['dtype']}; default PRNG {info['default_prng']}",
+            f"- JAX devices: {', '.join(info['jax_devices'])}; dtype {info['dtype']}; default PRNG {info['default_prng']}"
+            + (f"; float32 products at {info['matmul_precision']} precision" if info.get("matmul_precision") else ""),
             f"- load average at start: {info.get('load_average_at_start')} (other jobs were sharing the machine when above the core count)",
             "",
             render(doc["suite"], doc["results"]),
@@ -140,6 +141,9 @@ def main(argv=None) -> int:
     p.add_argument("--results-md", help="markdown summary to regenerate from every result file in --out "
                    "(default: benchmarks/RESULTS.md with the default --out, else <out>/RESULTS.md)")
     p.add_argument("--no-peers", action="store_true", help="time jrbm and the floor only (no PyTorch, scikit-learn)")
+    p.add_argument("--matmul-precision", choices=sorted(common.MATMUL_PRECISIONS), default="float32",
+                   help="internal precision of float32 matrix products, for JAX and PyTorch alike (tensorfloat32: "
+                   "TF32 on NVIDIA GPUs, JAX's own default there)")
     p.add_argument("--render", action="store_true", help="only regenerate the markdown summary from the JSON files in --out")
     args = p.parse_args(argv)
     if args.results_md is None:
@@ -153,6 +157,7 @@ def main(argv=None) -> int:
         return 0
 
     suites = ["speed", "quality"] if args.suite == "all" else [args.suite]
+    common.set_matmul_precision(args.matmul_precision)
     info = common.device_info()
     print(f"# {common.describe(info)}\n# JAX devices: {info['jax_devices']}\n", flush=True)
     peers = not args.no_peers
