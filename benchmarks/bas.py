@@ -341,7 +341,7 @@ def wall_time(size: str, *, peers: bool = True) -> dict[str, Any]:
             cores["jrbm_s_per_protocol"] = cores["jrbm_s"] * n_runs / cores["n_runs"]
             cores["speedup"] = best_torch / cores["jrbm_s_per_protocol"]
             best_jrbm = min(best_jrbm, cores["jrbm_s_per_protocol"])
-        if size == "full":
+        if size == "full" and jax.default_backend() == "cpu":  # the issue sets 20x for a 2-core CPU
             out["target"] = common.target(
                 "BAS CD-10, 25 runs x 20,000 updates: speed-up over PyTorch (faster thread setting), default keys",
                 best_torch / best_jrbm,
