@@ -72,19 +72,30 @@ MATMUL_PRECISIONS = {"float32": "highest", "tensorfloat32": "high"}
 """``--matmul-precision``: JAX's ``jax_default_matmul_precision`` -> PyTorch's ``set_float32_matmul_precision``."""
 
 
-def set_matmul_precision(name: str) -> None:
-    """The internal precision of float32 matrix products, the same for JAX and PyTorch.
+def set_matmul_precision(name: str, peers: bool = True) -> None:
+    """The internal precision of float32 matrix products, the same for JAX and (with ``peers``) PyTorch.
 
     Without it the contestants differ on a recent NVIDIA GPU: JAX's default
     computes float32 products in TensorFloat32, PyTorch's in float32. On CPU
     both are float32 either way.
     """
     jax.config.update("jax_default_matmul_precision", name)
+    if not peers:
+        return
     try:
         import torch
     except ImportError:
         return
     torch.set_float32_matmul_precision(MATMUL_PRECISIONS[name])
+
+
+def has_philox() -> bool:
+    """Whether this jax has ``philox2x32`` keys (0.10.2 and later), which the speed suite times beside the default."""
+    try:
+        jax.random.key(0, impl="philox2x32")
+    except ValueError:
+        return False
+    return True
 
 
 def device_info() -> dict[str, Any]:

@@ -32,6 +32,8 @@ import sys
 import time
 from typing import Callable
 
+import jax
+
 from benchmarks import common
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,7 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def sections(suite: str, size: str, peers: bool) -> list[tuple[str, Callable[[], dict]]]:
     """The suite's parts, in the order they run: ``(result key, thunk)``. The training part, with the
-    suite's targets, comes first, so that a run cut short still has it (see :func:`main`)."""
+    throughput targets, comes first, so that a run cut short still has it (see :func:`main`)."""
     from benchmarks import bas, gaussian_toy, quality, speed
 
     if suite == "speed":
@@ -147,7 +149,7 @@ def main(argv=None) -> int:
     p.add_argument("--render", action="store_true", help="only regenerate the markdown summary from the JSON files in --out")
     args = p.parse_args(argv)
     if args.results_md is None:
-        default_out = os.path.samefile(args.out, os.path.join(HERE, "results")) if os.path.isdir(args.out) else False
+        default_out = os.path.realpath(args.out) == os.path.realpath(os.path.join(HERE, "results"))
         args.results_md = os.path.join(HERE, "RESULTS.md") if default_out else os.path.join(args.out, "RESULTS.md")
     if args.render:
         if not any(glob.glob(os.path.join(args.out, f"{suite}-*.json")) for suite in ("speed", "quality")):
@@ -156,15 +158,17 @@ def main(argv=None) -> int:
         print(f"wrote {args.results_md}")
         return 0
 
+    if not common.has_philox():
+        p.error(f"the benchmarks time philox2x32 keys beside the default: they need jax 0.10.2 or later, got {jax.__version__}")
     suites = ["speed", "quality"] if args.suite == "all" else [args.suite]
-    common.set_matmul_precision(args.matmul_precision)
-    info = common.device_info()
-    print(f"# {common.describe(info)}\n# JAX devices: {info['jax_devices']}\n", flush=True)
     peers = not args.no_peers
     missing = common.peers_missing()
     if peers and missing:
         print(f"# not installed: {', '.join(missing)}; timing jrbm and the floor only (as with --no-peers)\n", flush=True)
         peers = False
+    common.set_matmul_precision(args.matmul_precision, peers)
+    info = common.device_info()
+    print(f"# {common.describe(info)}\n# JAX devices: {info['jax_devices']}\n", flush=True)
     for suite in suites:
         path = os.path.join(args.out, result_name(suite, args.size, info["jax_backend"]))
         t0 = time.perf_counter()
@@ -178,8 +182,8 @@ def main(argv=None) -> int:
                    "complete": i == len(todo) - 1, "results": res, "targets": targets(suite, res)}
             doc["info"]["load_average_at_end"] = common.load_average()
             common.write_json(path, doc)
+            write_results_md(args.out, args.results_md)
         print(f"## {suite} ({args.size}), {doc['wall_s']:.0f} s\n\n{render(suite, res)}\n\nwrote {path}\n", flush=True)
-    write_results_md(args.out, args.results_md)
     print(f"wrote {args.results_md}")
     return 0
 

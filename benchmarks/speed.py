@@ -196,6 +196,7 @@ def sklearn_trainer(data_np: np.ndarray, batch: int, *, float32: bool):
 
 def training(size: str, *, peers: bool = True) -> dict[str, Any]:
     cfg = SIZES[size]
+    backend = jax.default_backend()  # the batch-100 and batch-1000 targets are set for a CPU, batch 10,000 for a GPU
     results: dict[str, Any] = {"rows": [], "targets": []}
     for batch, per_method in cfg["batches"].items():
         if per_method == "large":
@@ -261,14 +262,13 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
                 )
             frac = float(np.median(floor / t_jrbm))
             frac_best = float(np.min(floor) / np.min(t_jrbm))
-            if batch > 1000 and jax.default_backend() == "gpu":
+            if batch > 1000 and backend == "gpu":
                 results["targets"].append(
                     common.target(f"{LABELS[method]} batch {batch} on GPU: fraction of matmul floor", frac, LARGE_BATCH_FLOOR, best=frac_best)
                 )
             if method == "cd1":
                 results[f"cd1_floor_ms_batch{batch}"] = 1e3 * common.median(floor)
-                on_cpu = jax.default_backend() == "cpu"  # the batch-100 and batch-1000 targets are set for a CPU
-                if on_cpu and batch == 1000:
+                if backend == "cpu" and batch == 1000:
                     results["targets"].append(common.target("CD-1 batch 1000: fraction of matmul floor", frac, 0.90, best=frac_best))
                     if peers:
                         t_torch = per_update(f"torch {method}", nb)
@@ -291,7 +291,7 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
                                     note=_sklearn_bound(sk, floor, 2.5),
                                 )
                             )
-                elif on_cpu and batch == 100:
+                elif backend == "cpu" and batch == 100:
                     results["targets"].append(common.target("CD-1 batch 100: fraction of matmul floor", frac, 0.85, best=frac_best))
     return results
 
@@ -422,7 +422,7 @@ def ais(size: str) -> dict[str, Any]:
 
 
 def markdown(res: dict[str, Any]) -> str:
-    """Tables of the parts of :func:`run` present in ``res``."""
+    """Tables of the parts present in ``res``: ``training``, ``gibbs`` and ``ais``."""
     out = []
     if "training" in res:
         out += _training_markdown(res["training"])

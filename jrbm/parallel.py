@@ -36,9 +36,10 @@ gives JAX one CPU device per core; an ensemble split over
 ``make_mesh(data=1, model=<cores>)`` then uses them all (the bars-and-stripes
 protocol, 26 models of 16 x 16: more than twice as fast on 2 cores,
 ``benchmarks/RESULTS.md``).
-With jax 0.10.2 and 0.12.0.1, random bits of ``philox2x32`` keys fail to
-compile when split over CPU devices ("failed to legalize ... mulhi", "Unable to
-convert MHLO to StableHLO"); use JAX's default ``threefry2x32`` keys with a mesh.
+``philox2x32`` keys (jax 0.10.2 and later) are faster on a CPU, but with jax
+0.10.2 and 0.12.0.1 their random bits fail to compile when split over CPU
+devices ("failed to legalize ... mulhi", "Unable to convert MHLO to
+StableHLO"); use JAX's default ``threefry2x32`` keys with a mesh.
 
 Multi-host: call ``jax.distributed.initialize()`` first on every process, then
 build the mesh over ``jax.devices()`` (all processes' devices) and call the

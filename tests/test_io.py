@@ -414,10 +414,11 @@ def test_load_path_errors(tmp_path):
 
 def test_float64_checkpoint_without_x64(tmp_path):
     io.save(tmp_path / "f64.npz", _params("BernoulliRBM", dtype=jnp.float64))
-    jax.config.update("jax_enable_x64", False)  # the global flag: jax 0.6 and older have no jax.enable_x64
+    x64 = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)  # the global flag: jax before 0.8 has no jax.enable_x64
     try:
         with pytest.raises(ValueError, match="float64 parameters but jax_enable_x64 is off"):
             io.load(tmp_path / "f64.npz")
         assert io.load(tmp_path / "f64.npz", dtype=jnp.float32).W.dtype == jnp.float32
     finally:
-        jax.config.update("jax_enable_x64", True)
+        jax.config.update("jax_enable_x64", x64)
