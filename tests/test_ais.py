@@ -1,9 +1,8 @@
 """jrbm.ais against exact log Z of small models (jrbm.exact), with statistically justified margins.
 
-Every statistical assertion uses a margin derived from the sample at hand (a
-standard error from the runs themselves) or, for the accuracy tests, a
-tolerance many times the estimator's standard error; seeds are fixed at 0.. and
-were not searched.
+Every statistical assertion uses a margin derived from the sample at hand: a
+standard error from the runs themselves (the accuracy tests allow 6 of them);
+seeds are fixed at 0.. and were not searched.
 """
 
 import functools
@@ -59,20 +58,33 @@ def test_default_schedule_is_salakhutdinov_murray():
 # --- accuracy ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["bb-random", "bb-cd-trained", "gb-random"])
-def test_forward_ais_within_0p1_nats_of_exact(kind):
-    """2,000 betas and 100 runs: the observed standard error is ~0.01 nats, so 0.1 is >= 7 SE."""
+@pytest.mark.parametrize("kind", ["bb-random", "bb-cd-trained", "bb-skewed-base", "gb-random", "gb-data-base"])
+def test_forward_ais_within_6_standard_errors_of_exact(kind):
+    """2,000 betas and 100 runs, within 6 of the runs' own standard errors of the exact log Z.
+
+    exp(log_z) is unbiased for Z; log_z errs low by about SE^2 / 2 (Jensen), which is below 1e-3 here. 6 SE,
+    as in the unbiasedness test below: the t-statistic of log-normal-like weights has heavier tails than a
+    normal's. The ``*-base`` cases anneal from a base fitted to data far from the model's own visible
+    biases (pixel means 0.15; Gaussian data of mean ~1 and std ~2), which the base's terms of every
+    intermediate distribution must carry.
+    """
     data = None
     if kind == "bb-random":
         params = random_bernoulli(0, 10, 8, scale=1.0)
     elif kind == "bb-cd-trained":
         params, data = _cd_trained_bernoulli()
+    elif kind == "bb-skewed-base":
+        params = random_bernoulli(0, 10, 8, scale=1.0)
+        data = (jax.random.uniform(jax.random.key(3), (200, 10)) < 0.15).astype(jnp.float64)
+    elif kind == "gb-random":
+        params = random_gaussian(1, 3, 6, scale=1.0)
     else:
         params = random_gaussian(1, 3, 6, scale=1.0)
+        data = 2 * jax.random.normal(jax.random.key(3), (200, 3), jnp.float64) + 1
     exact = jrbm.exact.log_partition(params)
     res = ais.log_partition(jax.random.key(0), params, data=data, betas=2000, n_runs=100)
-    assert abs(res.log_z - exact) < 0.1
     assert res.log_z_std < 0.05
+    assert abs(res.log_z - exact) < 6 * res.log_z_std, (float(res.log_z - exact), float(res.log_z_std))
     assert res.lower < res.log_z < res.upper
     # The S&M interval log(Z_hat -/+ 3 sigma) is log_z -/+ 3 std to first order.
     np.testing.assert_allclose([res.log_z - res.lower, res.upper - res.log_z], 3 * res.log_z_std, rtol=0.2)
@@ -83,8 +95,8 @@ def test_log_likelihood_matches_exact():
     params = random_bernoulli(0, 10, 8, scale=1.0)
     v = (jax.random.uniform(jax.random.key(5), (30, 10)) < 0.5).astype(jnp.float64)
     ll, res = ais.log_likelihood(jax.random.key(0), params, v, betas=2000, n_runs=100)
-    assert abs(ll - jrbm.exact.log_likelihood(params, v).mean()) < 0.1
-    np.testing.assert_allclose(ll, -jrbm.free_energy(params, v).mean() - res.log_z, rtol=1e-12)
+    # the free energies are exact, so the error is log Z's: within 6 of its standard errors as above
+    assert abs(ll - jrbm.exact.log_likelihood(params, v).mean()) < 6 * res.log_z_std
 
 
 # --- the bounds and unbiasedness --------------------------------------------------------------
@@ -204,18 +216,25 @@ def test_two_point_schedule_is_plain_importance_sampling():
 
 
 def test_annealing_path_identities():
-    """What AIS relies on from the protocol: the intermediate's p(h | v) is sigmoid(beta x(v)), and the
-    weight increment equals the difference of annealed free energies."""
-    v_bb = (jax.random.uniform(jax.random.key(0), (5, 4)) < 0.5).astype(jnp.float64)
-    v_gb = jax.random.normal(jax.random.key(1), (5, 4), jnp.float64)
+    """What AIS relies on from the protocol: the intermediate model is the annealed density (its free
+    energy differs from the annealed free energy by one constant over all v), its p(h | v) is
+    sigmoid(beta x(v)), and the weight increment equals the difference of annealed free energies.
+
+    The bases are fitted to data far from the models' visible biases (Bernoulli pixel means 0.15;
+    Gaussian data of mean ~1 and std ~2), so that the base's terms count."""
+    v_bb = (jax.random.uniform(jax.random.key(0), (16, 4)) < 0.5).astype(jnp.float64)
+    v_gb = jax.random.normal(jax.random.key(1), (16, 4), jnp.float64)
+    skewed = (jax.random.uniform(jax.random.key(2), (200, 4)) < 0.15).astype(jnp.float64)
     for params, v, data in [
-        (random_bernoulli(0, 4, 3, scale=1.5), v_bb, v_bb),
+        (random_bernoulli(0, 4, 3, scale=1.5), v_bb, skewed),
         (random_gaussian(1, 4, 3, scale=1.0), v_gb, 2 * v_gb + 1),
     ]:
         base = model.base_rate(params, data)
         x = model.hidden_logits(params, v)
         for b0, b1 in [(0.0, 0.3), (0.3, 0.3001), (0.5, 1.0)]:
             mid = model.interpolate(base, params, b1)
+            offset = jrbm.free_energy(mid, v) - model.annealed_free_energy(base, params, b1, v)
+            np.testing.assert_allclose(offset, offset[0], rtol=0, atol=1e-10)
             np.testing.assert_allclose(model.p_h_given_v(mid, v), jax.nn.sigmoid(b1 * x), rtol=1e-12)
             step = model.annealed_log_ratio(base, params, v, x, b0, b1)
             diff = model.annealed_free_energy(base, params, b0, v) - model.annealed_free_energy(base, params, b1, v)

@@ -145,7 +145,7 @@ def test_mean_metrics_are_means_over_batches(params):
 def test_exact_results_do_not_depend_on_the_block_size(params):
     data = np.random.default_rng(2).integers(0, 2, (8, params.W.shape[0])).astype(np.float64)
     ref_z, ref_g = jrbm.exact.log_partition(params), jrbm.exact.grad(params, data)
-    for chunk_size in (1, 4, 64, 1 << 20):
+    for chunk_size in (1, 4, 64):  # the references use the default, one block for these models
         np.testing.assert_allclose(jrbm.exact.log_partition(params, chunk_size=chunk_size), ref_z, rtol=RTOL)
         g = jrbm.exact.grad(params, data, chunk_size=chunk_size)
         _assert_same(g, ref_g, binary=False)

@@ -40,7 +40,7 @@ def test_guarantee_counts_match_the_tests():
     claims = {
         "by enumeration ({} examples)": test_properties.test_free_energy_is_minus_log_sum_of_exp_minus_energy,
         "sums to 1 over all visible states ({})": test_properties.test_bb_likelihood_sums_to_one,
-        "lie in [0, 1] ({})": test_properties.test_conditionals_are_probabilities,
+        "by enumerating the other layer ({})": test_properties.test_conditionals_are_the_normalised_joint,
         "changes with the key ({})": test_properties.test_gibbs_chain_is_reproducible_and_key_dependent,
         "the metadata exactly ({})": test_io.test_round_trip_property,
     }
