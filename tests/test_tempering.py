@@ -127,7 +127,6 @@ def test_equal_temperatures_always_swap():
     # Even/odd alternation: pair 0 was proposed in rounds 0, 2, ..., 10, pair 1 in 1, 3, ..., 9.
     np.testing.assert_array_equal(state.n_proposed, [6, 5, 6])
     assert int(state.step) == 11
-    np.testing.assert_array_equal(pt.swap_log_ratio(params, 1.0, 1.0, all_binary(I), all_binary(I)[::-1]), 0.0)
 
 
 def test_gaussian_rbm_beta_one_replica_has_the_exact_mean():
