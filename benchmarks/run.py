@@ -94,14 +94,19 @@ def result_name(suite: str, size: str, backend: str) -> str:
     return f"{suite}-{size}.json" if backend == "cpu" else f"{suite}-{size}-{backend}.json"
 
 
-def write_results_md(out_dir: str, path: str) -> None:
+def result_files(out_dir: str) -> list[str]:
+    """The result files in ``out_dir``, in RESULTS.md's order: speed before quality, CPU first, full before small."""
     order = {"speed": 0, "quality": 1, "full": 0, "small": 1}
 
     def rank(f):
         suite, size, *backend = os.path.basename(f)[:-5].split("-")
         return (order.get(suite, 2), len(backend), order.get(size, 2), f)
 
-    files = sorted((f for suite in ("speed", "quality") for f in glob.glob(os.path.join(out_dir, f"{suite}-*.json"))), key=rank)
+    return sorted((f for suite in ("speed", "quality") for f in glob.glob(os.path.join(out_dir, f"{suite}-*.json"))), key=rank)
+
+
+def write_results_md(out_dir: str, path: str) -> None:
+    files = result_files(out_dir)
     lines = [
         "# jrbm benchmark results",
         "",
@@ -152,7 +157,7 @@ def main(argv=None) -> int:
         default_out = os.path.realpath(args.out) == os.path.realpath(os.path.join(HERE, "results"))
         args.results_md = os.path.join(HERE, "RESULTS.md") if default_out else os.path.join(args.out, "RESULTS.md")
     if args.render:
-        if not any(glob.glob(os.path.join(args.out, f"{suite}-*.json")) for suite in ("speed", "quality")):
+        if not result_files(args.out):
             p.error(f"--out: expected a folder with speed-*.json or quality-*.json files, got {args.out!r} without any")
         write_results_md(args.out, args.results_md)
         print(f"wrote {args.results_md}")

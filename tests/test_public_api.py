@@ -1,12 +1,11 @@
 """The public surface: every name in __all__ imports, and DESIGN.md's names are there."""
 
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import jrbm
+from test_sharding import _env
 
 DESIGN_NAMES = {
     "BernoulliRBM", "GaussianRBM", "init_bernoulli", "init_gaussian",
@@ -59,7 +58,5 @@ def test_runs_with_only_jax_optax_and_chex():
         print("ok")
         """
     )
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, env=env)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, env=_env(1))
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-4000:]
