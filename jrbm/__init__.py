@@ -1,12 +1,14 @@
 """jrbm: restricted Boltzmann machines in JAX.
 
-Bernoulli-Bernoulli and Gaussian-Bernoulli RBMs as pure functions of
-parameter pytrees, with exact likelihoods for small models, Gibbs chains
-under ``lax.scan``, gradient estimators that feed ``optax``, annealed
-importance sampling, training, data sets and checkpoints.
+RBMs built from layers (Bernoulli, Spin, Potts, Gaussian, ReLU, dReLU, or
+your own) as pure functions of parameter pytrees, with the tutorial's
+Bernoulli-Bernoulli and Gaussian-Bernoulli models under their own names,
+exact likelihoods for small models, Gibbs chains under ``lax.scan``, gradient
+estimators that feed ``optax``, annealed importance sampling, training, data
+sets and checkpoints.
 """
 
-from jrbm import ais, datasets, exact, io, metrics, model, parallel, plots, tempering, train
+from jrbm import ais, datasets, exact, io, layers, metrics, model, parallel, plots, tempering, testing, train
 from jrbm.estimators import CD, PCD, cd_grad, pcd_grad
 from jrbm.io import load, save
 from jrbm.model import (
@@ -18,10 +20,10 @@ from jrbm.model import (
     sample_h_given_v,
     sample_v_given_h,
 )
-from jrbm.params import BernoulliRBM, GaussianRBM, init_bernoulli, init_gaussian
+from jrbm.params import RBM, BernoulliRBM, GaussianRBM, as_rbm, init, init_bernoulli, init_gaussian
 from jrbm.sampling import gibbs_chain, gibbs_step
 from jrbm.tempering import PT
-from jrbm.train import fit, fit_ensemble, train_step
+from jrbm.train import fit, fit_ensemble, init_state, train_step
 
 __version__ = "0.1.0"
 
@@ -31,7 +33,9 @@ __all__ = [
     "GaussianRBM",
     "PCD",
     "PT",
+    "RBM",
     "ais",
+    "as_rbm",
     "cd_grad",
     "datasets",
     "energy",
@@ -42,9 +46,12 @@ __all__ = [
     "gibbs_chain",
     "gibbs_step",
     "hidden_free_energy",
+    "init",
     "init_bernoulli",
     "init_gaussian",
+    "init_state",
     "io",
+    "layers",
     "load",
     "metrics",
     "model",
@@ -57,6 +64,7 @@ __all__ = [
     "sample_v_given_h",
     "save",
     "tempering",
+    "testing",
     "train",
     "train_step",
 ]

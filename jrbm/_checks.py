@@ -31,6 +31,16 @@ def positive_int(name: str, value) -> int:
     return out
 
 
+def static_positive_int(name: str, value) -> int:
+    """:func:`positive_int` for a loop length or shape, with a hint when it was traced under ``jit``."""
+    if isinstance(value, jax.core.Tracer):
+        raise TypeError(
+            f"{name}: expected a positive integer known at trace time (a static argument), got a traced value; "
+            f"close over it or mark it static (jax.jit(..., static_argnames=...))"
+        )
+    return positive_int(name, value)
+
+
 def _as_array(name: str, x):
     if isinstance(x, (jax.Array, np.ndarray)):
         return x
@@ -58,23 +68,19 @@ def finite(name: str, x) -> None:
             )
 
 
+def leaf_names(tree, name: str) -> list[str]:
+    """``name.field.subfield`` for every leaf of a parameter pytree, in ``jax.tree.leaves`` order."""
+    out = []
+    for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        parts = [getattr(p, "name", None) or str(getattr(p, "key", getattr(p, "idx", p))) for p in path]
+        out.append(".".join([name] + parts))
+    return out
+
+
 def finite_leaves(name: str, tree) -> None:
-    """:func:`finite` on every leaf of a parameter NamedTuple, named ``name.field``."""
-    for field, leaf in zip(tree._fields, tree):
-        finite(f"{name}.{field}", leaf)
-
-
-def binary(name: str, x) -> None:
-    """Raises if a concrete array holds values other than 0 and 1."""
-    if is_concrete(x):
-        a = np.asarray(x)
-        bad = (a != 0) & (a != 1)
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"{name}: expected binary values (0 or 1) for a Bernoulli layer, got {a[idx]} "
-                f"at index {idx}; pass check=False to evaluate the formula on real values anyway"
-            )
+    """:func:`finite` on every leaf of a parameter pytree, named ``name.field``."""
+    for leaf_name, leaf in zip(leaf_names(tree, name), jax.tree.leaves(tree)):
+        finite(leaf_name, leaf)
 
 
 def layer(name: str, x, size: int, dtype, *, what: str):
@@ -85,6 +91,20 @@ def layer(name: str, x, size: int, dtype, *, what: str):
         raise ValueError(
             f"{name}: expected shape (..., {size}) for {size} {what} units, got shape {tuple(x.shape)}"
         )
+    finite(name, x)
+    return jnp.asarray(x, dtype)
+
+
+def layer_data(name: str, x, layer, dtype, *, what: str = "visible"):
+    """Validates one state or a batch for ``layer`` (trailing shape ``layer.shape``, finite) and casts it to ``dtype``."""
+    x = _as_array(name, x)
+    _numeric_dtype(name, x)
+    shape = tuple(layer.shape)
+    k = len(shape)
+    if x.ndim < k or tuple(x.shape[x.ndim - k :]) != shape:
+        dims = ", ".join(str(d) for d in shape)
+        states = "" if k == 1 else f" of shape {shape[1:]}"
+        raise ValueError(f"{name}: expected shape (..., {dims}) for {shape[0]} {what} units{states}, got shape {tuple(x.shape)}")
     finite(name, x)
     return jnp.asarray(x, dtype)
 
@@ -101,6 +121,25 @@ def data_matrix(name: str, data, n_visible: int | None = None):
         raise ValueError(f"{name}: expected {n_visible} columns (n_visible), got shape {tuple(data.shape)}")
     finite(name, data)
     return data
+
+
+def data_batch(name: str, data, layer, dtype=None):
+    """Validates a data set for ``layer``: a non-empty ``(n_examples, *layer.shape)`` array of finite numbers.
+
+    Returns it as a jax array in ``dtype`` (kept as is when ``dtype`` is None).
+    """
+    shape = tuple(layer.shape)
+    if len(shape) == 1:
+        data = data_matrix(name, data, shape[0])
+    else:
+        data = _as_array(name, data)
+        _numeric_dtype(name, data)
+        if data.ndim != 1 + len(shape) or tuple(data.shape[1:]) != shape:
+            raise ValueError(f"{name}: expected shape (n_examples, {', '.join(map(str, shape))}), got shape {tuple(data.shape)}")
+        if data.shape[0] == 0:
+            raise ValueError(f"{name}: expected at least one example, got shape {tuple(data.shape)}")
+        finite(name, data)
+    return data if dtype is None else jnp.asarray(data, dtype)
 
 
 def broadcastable(*named_shapes) -> None:

@@ -1,22 +1,28 @@
 """Annealed importance sampling (AIS) estimates of ``log Z`` and of test log-likelihoods.
 
 AIS (Neal 2001) as applied to RBMs by Salakhutdinov & Murray (2008, section 3)
-anneals from a tractable base model ``A`` (``W = 0``, ``c = 0``; the "base
-rate" model of :func:`jrbm.model.base_rate`) to the model ``B`` through the
-intermediate unnormalised marginals, with the hidden layer summed out,
+anneals from a tractable base model ``A`` (``W = 0``: the "base rate" model
+of :func:`jrbm.model.base_rate`, whose visible layer matches the data's
+marginals and whose hidden layer has no fields) to the model ``B``
+through the intermediate unnormalised marginals, with the hidden layer summed
+out,
 
     f_beta(v) = exp(-annealed_free_energy(base, params, beta, v))
-              = exp(-(1 - beta) U_A(v) - beta U_B(v)) prod_j (1 + exp(beta x_j(v))),
+              = exp(-(1 - beta) U_A(v) - beta U_B(v) + cgf_hid_beta(beta I_hid(v))),
 
-for ``0 = beta_0 <= ... <= beta_K = 1``; here ``energy = U(v) - h^T x(v)`` is
-the family split of :mod:`jrbm.model` (the physical energy, ``-E_seed`` of the
-seed's eqs. 2.3 and 3.3). At ``beta = 0`` the hidden units are free, so
-``Z_0 = Z_A 2^J`` with ``log Z_A = visible_log_partition(base)``.
+for ``0 = beta_0 <= ... <= beta_K = 1``, with the layer functions of
+:mod:`jrbm.layers` (the physical energy, ``-E_tutorial`` of Cheng eqs. 2.3
+and 3.3). At ``beta = 0`` the layers are independent, so
+``log Z_0 = cgf_A(0) + cgf_hid_base(0)`` (:func:`base_log_partition`). The
+path works for every pairing of layers: each layer interpolates between its
+base and itself (:meth:`jrbm.layers.Layer.interpolate`), and every
+intermediate is proper. With Bernoulli hidden units it is Salakhutdinov &
+Murray's path.
 
 A run draws ``v_0`` exactly from ``A`` and, for ``k = 1 .. K``, multiplies its
 weight by ``f_{beta_k}(v_{k-1}) / f_{beta_{k-1}}(v_{k-1})`` and moves
 ``v_k ~ T_k(v_{k-1})``, one block-Gibbs sweep ``v -> h -> v'`` of the
-intermediate model :func:`jrbm.model.interpolate` (``h ~ sigmoid(beta_k x(v))``,
+intermediate model :func:`jrbm.model.interpolate` (``h ~ p_k(h | beta_k I_hid(v))``,
 then ``v' ~ p_k(v | h)``), which leaves ``f_{beta_k}`` invariant.
 Each weight ``w`` satisfies ``E[w] = Z_B / Z_0``, so with ``M`` runs
 
@@ -57,8 +63,18 @@ from jax import Array, lax
 from jax.typing import ArrayLike
 
 from jrbm import _checks, parallel
-from jrbm.model import _visible, annealed_log_ratio, base_rate, family, free_energy, hidden_logits, interpolate, sample_v_given_h
-from jrbm.params import RBM
+from jrbm.layers import base as layer_base
+from jrbm.model import (
+    _free_energy,
+    annealed_log_ratio,
+    base_rate,
+    check,
+    couple_to_visible,
+    hidden_input,
+    interpolated_layers,
+    visible_data,
+)
+from jrbm.params import Model
 
 N_RUNS = 100
 """Default number of independent AIS runs."""
@@ -120,26 +136,26 @@ def default_betas() -> np.ndarray:
     )
 
 
-def _betas(betas, dtype) -> Array:
-    """Validates a schedule (``None`` for :func:`default_betas`, an int, or an array) in ``dtype``."""
+def schedule(betas, dtype) -> Array:
+    """Validates a schedule (``None`` for :func:`default_betas`, an int ``K`` for ``K`` equally spaced values,
+    or a non-decreasing array from exactly 0 to exactly 1); returns it in ``dtype``."""
     if betas is None:
         return jnp.asarray(default_betas(), dtype)
     return _checks.schedule("betas", betas, dtype, from_zero=True)
 
 
-def base_log_partition(base: RBM) -> Array:
-    """``log Z_0 = log Z_A + J log 2``: the intermediate model at ``beta = 0`` (free hidden units)."""
-    n_hidden = base.W.shape[1]
-    return family(base).visible_log_partition(base) + n_hidden * math.log(2.0)
+def base_log_partition(base: Model) -> Array:
+    """``log Z_0 = cgf_vis_base(0) + cgf_hid_base(0)``: the intermediate model at ``beta = 0`` (``W`` plays no part)."""
+    vis, hid = base.visible, base.hidden
+    return vis.cgf(jnp.zeros(vis.shape, base.W.dtype)) + hid.cgf(jnp.zeros(hid.shape, base.W.dtype))
 
 
-def sample_base(key: Array, base: RBM, n: int) -> Array:
-    """``n`` exact samples of a visible-only model (``W = 0``): ``p(v | h = 0) = p(v)``."""
-    h = jnp.zeros((n, base.W.shape[1]), base.W.dtype)
-    return sample_v_given_h(key, base, h)
+def sample_base(key: Array, base: Model, n: int) -> Array:
+    """``n`` exact samples of the base model's visible layer (its units are independent: input 0)."""
+    return layer_base.sample(base.visible, key, jnp.zeros((n,) + base.visible.shape, base.W.dtype))
 
 
-def _anneal(key: Array, base: RBM, params: RBM, betas: Array, v0: Array, mesh=None) -> tuple[Array, Array]:
+def _anneal(key: Array, base: Model, params: Model, betas: Array, v0: Array, mesh=None) -> tuple[Array, Array]:
     """Runs the chains ``v0`` through ``betas`` (in the order given); returns ``(sum of log ratios, last v)``.
 
     ``sum_k log f_{beta_k}(v_{k-1}) / f_{beta_{k-1}}(v_{k-1})`` with
@@ -151,16 +167,18 @@ def _anneal(key: Array, base: RBM, params: RBM, betas: Array, v0: Array, mesh=No
     With a ``mesh``, the runs are constrained to be split over its ``"data"`` axis.
     """
     v0 = parallel.constrain_rows(v0, mesh)
-    x0 = hidden_logits(params, v0)
+    x0 = hidden_input(params, v0)
     acc0 = annealed_log_ratio(base, params, v0, x0, betas[0], betas[1])
+    vis, hid = params.visible, params.hidden
 
     def body(carry, inp):
         v, x, acc, comp = carry
         beta, beta_next, (key_h, key_v) = inp
-        p = jax.nn.sigmoid(beta * x)
-        h = (jax.random.uniform(key_h, p.shape, p.dtype) < p).astype(p.dtype)
-        v = parallel.constrain_rows(sample_v_given_h(key_v, interpolate(base, params, beta), h), mesh)
-        x = hidden_logits(params, v)
+        visible_beta, scale_v, hidden_beta, scale_h = interpolated_layers(base, params, beta)
+        h = layer_base.sample(hidden_beta, key_h, beta * scale_h * x)
+        field = beta * jnp.broadcast_to(scale_v, vis.shape) * couple_to_visible(params, hid.statistic(h))
+        v = parallel.constrain_rows(layer_base.sample(visible_beta, key_v, field), mesh)
+        x = hidden_input(params, v)
         y = annealed_log_ratio(base, params, v, x, beta, beta_next) - comp
         t = acc + y
         comp = (t - acc) - y
@@ -193,7 +211,9 @@ def _summary(log_weights: Array, sign: int) -> tuple[Array, Array, Array, Array]
 
 
 @functools.partial(jax.jit, static_argnames=("n_runs", "mesh"))
-def _forward(key: Array, base: RBM, params: RBM, betas: Array, n_runs: int, mesh=None) -> AISResult:
+def forward(key: Array, base: Model, params: Model, betas: Array, n_runs: int, mesh=None) -> AISResult:
+    """The compiled forward run of :func:`log_partition` on checked arguments (no validation; jit-able inside a
+    caller's program): ``base`` from :func:`jrbm.model.base_rate`, ``betas`` from :func:`schedule`."""
     key_start, key_run = jax.random.split(key)
     acc, v = _anneal(key_run, base, params, betas, sample_base(key_start, base, n_runs), mesh)
     log_weights = base_log_partition(base) + acc
@@ -201,7 +221,7 @@ def _forward(key: Array, base: RBM, params: RBM, betas: Array, n_runs: int, mesh
 
 
 @functools.partial(jax.jit, static_argnames="mesh")
-def _reverse(key: Array, base: RBM, params: RBM, betas: Array, v0: Array, mesh=None) -> AISResult:
+def _reverse(key: Array, base: Model, params: Model, betas: Array, v0: Array, mesh=None) -> AISResult:
     acc, v = _anneal(key, base, params, betas[::-1], v0, mesh)
     log_weights = base_log_partition(base) - acc
     return AISResult(*_summary(log_weights, -1), log_weights, v)
@@ -209,13 +229,13 @@ def _reverse(key: Array, base: RBM, params: RBM, betas: Array, v0: Array, mesh=N
 
 def _base(params, data):
     if data is not None:
-        data = _checks.data_matrix("data", data, params.W.shape[0])
+        data = _checks.data_batch("data", data, params.visible, params.W.dtype)
     return base_rate(params, data)
 
 
 def log_partition(
     key: Array,
-    params: RBM,
+    params: Model,
     *,
     data: ArrayLike | None = None,
     betas: int | ArrayLike | None = None,
@@ -255,21 +275,21 @@ def log_partition(
       True
     """
     _checks.key("key", key)
-    family(params)
+    check(params)
     n_runs = _checks.positive_int("n_runs", n_runs)
     dtype = params.W.dtype
-    betas = _betas(betas, dtype)
+    betas = schedule(betas, dtype)
     base = _base(params, data)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
         parallel.check_divisible("n_runs", n_runs, mesh, "AIS runs")
         key, base, params, betas = parallel.place((key, base, params, betas), mesh)
-    return _forward(key, base, params, betas, n_runs, mesh)
+    return forward(key, base, params, betas, n_runs, mesh)
 
 
 def reverse_log_partition(
     key: Array,
-    params: RBM,
+    params: Model,
     v_init: ArrayLike,
     *,
     data: ArrayLike | None = None,
@@ -320,13 +340,12 @@ def reverse_log_partition(
       True
     """
     _checks.key("key", key)
-    fam = family(params)
-    v0 = _visible(params, v_init, "v_init").reshape(-1, params.W.shape[0])
+    check(params)
+    v0 = visible_data(params, v_init, "v_init").reshape((-1,) + params.visible.shape)
     if v0.shape[0] == 0:
         raise ValueError("v_init: expected at least one start state, got none")
-    if fam.binary_visible:
-        _checks.binary("v_init", v0)
-    betas = _betas(betas, params.W.dtype)
+    params.visible.check_data("v_init", v0)
+    betas = schedule(betas, params.W.dtype)
     base = _base(params, data)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
@@ -336,7 +355,7 @@ def reverse_log_partition(
     return _reverse(key, base, params, betas, v0, mesh)
 
 
-def log_likelihood(key: Array, params: RBM, v: ArrayLike, **ais_kwargs) -> tuple[Array, AISResult]:
+def log_likelihood(key: Array, params: Model, v: ArrayLike, **ais_kwargs) -> tuple[Array, AISResult]:
     """Mean AIS log-likelihood ``mean_n [-free_energy(v_n)] - log_z`` and the forward AIS result.
 
     ``log_z`` is the forward estimate of :func:`log_partition` (``ais_kwargs``:
@@ -355,9 +374,8 @@ def log_likelihood(key: Array, params: RBM, v: ArrayLike, **ais_kwargs) -> tuple
       True
     """
     _checks.key("key", key)
-    fam = family(params)
-    v = _visible(params, v)
-    if fam.binary_visible:
-        _checks.binary("v", v)
+    check(params)
+    v = visible_data(params, v)
+    params.visible.check_data("v", v)
     result = log_partition(key, params, **ais_kwargs)
-    return jnp.mean(-free_energy(params, v)) - result.log_z, result
+    return jnp.mean(-_free_energy(params, v)) - result.log_z, result

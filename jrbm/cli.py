@@ -27,10 +27,11 @@ import optax
 
 from jrbm import ais, datasets, exact, io, plots
 from jrbm.estimators import CD, PCD
-from jrbm.model import family, free_energy
-from jrbm.params import GaussianRBM, init_bernoulli, init_gaussian
+from jrbm.layers import base as layer_base
+from jrbm.model import free_energy
+from jrbm.params import init_bernoulli, init_gaussian
 from jrbm.sampling import gibbs_chain
-from jrbm.train import fit
+from jrbm.train import fit, weights_only
 
 DATASETS = ("digits", "bars-and-stripes", "shifter", "two-laplace")
 EXACT_BITS = 20  # "auto" evaluation enumerates up to 2^20 states, AIS beyond
@@ -66,17 +67,18 @@ def _estimator(args):
 def _optimizer(args):
     opt = optax.sgd(args.lr, momentum=args.momentum or None)
     if args.weight_decay:
-        mask = lambda p: type(p)(*[n == "W" for n in p._fields])  # noqa: E731  decay W only
-        opt = optax.chain(optax.add_decayed_weights(args.weight_decay, mask=mask), opt)
+        opt = optax.chain(optax.add_decayed_weights(args.weight_decay, mask=weights_only), opt)
     return opt
 
 
 def _method(params, requested: str) -> str:
     if requested != "auto":
         return requested
-    layer = exact.enumerated_layer(params)
-    n = params.W.shape[0] if layer == "visible" else params.W.shape[1]
-    return "exact" if n <= EXACT_BITS else "ais"
+    try:
+        exact.plan(params, max_bits=EXACT_BITS)
+    except (TypeError, ValueError):  # no discrete layer, or too many states
+        return "ais"
+    return "exact"
 
 
 def evaluate_params(key, params, data, *, method="auto", train=None, betas=None, n_runs=100) -> dict:
@@ -148,7 +150,7 @@ def cmd_evaluate(args) -> dict:
     params = io.load(args.checkpoint)
     meta = io.load_metadata(args.checkpoint)
     dataset = args.dataset or meta.get("dataset", "digits")
-    model = "gaussian" if isinstance(params, GaussianRBM) else "bernoulli"
+    model = "bernoulli" if layer_base.is_discrete(params.visible) else "gaussian"
     train, test, _ = load_dataset(dataset, model, args.seed)
     data = test if args.split == "test" else train
     result = evaluate_params(jax.random.key(args.seed), params, data, method=args.method, train=train, betas=args.betas, n_runs=args.runs)
@@ -159,11 +161,10 @@ def cmd_evaluate(args) -> dict:
 def cmd_sample(args) -> dict:
     params = io.load(args.checkpoint)
     k_start, k_chain = jax.random.split(jax.random.key(args.seed))
-    n_visible = params.W.shape[0]
-    if family(params).binary_visible:
-        v0 = (jax.random.uniform(k_start, (args.n, n_visible)) < 0.5).astype(params.W.dtype)
-    else:
-        v0 = params.b + jnp.exp(params.log_sigma) * jax.random.normal(k_start, (args.n, n_visible), params.W.dtype)
+    n_visible = params.visible.shape[0]
+    vis = params.visible
+    # the chains start at draws of the visible layer on its own (no input from the hidden layer)
+    v0 = layer_base.sample(vis, k_start, jnp.zeros((args.n,) + vis.shape, params.W.dtype))
     v = np.asarray(gibbs_chain(k_chain, params, v0, args.steps))
     stem = os.path.splitext(args.out)[0]
     io.atomic_write(stem + ".npy", lambda f: np.save(f, v))

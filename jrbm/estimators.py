@@ -31,45 +31,36 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from jrbm import _checks
-from jrbm.model import _visible, family, hidden_logits
-from jrbm.params import RBM
+from jrbm.model import check, flat_batch, free_energy_grad, hidden_input, visible_data
+from jrbm.params import Model
 from jrbm.sampling import negative_phase
 
 
-def _flat(params, v, name):
-    """``v`` as a non-empty ``(n, n_visible)`` batch (a mean over no examples is undefined)."""
-    flat = _visible(params, v, name).reshape(-1, params.W.shape[0])
-    if flat.shape[0] == 0:
-        raise ValueError(f"{name}: expected at least one example, got shape {tuple(jnp.shape(v))}")
-    return flat
-
-
-def contrast_grad(params: RBM, v_data: Array, p_data: Array, v_model: Array, p_model: Array) -> RBM:
-    """``mean d F(v_data) - mean d F(v_model)`` with given hidden probabilities, in one pass.
+def contrast_grad(params: Model, v_data: Array, inputs_data: Array, v_model: Array, inputs_model: Array) -> Model:
+    """``mean d F(v_data) - mean d F(v_model)`` from the hidden inputs already computed, in one pass.
 
     The positive and negative statistics are stacked so each weight gradient
     is a single ``(I, B + M) @ (B + M, J)`` product.
     """
-    fam = family(params)
     n, m = v_data.shape[0], v_model.shape[0]
     dtype = v_data.dtype
     w = jnp.concatenate([jnp.full((n,), 1.0 / n, dtype), jnp.full((m,), -1.0 / m, dtype)])
-    return fam.free_energy_grad(
-        params, jnp.concatenate([v_data, v_model]), jnp.concatenate([p_data, p_model]), w
+    return free_energy_grad(
+        params, jnp.concatenate([v_data, v_model]), w, jnp.concatenate([inputs_data, inputs_model])
     )
 
 
-def cd_grad(key: Array, params: RBM, v: ArrayLike, k: int = 1) -> RBM:
+def cd_grad(key: Array, params: Model, v: ArrayLike, k: int = 1) -> Model:
     """CD-k estimate of the loss gradient (Hinton 2002).
 
-    The model term of eqs. 2.14-2.16 / 3.14-3.16 is taken at the end of a
+    The model term of Cheng eqs. 2.14-2.16 / 3.14-3.16 is taken at the end of a
     ``k``-step Gibbs chain started at each example. Biased for finite ``k``
     (towards the data), unbiased as ``k -> infinity``.
 
     Args:
       key: a ``jax.random`` key.
       params: a model.
-      v: ``(..., n_visible)`` minibatch.
+      v: ``(..., *visible.shape)`` minibatch.
       k: number of Gibbs sweeps (static, >= 1).
 
     Returns:
@@ -86,39 +77,40 @@ def cd_grad(key: Array, params: RBM, v: ArrayLike, k: int = 1) -> RBM:
       >>> params = optax.apply_updates(params, updates)
     """
     _checks.key("key", key)
-    k = _checks.positive_int("k", k)
-    return _cd_grad(key, params, _flat(params, v, "v"), k)
+    k = _checks.static_positive_int("k", k)
+    check(params)
+    return _cd_grad(key, params, flat_batch(params, v, "v"), k)
 
 
 @functools.partial(jax.jit, static_argnums=(3,))
 def _cd_grad(key, params, v, k):
     """Compiled once per shape and ``k``, so eager calls do not re-trace the chain's scan."""
-    p0 = jax.nn.sigmoid(hidden_logits(params, v))
-    v_k, p_k = negative_phase(key, params, p0, k)
-    return contrast_grad(params, v, p0, v_k, p_k)
+    inputs0 = hidden_input(params, v)
+    v_k, inputs_k = negative_phase(key, params, inputs0, k)
+    return contrast_grad(params, v, inputs0, v_k, inputs_k)
 
 
-def pcd_grad(key: Array, params: RBM, v: ArrayLike, chains: ArrayLike, k: int = 1) -> tuple[RBM, Array]:
+def pcd_grad(key: Array, params: Model, v: ArrayLike, chains: ArrayLike, k: int = 1) -> tuple[Model, Array]:
     """Persistent CD estimate (Tieleman 2008); returns ``(grads, new_chains)``.
 
-    The model term comes from ``chains`` (``(n_chains, n_visible)``, any number
+    The model term comes from ``chains`` (``(n_chains, *visible.shape)``, any number
     of chains) advanced by ``k`` Gibbs sweeps; the advanced chains are returned
     to be passed to the next call.
     """
     _checks.key("key", key)
-    k = _checks.positive_int("k", k)
-    chains = _visible(params, chains, "chains")
-    grads, v_k = _pcd_grad(key, params, _flat(params, v, "v"), _flat(params, chains, "chains"), k)
+    k = _checks.static_positive_int("k", k)
+    check(params)
+    chains = visible_data(params, chains, "chains")
+    grads, v_k = _pcd_grad(key, params, flat_batch(params, v, "v"), flat_batch(params, chains, "chains"), k)
     return grads, v_k.reshape(chains.shape)
 
 
 @functools.partial(jax.jit, static_argnums=(4,))
 def _pcd_grad(key, params, v, chains, k):
     """Compiled once per shape and ``k``, so eager calls do not re-trace the chain's scan."""
-    p0 = jax.nn.sigmoid(hidden_logits(params, v))
-    p_c = jax.nn.sigmoid(hidden_logits(params, chains))
-    v_k, p_k = negative_phase(key, params, p_c, k)
-    return contrast_grad(params, v, p0, v_k, p_k), v_k
+    inputs0 = hidden_input(params, v)
+    v_k, inputs_k = negative_phase(key, params, hidden_input(params, chains), k)
+    return contrast_grad(params, v, inputs0, v_k, inputs_k), v_k
 
 
 class CD(NamedTuple):
@@ -135,11 +127,11 @@ class CD(NamedTuple):
 
     k: int = 1
 
-    def init(self, key: Array, params: RBM, data: ArrayLike) -> tuple:
+    def init(self, key: Array, params: Model, data: ArrayLike) -> tuple:
         _checks.positive_int("k", self.k)
         return ()
 
-    def grad(self, key: Array, params: RBM, batch: Array, state: Any) -> tuple[RBM, tuple]:
+    def grad(self, key: Array, params: Model, batch: Array, state: Any) -> tuple[Model, tuple]:
         return cd_grad(key, params, batch, self.k), state
 
 
@@ -154,11 +146,11 @@ class PCD(NamedTuple):
     k: int = 1
     n_chains: int = 100
 
-    def init(self, key: Array, params: RBM, data: ArrayLike) -> Array:
+    def init(self, key: Array, params: Model, data: ArrayLike) -> Array:
         _checks.positive_int("k", self.k)
         n = _checks.positive_int("n_chains", self.n_chains)
-        data = _flat(params, data, "data")
+        data = flat_batch(params, data, "data")
         return data[jax.random.randint(key, (n,), 0, data.shape[0])]
 
-    def grad(self, key: Array, params: RBM, batch: Array, state: Array) -> tuple[RBM, Array]:
+    def grad(self, key: Array, params: Model, batch: Array, state: Array) -> tuple[Model, Array]:
         return pcd_grad(key, params, batch, state, self.k)

@@ -1,26 +1,33 @@
 """Checkpoint files: save and load model parameters with a versioned header.
 
-Format (``version`` 1)
+Format (``version`` 2)
 ----------------------
 A checkpoint is an uncompressed NumPy ``.npz`` archive (a zip file written by
 ``np.savez``) holding no pickled objects, with one entry per parameter leaf
 and one ``header`` entry:
 
-* ``W``, ``b``, ``c`` (and ``log_sigma`` for a GB-RBM): the leaves, as
+* ``W``, ``b``, ``c`` (and ``log_sigma`` for a GB-RBM), or for an
+  :class:`~jrbm.RBM` ``visible.<field>``, ``hidden.<field>`` and ``W``: the leaves, as
   ``.npy`` arrays of the parameters' dtype. A dtype that ``.npy`` cannot
   describe (``bfloat16``) is stored as its raw bits (an unsigned integer
   array of the same width) and restored from the header's ``dtype``.
 * ``header``: a 0-d unicode array holding a JSON object::
 
     {"format": "jrbm-checkpoint",     # identifies the file
-     "version": 1,                    # this layout; readers refuse newer ones
-     "family": "BernoulliRBM",        # or "GaussianRBM": the NamedTuple type
+     "version": 2,                    # this layout; readers refuse newer ones
+     "family": "BernoulliRBM",        # "GaussianRBM" or "RBM": the NamedTuple type
      "n_visible": 784, "n_hidden": 500,
      "dtype": "float32",              # dtype of every leaf
      "leaves": [{"name": "W", "shape": [784, 500]},
                 {"name": "b", "shape": [784]},
                 {"name": "c", "shape": [500]}],   # in NamedTuple field order
      "metadata": {...}}               # the caller's JSON object ({} if none)
+
+An ``RBM``'s header also names its layer types,
+``"layers": {"visible": "Potts", "hidden": "dReLU"}``, and ``n_visible`` and
+``n_hidden`` count units (a Potts layer of ``n`` units has ``q`` states each).
+Version 1 (jrbm 0.1) is version 2 without the ``RBM`` family; those files load
+unchanged.
 
 Any zip reader and ``np.load(path, allow_pickle=False)`` can read the file.
 
@@ -52,11 +59,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jrbm import _checks, model
-from jrbm.params import RBM
+from jrbm import _checks, layers, model
+from jrbm.params import RBM, BernoulliRBM, GaussianRBM
 
 FORMAT = "jrbm-checkpoint"
-VERSION = 1
+VERSION = 2
 
 PathLike = str | os.PathLike
 
@@ -65,7 +72,34 @@ _NATIVE_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float6
 
 
 def _families() -> dict[str, type]:
-    return {cls.__name__: cls for cls in model.FAMILIES}
+    return {cls.__name__: cls for cls in (BernoulliRBM, GaussianRBM, RBM)}
+
+
+def _layer_types(extra: Optional[Mapping[str, type]] = None) -> dict[str, type]:
+    """The layer classes a checkpoint may name: jrbm's own, and the caller's (``load(..., layers=...)``)."""
+    known = {name: getattr(layers, name) for name in layers.__all__ if isinstance(getattr(layers, name), type)}
+    known.pop("Layer", None)
+    known.update(extra or {})
+    return known
+
+
+def _field_names(family: str, header: dict, layer_types: Mapping[str, type], path: str) -> list[str]:
+    """The leaf names a checkpoint of ``family`` must hold, in ``jax.tree.leaves`` order."""
+    if family != "RBM":
+        return list(_families()[family]._fields)
+    spec = header.get("layers")
+    if not (isinstance(spec, dict) and set(spec) == {"visible", "hidden"}):
+        raise _error(path, f"invalid checkpoint: an RBM header needs 'layers' naming the visible and hidden layer types, got {spec!r}")
+    names = []
+    for side in ("visible", "hidden"):
+        cls = layer_types.get(spec[side])
+        if cls is None:
+            raise _error(
+                path, f"unknown {side} layer type {spec[side]!r} in the header; expected one of {', '.join(sorted(layer_types))} "
+                "(pass a layer defined outside jrbm as load(path, layers={'Name': Class}))"
+            )
+        names += [f"{side}.{f}" for f in cls._fields]
+    return names + ["W"]
 
 
 # --------------------------------------------------------------------------- save
@@ -98,30 +132,34 @@ def _metadata_json(metadata: Optional[Mapping[str, Any]]) -> dict:
     return json.loads(text)
 
 
-def _leaf_arrays(params: RBM) -> dict[str, np.ndarray]:
-    """Validates ``params`` and returns its leaves as NumPy arrays, by field name."""
-    model.family(params)  # raises on unknown types, bad shapes, mixed dtypes
+def _leaf_arrays(params) -> dict[str, np.ndarray]:
+    """Validates ``params`` and returns its leaves as NumPy arrays, by name (``W``, ``b``, ``visible.theta``, ...)."""
+    model.check(params)  # raises on unknown types, bad shapes, mixed dtypes
+    if not isinstance(params, tuple(_families().values())):
+        raise TypeError(f"params: expected one of {', '.join(_families())} to save, got {type(params).__name__}")
     out = {}
-    for name, leaf in zip(params._fields, params):
+    for name, leaf in zip(_checks.leaf_names(params, "params"), jax.tree.leaves(params)):
         if not _checks.is_concrete(leaf):
-            raise TypeError(f"params.{name}: cannot save a traced value; call save outside jit/vmap/grad")
-        _checks.finite(f"params.{name}", leaf)
-        out[name] = np.asarray(leaf)
+            raise TypeError(f"{name}: cannot save a traced value; call save outside jit/vmap/grad")
+        _checks.finite(name, leaf)
+        out[name.removeprefix("params.")] = np.asarray(leaf)
     return out
 
 
-def _header(params: RBM, arrays: Mapping[str, np.ndarray], metadata: dict) -> dict:
-    n_visible, n_hidden = params.W.shape
-    return {
+def _header(params, arrays: Mapping[str, np.ndarray], metadata: dict) -> dict:
+    header = {
         "format": FORMAT,
         "version": VERSION,
         "family": type(params).__name__,
-        "n_visible": int(n_visible),
-        "n_hidden": int(n_hidden),
+        "n_visible": int(params.visible.shape[0]),
+        "n_hidden": int(params.hidden.shape[0]),
         "dtype": jnp.dtype(params.W.dtype).name,
         "leaves": [{"name": name, "shape": list(a.shape)} for name, a in arrays.items()],
         "metadata": metadata,
     }
+    if isinstance(params, RBM):
+        header["layers"] = {"visible": type(params.visible).__name__, "hidden": type(params.hidden).__name__}
+    return header
 
 
 def _to_storage(a: np.ndarray) -> np.ndarray:
@@ -288,7 +326,7 @@ def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def _parse_header(path: str, npz) -> dict:
+def _parse_header(path: str, npz, layer_types: Optional[Mapping[str, type]] = None) -> dict:
     """Reads and validates the header of an open archive."""
     if "header" not in npz.files:
         found = ", ".join(sorted(npz.files)) or "none"
@@ -327,7 +365,7 @@ def _parse_header(path: str, npz) -> dict:
     if not jnp.issubdtype(dtype, jnp.floating):
         raise _error(path, f"invalid checkpoint: header dtype {dtype} is not a floating dtype")
     leaves = header.get("leaves")
-    fields = list(families[family]._fields)
+    fields = _field_names(family, header, _layer_types(layer_types), path)
     if not (isinstance(leaves, list) and all(isinstance(leaf, dict) for leaf in leaves)):
         raise _error(path, f"invalid checkpoint: header leaves is {leaves!r}, expected a list of objects")
     names = [leaf.get("name") for leaf in leaves]
@@ -371,7 +409,7 @@ def read_header(path: PathLike) -> dict:
       >>> jrbm.io.save(path, jrbm.init_gaussian(jax.random.key(0), 2, 4))
       >>> h = jrbm.io.read_header(path)
       >>> h["family"], h["n_visible"], h["n_hidden"], h["version"]
-      ('GaussianRBM', 2, 4, 1)
+      ('GaussianRBM', 2, 4, 2)
     """
     with _archive(path) as (p, npz):
         return _parse_header(p, npz)
@@ -382,7 +420,7 @@ def load_metadata(path: PathLike) -> dict:
     return read_header(path)["metadata"]
 
 
-def load(path: PathLike, *, dtype: Optional[DTypeLike] = None) -> RBM:
+def load(path: PathLike, *, dtype: Optional[DTypeLike] = None, layers: Optional[Mapping[str, type]] = None):
     """Reads a checkpoint written by :func:`save`.
 
     Args:
@@ -390,6 +428,8 @@ def load(path: PathLike, *, dtype: Optional[DTypeLike] = None) -> RBM:
       dtype: optional dtype to cast the leaves to; by default they keep the
         stored dtype, and loading a float64 checkpoint then requires
         ``jax_enable_x64`` (otherwise pass ``dtype=jnp.float32``).
+      layers: ``{name: class}`` of layer types defined outside jrbm that the
+        checkpoint of an :class:`~jrbm.RBM` may name.
 
     Returns:
       The parameters as the stored family's NamedTuple of ``jax.Array``\\ s.
@@ -410,7 +450,7 @@ def load(path: PathLike, *, dtype: Optional[DTypeLike] = None) -> RBM:
       ('BernoulliRBM', True)
     """
     with _archive(path) as (p, npz):
-        header = _parse_header(p, npz)
+        header = _parse_header(p, npz, layers)
         stored = np.dtype(jnp.dtype(header["dtype"]))
         arrays = [_restore_leaf(p, npz, leaf, stored) for leaf in header["leaves"]]
     target = jnp.dtype(dtype) if dtype is not None else stored
@@ -420,14 +460,23 @@ def load(path: PathLike, *, dtype: Optional[DTypeLike] = None) -> RBM:
             f"jax.config.update('jax_enable_x64', True) or pass dtype=jnp.float32"
         )
     n_visible, n_hidden = header["n_visible"], header["n_hidden"]
-    if arrays[0].shape != (n_visible, n_hidden):
+    family = header["family"]
+    W = arrays[[leaf["name"] for leaf in header["leaves"]].index("W")]
+    if (W.shape != (n_visible, n_hidden)) if family != "RBM" else (W.ndim < 2 or W.shape[0] != n_visible):
         raise _error(
-            p, f"invalid checkpoint: leaf 'W' has shape {arrays[0].shape} but the header says "
+            p, f"invalid checkpoint: leaf 'W' has shape {W.shape} but the header says "
             f"n_visible={n_visible}, n_hidden={n_hidden}"
         )
-    params = _families()[header["family"]](*(jnp.asarray(a, target) for a in arrays))
+    leaves = [jnp.asarray(a, target) for a in arrays]
+    if family == "RBM":
+        types = _layer_types(layers)
+        vis_cls, hid_cls = types[header["layers"]["visible"]], types[header["layers"]["hidden"]]
+        nv = len(vis_cls._fields)
+        params = RBM(vis_cls(*leaves[:nv]), hid_cls(*leaves[nv : nv + len(hid_cls._fields)]), leaves[-1])
+    else:
+        params = _families()[family](*leaves)
     try:
-        model.family(params)
+        model.check(params)
     except (TypeError, ValueError) as e:
         raise _error(p, f"invalid checkpoint: {e}") from None
     return params

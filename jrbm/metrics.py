@@ -55,11 +55,12 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from jrbm import _checks
-from jrbm.model import _visible, family, free_energy, hidden_logits, p_h_given_v, p_v_given_h, sample_h_given_v
-from jrbm.params import RBM, BernoulliRBM
+from jrbm.layers import base as layer_base
+from jrbm.model import _free_energy, check as check_model, couple_to_hidden, couple_to_visible, hidden_input, visible_data
+from jrbm.params import Model
 
 
-def reconstruction_error(params: RBM, v: ArrayLike, *, key: Optional[Array] = None) -> Array:
+def reconstruction_error(params: Model, v: ArrayLike, *, key: Optional[Array] = None) -> Array:
     """Mean squared error per visible unit between ``v`` and its one-step reconstruction.
 
     With ``key=None`` (deterministic, mean field) the reconstruction is
@@ -83,17 +84,25 @@ def reconstruction_error(params: RBM, v: ArrayLike, *, key: Optional[Array] = No
       >>> float(jrbm.metrics.reconstruction_error(params, jnp.ones((2, 4))))  # (1 - 1/2)^2
       0.25
     """
-    family(params)
-    v = _visible(params, v)
+    check_model(params)
+    v = visible_data(params, v)
+    return _reconstruction_error(params, v, key)
+
+
+def _reconstruction_error(params: Model, v: Array, key: Optional[Array] = None) -> Array:
+    """:func:`reconstruction_error` of checked data (what :func:`jrbm.fit` monitors inside its compiled epoch)."""
+    vis, hid = params.visible, params.hidden
+    inputs = hidden_input(params, v)
     if key is None:
-        h = p_h_given_v(params, v)
+        h = hid.mean(inputs)
     else:
         _checks.key("key", key)
-        h = sample_h_given_v(key, params, v)
-    return jnp.mean((v - p_v_given_h(params, h)) ** 2)
+        h = layer_base.sample(hid, key, inputs)
+    recon = vis.mean(couple_to_visible(params, hid.statistic(h)))
+    return jnp.mean((v - recon) ** 2)
 
 
-def free_energy_gap(params: RBM, train: ArrayLike, held_out: ArrayLike) -> Array:
+def free_energy_gap(params: Model, train: ArrayLike, held_out: ArrayLike) -> Array:
     """Mean free energy of ``held_out`` minus that of ``train`` (Hinton's guide, section 6).
 
     Equal to ``mean log p(train) - mean log p(held_out)`` (``log Z`` cancels):
@@ -108,13 +117,13 @@ def free_energy_gap(params: RBM, train: ArrayLike, held_out: ArrayLike) -> Array
       >>> bool(jrbm.metrics.free_energy_gap(params, train, 1 - train) > 0)
       True
     """
-    family(params)
-    train = _visible(params, train, "train")
-    held_out = _visible(params, held_out, "held_out")
-    return jnp.mean(free_energy(params, held_out)) - jnp.mean(free_energy(params, train))
+    check_model(params)
+    train = visible_data(params, train, "train")
+    held_out = visible_data(params, held_out, "held_out")
+    return jnp.mean(_free_energy(params, held_out)) - jnp.mean(_free_energy(params, train))
 
 
-def pseudo_log_likelihood(params: BernoulliRBM, v: ArrayLike, *, key: Optional[Array] = None, check: bool = True) -> Array:
+def pseudo_log_likelihood(params: Model, v: ArrayLike, *, key: Optional[Array] = None, check: bool = True) -> Array:
     """Pseudo-log-likelihood per visible unit, per example (BB-RBM only).
 
     ``(1 / n_visible) sum_i log P(v_i | v_{-i})`` with
@@ -141,24 +150,32 @@ def pseudo_log_likelihood(params: BernoulliRBM, v: ArrayLike, *, key: Optional[A
       >>> [round(x, 4) for x in jrbm.metrics.pseudo_log_likelihood(params, jnp.ones((2, 4))).tolist()]  # log(1/2)
       [-0.6931, -0.6931]
     """
-    fam = family(params)
-    if not (fam.binary_visible and isinstance(params, BernoulliRBM)):
+    check_model(params)
+    vis, hid = params.visible, params.hidden
+    if not (hasattr(vis, "affine_bits") and layer_base.is_discrete(vis) and vis.unit_states().shape[0] == 2):
         raise TypeError(
-            f"params: the pseudo-log-likelihood is defined for binary visible units (a BernoulliRBM), "
-            f"got {type(params).__name__}; use jrbm.exact.log_likelihood or jrbm.ais for a GaussianRBM"
+            f"params: the pseudo-log-likelihood here needs binary visible units (a layer of two-state units: Bernoulli, Spin), "
+            f"got {type(vis).__name__}; use jrbm.exact.log_likelihood or jrbm.ais"
         )
-    v = _visible(params, v)
+    v = visible_data(params, v)
     if check:
-        _checks.binary("v", v)
-    x = hidden_logits(params, v)  # (..., J)
-    d = 1 - 2 * v  # (..., I): the change of each bit when flipped
+        vis.check_data("v", v)
+    dtype = params.W.dtype
+    offset, scale = (jnp.asarray(a, dtype) for a in vis.affine_bits())
+    n = vis.shape[0]
+    base_state = jnp.broadcast_to(offset, vis.shape)
+    single = base_state + jnp.eye(n, dtype=dtype) * scale
+    slope = (vis.energy(single) - vis.energy(base_state)) / scale  # U is affine: dU = slope_i dx_i
+    rows = (couple_to_hidden(params, vis.statistic(single)) - couple_to_hidden(params, vis.statistic(base_state))) / scale
+    x = hidden_input(params, v)  # (..., J)
+    d = (offset + scale - v) - (v - offset)  # the change of each unit when flipped: +-scale
     if key is None:
-        x_flip = x[..., None, :] + d[..., :, None] * params.W  # (..., I, J): logits with bit i flipped
-        delta = params.b * d + jnp.sum(jax.nn.softplus(x_flip) - jax.nn.softplus(x)[..., None, :], axis=-1)
-        return -jnp.mean(jax.nn.softplus(delta), axis=-1)  # delta = F(v) - F(v^(i))
+        x_flip = x[..., None, :] + d[..., :, None] * rows  # (..., I, J): inputs with unit i flipped
+        delta = -slope * d + hid.cgf(x_flip) - hid.cgf(x)[..., None]  # F(v) - F(v^(i))
+        return -jnp.mean(jax.nn.softplus(delta), axis=-1)
     _checks.key("key", key)
-    i = jax.random.randint(key, v.shape[:-1], 0, v.shape[-1])
+    i = jax.random.randint(key, v.shape[:-1], 0, n)
     d_i = jnp.take_along_axis(d, i[..., None], axis=-1)[..., 0]
-    x_flip = x + d_i[..., None] * params.W[i]
-    delta = params.b[i] * d_i + jnp.sum(jax.nn.softplus(x_flip) - jax.nn.softplus(x), axis=-1)
+    x_flip = x + d_i[..., None] * rows[i]
+    delta = -slope[i] * d_i + hid.cgf(x_flip) - hid.cgf(x)
     return -jax.nn.softplus(delta)

@@ -1,91 +1,127 @@
-"""The model-family protocol and the model functions written once against it.
+"""The model functions, written once against the layer interface (:mod:`jrbm.layers`).
 
-Both families split the physical energy (``energy = -E_seed``, seed eqs. 2.3
-and 3.3) the same way:
+For ``params`` with layers ``vis``, ``hid`` and weights ``W`` the physical
+energy is (``E_tutorial = -energy``, Cheng eqs. 2.3 and 3.3)
 
-    energy(v, h) = U(v) - h^T x(v),
+    energy(v, h) = U_vis(v) + U_hid(h) - <s_vis(v), W, s_hid(h)>.
 
-with ``x(v)`` affine in ``v`` (the hidden logits). Summing the binary hidden
-layer out gives the free energy (eqs. 2.9, 3.9)
+Summing a layer out gives a free energy through the other layer's cumulant
+generating function (Cheng eqs. 2.4/2.9, 3.4/3.9, 2.18, 3.18):
 
-    free_energy(v) = -log sum_h exp(-energy(v, h)) = U(v) - sum_j softplus(x_j(v)),
+    free_energy(v)        = U_vis(v) - cgf_hid(I_hid(v)),   I_hid(v) = <s_vis(v), W>,
+    hidden_free_energy(h) = U_hid(h) - cgf_vis(I_vis(h)),   I_vis(h) = <W, s_hid(h)>,
 
-and ``P(h_j = 1 | v) = sigmoid(x_j(v))`` (eqs. 2.10, 3.10) for both. A family
-module (:mod:`jrbm.bernoulli`, :mod:`jrbm.gaussian`) supplies ``U``, ``x``, the
-visible conditional, the marginal over ``v`` for fixed ``h``, their
-hand-derived parameter derivatives and the annealing path; every function
-here, and everything built on it (chains, estimators, exact likelihoods, AIS,
-training), works for any family registered in :data:`FAMILIES`.
+and the conditionals are the layers' own given those inputs (eqs. 2.10/2.19,
+3.10/3.19). Every function below, and everything built on it (chains,
+estimators, exact likelihoods, AIS, training), works for any pairing of
+layers; none tests a layer's type.
 
-A family draws ``v ~ p(v | h)`` in two parts, ``visible_noise`` (uniforms or
-standard normals) and ``visible_given_noise``, so that
-:func:`jrbm.sampling.negative_phase` can draw the noise of all its sweeps in
-one call. One part of the protocol is optional and only makes a hot loop
-faster: ``softplus_form`` (a log-weight ``s^T d + sum_k softplus(e_k + (s^T
-M)_k)`` of a layer's states, which lets :mod:`jrbm.exact` enumerate by meeting
-in the middle); the BB-RBM has it.
-
-All functions accept one example (``v.shape == (n_visible,)``) or any leading
-batch shape, cast inputs to the parameters' dtype, and work under ``jit``,
-``vmap`` and ``grad``.
+Public functions validate their arguments once (:func:`check`, data shapes
+and finiteness) and cast inputs to the parameters' dtype; the functions they
+call (``hidden_input``, ``free_energy_grad``, ...) take checked arrays. All
+accept one example (``v.shape == visible.shape``) or any leading batch shape
+and work under ``jit``, ``vmap`` and ``grad``.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+import math
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from jrbm import _checks, bernoulli, gaussian
-from jrbm.params import RBM, BernoulliRBM, GaussianRBM
+from jrbm import _checks
+from jrbm.layers import base as layer_base
+from jrbm.params import MODEL_TYPES, Model
 
-FAMILIES: dict[type, ModuleType] = {BernoulliRBM: bernoulli, GaussianRBM: gaussian}
-
-
-def family(params) -> ModuleType:
-    """The family module of a parameter pytree; checks the leaves' shapes and dtypes."""
-    fam = FAMILIES.get(type(params))
-    if fam is None:
-        raise TypeError(
-            f"params: expected one of {', '.join(t.__name__ for t in FAMILIES)}, got {type(params).__name__}"
-        )
-    W = params.W
-    if getattr(W, "ndim", None) != 2:
-        raise ValueError(
-            f"params.W: expected shape (n_visible, n_hidden), got shape {getattr(W, 'shape', None)}; "
-            "use jax.vmap for a stack of models"
-        )
-    n_visible, n_hidden = W.shape
-    expected = {"b": (n_visible,), "c": (n_hidden,), "log_sigma": (n_visible,)}
-    if not jnp.issubdtype(W.dtype, jnp.floating):
-        raise TypeError(f"params.W: expected a floating dtype, got {W.dtype}")
-    for name, leaf in zip(params._fields, params):
-        if name == "W":
-            continue
-        if getattr(leaf, "shape", None) != expected[name]:
-            raise ValueError(
-                f"params.{name}: expected shape {expected[name]} to match W of shape {tuple(W.shape)}, "
-                f"got {getattr(leaf, 'shape', None)}"
-            )
-        if leaf.dtype != W.dtype:
-            raise TypeError(f"params.{name}: expected dtype {W.dtype} like params.W, got {leaf.dtype}")
-    fam.check_params(params)
-    return fam
+# --- validation at the public boundary ------------------------------------------------------------
 
 
-def _visible(params, v, name="v"):
-    return _checks.layer(name, v, params.W.shape[0], params.W.dtype, what="visible")
+def check(params, name: str = "params"):
+    """Validates a model (its type, the layers' leaves, ``W``'s shape and dtype); returns it."""
+    if not (hasattr(params, "visible") and hasattr(params, "hidden") and hasattr(params, "W") and hasattr(params, "assemble")):
+        names = ", ".join(t.__name__ for t in MODEL_TYPES)
+        raise TypeError(f"{name}: expected one of {names} (a model with visible, hidden and W), got {type(params).__name__}")
+    params.check(name)
+    return params
 
 
-def _hidden(params, h, name="h"):
-    return _checks.layer(name, h, params.W.shape[1], params.W.dtype, what="hidden")
+def dtype_of(params):
+    return params.W.dtype
 
 
-def energy(params: RBM, v: ArrayLike, h: ArrayLike) -> Array:
-    """Physical energy ``-E_seed(v, h)`` (eqs. 2.3, 3.3): ``p(v, h) = exp(-energy) / Z``.
+def visible_data(params: Model, v, name: str = "v") -> Array:
+    """``v`` checked as states of the visible layer (shape ``(..., *visible.shape)``, finite) and cast."""
+    return _checks.layer_data(name, v, params.visible, params.W.dtype, what="visible")
+
+
+def hidden_data(params: Model, h, name: str = "h") -> Array:
+    """``h`` checked as states of the hidden layer and cast."""
+    return _checks.layer_data(name, h, params.hidden, params.W.dtype, what="hidden")
+
+
+def flat_batch(params: Model, v, name: str) -> Array:
+    """``v`` as a non-empty ``(n, *visible.shape)`` batch (a mean over no examples is undefined)."""
+    v = visible_data(params, v, name)
+    flat = v.reshape((-1,) + params.visible.shape)
+    if flat.shape[0] == 0:
+        raise ValueError(f"{name}: expected at least one example, got shape {tuple(v.shape)}")
+    return flat
+
+
+# --- the couplings (no checks) --------------------------------------------------------------------
+
+
+def _sizes(params: Model) -> tuple[int, int]:
+    return math.prod(params.visible.shape), math.prod(params.hidden.shape)
+
+
+def _matrix(params: Model) -> Array:
+    return params.W.reshape(_sizes(params))
+
+
+def couple_to_hidden(params: Model, s: Array) -> Array:
+    """``<s, W>``: a visible statistic ``(..., *visible.shape)`` to a hidden input ``(..., *hidden.shape)``."""
+    nv, _ = _sizes(params)
+    vs = params.visible.shape
+    batch = s.shape[: s.ndim - len(vs)]
+    return (s.reshape(batch + (nv,)) @ _matrix(params)).reshape(batch + params.hidden.shape)
+
+
+def couple_to_visible(params: Model, s: Array) -> Array:
+    """``<W, s>``: a hidden statistic ``(..., *hidden.shape)`` to a visible input ``(..., *visible.shape)``."""
+    _, nh = _sizes(params)
+    hs = params.hidden.shape
+    batch = s.shape[: s.ndim - len(hs)]
+    return (s.reshape(batch + (nh,)) @ _matrix(params).T).reshape(batch + params.visible.shape)
+
+
+def hidden_input(params: Model, v: Array) -> Array:
+    """``I_hid(v) = <s_vis(v), W>``, the input field of the hidden layer (its own fields not included)."""
+    return couple_to_hidden(params, params.visible.statistic(v))
+
+
+def visible_input(params: Model, h: Array) -> Array:
+    """``I_vis(h) = <W, s_hid(h)>``."""
+    return couple_to_visible(params, params.hidden.statistic(h))
+
+
+def _free_energy(params: Model, v: Array, inputs: Array | None = None) -> Array:
+    inputs = hidden_input(params, v) if inputs is None else inputs
+    return params.visible.energy(v) - params.hidden.cgf(inputs)
+
+
+def _hidden_free_energy(params: Model, h: Array) -> Array:
+    return params.hidden.energy(h) - params.visible.cgf(visible_input(params, h))
+
+
+# --- public model functions -----------------------------------------------------------------------
+
+
+def energy(params: Model, v: ArrayLike, h: ArrayLike) -> Array:
+    """Physical energy ``-E_tutorial(v, h)`` (Cheng eqs. 2.3, 3.3): ``p(v, h) = exp(-energy) / Z``.
 
     Example:
       >>> import jax, jax.numpy as jnp, jrbm
@@ -93,126 +129,205 @@ def energy(params: RBM, v: ArrayLike, h: ArrayLike) -> Array:
       >>> jrbm.energy(params, jnp.ones(3), jnp.zeros(2)).shape
       ()
     """
-    fam = family(params)
-    v, h = _visible(params, v), _hidden(params, h)
-    _checks.broadcastable(("v", v.shape[:-1]), ("h", h.shape[:-1]))
-    return fam.visible_energy(params, v) - jnp.sum(h * fam.hidden_input(params, v), axis=-1)
+    check(params)
+    v, h = visible_data(params, v), hidden_data(params, h)
+    vb = v.shape[: v.ndim - len(params.visible.shape)]
+    hb = h.shape[: h.ndim - len(params.hidden.shape)]
+    _checks.broadcastable(("v", vb), ("h", hb))
+    coupling = hidden_input(params, v) * params.hidden.statistic(h)
+    coupling = jnp.sum(coupling.reshape(coupling.shape[: coupling.ndim - len(params.hidden.shape)] + (-1,)), axis=-1)
+    return params.visible.energy(v) + params.hidden.energy(h) - coupling
 
 
-def free_energy(params: RBM, v: ArrayLike) -> Array:
-    """``-log sum_h exp(-energy(v, h)) = U(v) - sum_j softplus(x_j(v))`` (eqs. 2.4/2.9, 3.4/3.9).
+def free_energy(params: Model, v: ArrayLike) -> Array:
+    """``-log sum_h exp(-energy(v, h)) = U_vis(v) - cgf_hid(I_hid(v))`` (Cheng eqs. 2.4/2.9, 3.4/3.9).
 
-    So ``p(v) = exp(-free_energy(v)) / Z``.
+    So ``p(v) = exp(-free_energy(v)) / Z``; for continuous hidden units the sum is an integral.
     """
-    fam = family(params)
-    v = _visible(params, v)
-    return fam.visible_energy(params, v) - jnp.sum(jax.nn.softplus(fam.hidden_input(params, v)), axis=-1)
+    check(params)
+    return _free_energy(params, visible_data(params, v))
 
 
-def hidden_logits(params: RBM, v: ArrayLike) -> Array:
-    """``x(v)``, the logits of ``P(h = 1 | v)``."""
-    fam = family(params)
-    return fam.hidden_input(params, _visible(params, v))
+def hidden_free_energy(params: Model, h: ArrayLike) -> Array:
+    """``-log sum_v exp(-energy(v, h))`` (Cheng eq. 2.18), or the integral over ``v`` (eq. 3.18)."""
+    check(params)
+    return _hidden_free_energy(params, hidden_data(params, h))
 
 
-def p_h_given_v(params: RBM, v: ArrayLike) -> Array:
-    """``P(h_j = 1 | v) = sigmoid(x_j(v))`` (eqs. 2.10, 3.10); ``p(h | v)`` factorises over ``j``."""
-    return jax.nn.sigmoid(hidden_logits(params, v))
+def p_h_given_v(params: Model, v: ArrayLike) -> Array:
+    """``E[h | v]``: for Bernoulli hidden units ``P(h_j = 1 | v)`` (Cheng eqs. 2.10, 3.10); ``p(h | v)`` factorises."""
+    check(params)
+    return params.hidden.mean(hidden_input(params, visible_data(params, v)))
 
 
-def p_v_given_h(params: RBM, h: ArrayLike) -> Array:
-    """BB: ``P(v_i = 1 | h)`` (eq. 2.19). GB: the mean ``b_i + (W h)_i / a_i`` of ``v | h`` (eq. 3.19)."""
-    fam = family(params)
-    return fam.visible_mean(params, _hidden(params, h))
+def p_v_given_h(params: Model, h: ArrayLike) -> Array:
+    """``E[v | h]``: BB ``P(v_i = 1 | h)`` (Cheng eq. 2.19); GB the mean ``b_i + (W h)_i / a_i`` (eq. 3.19)."""
+    check(params)
+    return params.visible.mean(visible_input(params, hidden_data(params, h)))
 
 
-def sample_h_given_v(key: Array, params: RBM, v: ArrayLike) -> Array:
-    """Draws binary ``h ~ p(h | v)`` (eqs. 2.10, 3.10), in the parameters' dtype."""
+def sample_h_given_v(key: Array, params: Model, v: ArrayLike) -> Array:
+    """Draws ``h ~ p(h | v)`` (Cheng eqs. 2.10, 3.10), in the parameters' dtype."""
     _checks.key("key", key)
-    p = p_h_given_v(params, v)
-    return (jax.random.uniform(key, p.shape, p.dtype) < p).astype(p.dtype)
+    check(params)
+    return layer_base.sample(params.hidden, key, hidden_input(params, visible_data(params, v)))
 
 
-def sample_v_given_h(key: Array, params: RBM, h: ArrayLike) -> Array:
-    """Draws ``v ~ p(v | h)`` (eqs. 2.19, 3.19), in the parameters' dtype."""
+def sample_v_given_h(key: Array, params: Model, h: ArrayLike) -> Array:
+    """Draws ``v ~ p(v | h)`` (Cheng eqs. 2.19, 3.19), in the parameters' dtype."""
     _checks.key("key", key)
-    fam = family(params)
-    h = _hidden(params, h)
-    noise = fam.visible_noise(key, h.shape[:-1] + params.W.shape[:1], params.W.dtype)
-    return fam.visible_given_noise(params, h, noise)
+    check(params)
+    return layer_base.sample(params.visible, key, visible_input(params, hidden_data(params, h)))
 
 
-def hidden_free_energy(params: RBM, h: ArrayLike) -> Array:
-    """``-log sum_v exp(-energy(v, h))`` (eq. 2.18), or the integral over ``v`` (eq. 3.18)."""
-    fam = family(params)
-    return fam.hidden_free_energy(params, _hidden(params, h))
+# --- the annealing path of AIS and parallel tempering ----------------------------------------------
 
 
-def annealed_free_energy(base: RBM, params: RBM, beta, v: ArrayLike) -> Array:
-    """Free energy of the intermediate model ``(1 - beta) U_base(v) + beta energy(v, h)``.
+def base_rate(params: Model, data: ArrayLike | None = None) -> Model:
+    """The base model of AIS: ``W = 0``, the visible layer ``visible.from_data(data)``, the hidden layer
+    ``hidden.from_data(None)``.
 
-    ``-log sum_h exp(-(1 - beta) U_base(v) - beta energy(v, h))
-    = (1 - beta) U_base(v) + beta U(v) - sum_j softplus(beta x_j(v))``: the
-    unnormalised log-density of annealed importance sampling (Salakhutdinov &
-    Murray 2008, eq. 14) and of the replicas of parallel tempering. ``base`` is a
-    visible-only model of the same family (``W = 0``, ``c = 0``).
+    With ``W = 0`` the layers are independent, so its ``log Z`` is
+    ``cgf_vis_base(0) + cgf_hid_base(0)`` and its visible states are exact
+    draws of ``visible.from_data(data)``. Without data the visible layer is the
+    layer's neutral choice (uniform for Bernoulli, Spin and Potts units; the
+    model's own Gaussian); the hidden layer's neutral choice has no fields
+    (``theta = 0``) and keeps its curvatures (ReLU, dReLU) or is the layer
+    itself (Gaussian), so that every intermediate model is proper.
     """
-    fam = family(params)
-    v = _visible(params, v)
-    return (
-        (1 - beta) * fam.visible_energy(base, v)
-        + beta * fam.visible_energy(params, v)
-        - jnp.sum(jax.nn.softplus(beta * fam.hidden_input(params, v)), axis=-1)
-    )
+    if data is not None:
+        data = jnp.asarray(data, params.W.dtype)
+    return params.assemble(params.visible.from_data(data), params.hidden.from_data(None), jnp.zeros_like(params.W))
 
 
-def annealed_log_ratio(base: RBM, params: RBM, v: Array, x: Array, beta0, beta1) -> Array:
+def _broadcast_scale(shape: tuple, scale, dtype) -> Array:
+    return jnp.broadcast_to(jnp.asarray(scale, dtype), shape)
+
+
+def interpolated_layers(base: Model, params: Model, beta):
+    """``(visible_beta, scale_vis, hidden_beta, scale_hid)`` of :func:`interpolate`, without forming ``W'``."""
+    visible, scale_v = params.visible.interpolate(base.visible, beta)
+    hidden, scale_h = params.hidden.interpolate(base.hidden, beta)
+    return visible, scale_v, hidden, scale_h
+
+
+def interpolate(base: Model, params: Model, beta) -> Model:
+    """The model whose energy is ``(1 - beta) (U_vis_base(v) + U_hid_base(h)) + beta energy(v, h)``, up to a constant.
+
+    Each layer is ``layer.interpolate(base_layer, beta)`` and
+    ``W' = beta scale_vis scale_hid W``. Its free energy differs from
+    :func:`annealed_free_energy` by one constant over all ``v``; AIS and
+    parallel tempering rely on that (tested). With Bernoulli hidden units and
+    a uniform visible base this is plain tempering, ``beta * energy``.
+    """
+    visible, scale_v, hidden, scale_h = interpolated_layers(base, params, beta)
+    vs, hs = params.visible.shape, params.hidden.shape
+    dtype = params.W.dtype
+    sv = _broadcast_scale(vs, scale_v, dtype).reshape(vs + (1,) * len(hs))
+    sh = _broadcast_scale(hs, scale_h, dtype)
+    return params.assemble(visible, hidden, beta * sv * sh * params.W)
+
+
+def annealed_hidden_cgf(base: Model, params: Model, beta, inputs: Array) -> Array:
+    """``cgf`` of the intermediate hidden layer at its input ``beta scale_hid I_hid(v)``, from ``inputs = I_hid(v)``."""
+    hidden, scale = params.hidden.interpolate(base.hidden, beta)
+    return hidden.cgf(beta * scale * inputs)
+
+
+def annealed_free_energy(base: Model, params: Model, beta, v: ArrayLike) -> Array:
+    """``(1 - beta) U_vis_base(v) + beta U_vis(v) - cgf_hid_beta(beta scale I_hid(v))``.
+
+    The unnormalised negative log-density of the intermediate models of
+    annealed importance sampling (Salakhutdinov & Murray 2008, eq. 14) and of
+    the replicas of parallel tempering, from ``beta = 0`` (``base``: the layers
+    independent) to ``beta = 1`` (the model), with the hidden layer summed out.
+    """
+    v = visible_data(params, v)
+    beta = jnp.asarray(beta, params.W.dtype)
+    return (1 - beta) * base.visible.energy(v) + beta * params.visible.energy(v) - annealed_hidden_cgf(base, params, beta, hidden_input(params, v))
+
+
+def annealed_log_ratio(base: Model, params: Model, v: Array, inputs: Array, beta0, beta1) -> Array:
     """``log f_beta1(v) - log f_beta0(v)`` with ``log f_beta = -annealed_free_energy(base, params, beta, .)``.
 
     The step of an AIS weight and the log swap ratio of parallel tempering,
-    from the hidden logits ``x = x(v)`` of ``params`` (passed in, computed once):
-
-        (beta1 - beta0) (U_base(v) - U(v)) + sum_j [softplus(beta1 x_j) - softplus(beta0 x_j)],
-
-    no difference of two large free energies. For small steps the softplus
-    difference is taken as ``log1p(sigmoid(beta0 x) expm1((beta1 - beta0) x))``,
-    accurate to rounding of the step itself, so that 14,500 float32 AIS steps
-    add up to about 1e-4 nats of rounding. ``beta0`` and ``beta1`` broadcast
-    against the leading (batch) dimensions of ``v``; validated by the callers.
+    from ``inputs = I_hid(v)`` (passed in, computed once):
+    ``(beta1 - beta0) (U_base(v) - U(v)) + cgf_hid_beta1(.) - cgf_hid_beta0(.)``;
+    the last difference by the hidden layer's ``annealed_cgf_difference``
+    where it has one (accurate for small steps: Bernoulli units), otherwise
+    as a plain difference. ``beta0`` and ``beta1`` broadcast against the
+    leading dimensions of ``v``.
     """
-    fam = family(params)
-    beta0, beta1 = jnp.asarray(beta0, x.dtype), jnp.asarray(beta1, x.dtype)
-    du = fam.visible_energy(base, v) - fam.visible_energy(params, v)
-    b0, b1 = beta0[..., None], beta1[..., None]
-    d = (b1 - b0) * x
-    small = jnp.abs(d) < 1
-    accurate = jnp.log1p(jax.nn.sigmoid(b0 * x) * jnp.expm1(jnp.where(small, d, 0)))
-    plain = jax.nn.softplus(b1 * x) - jax.nn.softplus(b0 * x)
-    return (beta1 - beta0) * du + jnp.sum(jnp.where(small, accurate, plain), axis=-1)
+    dtype = inputs.dtype
+    beta0, beta1 = jnp.asarray(beta0, dtype), jnp.asarray(beta1, dtype)
+    du = base.visible.energy(v) - params.visible.energy(v)
+    extra = (1,) * len(params.hidden.shape)
+    b0, b1 = beta0.reshape(beta0.shape + extra), beta1.reshape(beta1.shape + extra)
+    own = getattr(params.hidden, "annealed_cgf_difference", None)
+    if own is not None:
+        step = own(base.hidden, inputs, b0, b1)
+    else:
+        step = annealed_hidden_cgf(base, params, b1, inputs) - annealed_hidden_cgf(base, params, b0, inputs)
+    return (beta1 - beta0) * du + step
 
 
-def interpolate(base: RBM, params: RBM, beta) -> RBM:
-    """Parameters of the intermediate model of :func:`annealed_free_energy`, for sampling it.
+# --- gradients of the free energies (no checks) ------------------------------------------------------
 
-    Its joint energy equals ``(1 - beta) U_base(v) + beta energy(v, h)`` up to a
-    constant, so its hidden logits are ``beta x(v)``; AIS and parallel tempering
-    rely on both facts (tested for every family).
+
+def _side_grad(params: Model, x: Array, weights: Array, own: str, inputs: Array | None) -> Model:
+    """``sum_n weights_n d F(x_n) / d params`` for the free energy of layer ``own``'s states ``x`` (a flat batch).
+
+    ``F(x) = U_own(x) - cgf_other(I(x))`` with ``I(x) = <s_own(x), W>``; with
+    ``mu = E[s_other | I]``:
+
+        dF/dW = -s_own(x) (x) mu,   dF/d other = -d cgf_other / d fields,
+        dF/d own = dU_own/d fields - d<s_own(x), W mu>/d fields,
+
+    the last term zero unless the statistic depends on the fields (the
+    tutorial's Gaussian). Each is an explicit product or a ``jax.vjp`` of a
+    layer's elementwise functions, so no matrix product is repeated.
     """
-    return family(params).interpolate(base, params, beta)
+    visible_side = own == "visible"
+    own_layer = params.visible if visible_side else params.hidden
+    other = params.hidden if visible_side else params.visible
+    s = own_layer.statistic(x)
+    if inputs is None:
+        inputs = couple_to_hidden(params, s) if visible_side else couple_to_visible(params, s)
+    _, pull = jax.vjp(lambda layer, i: layer.cgf(i), other, inputs)
+    d_other, mu = pull(weights)  # mu = weights_n E[s_other | I_n]
+    n = x.shape[0]
+    s_flat, mu_flat = s.reshape(n, -1), mu.reshape(n, -1)
+    if visible_side:
+        dW = -(s_flat.T @ mu_flat)
+        field = couple_to_visible(params, mu)
+    else:
+        dW = -(mu_flat.T @ s_flat)
+        field = couple_to_hidden(params, mu)
+    d_own = jax.grad(lambda layer: jnp.sum(weights * layer.energy(x)) - jnp.sum(layer.statistic(x) * field))(own_layer)
+    d_other = jax.tree.map(jnp.negative, d_other)
+    dW = dW.reshape(params.W.shape)
+    return params.assemble(d_own, d_other, dW) if visible_side else params.assemble(d_other, d_own, dW)
 
 
-def base_rate(params: RBM, data: ArrayLike | None = None) -> RBM:
-    """A visible-only model (``W = 0``, ``c = 0``) matching the data's marginals (AIS's base model)."""
-    return family(params).base_rate(params, data)
+def free_energy_grad(params: Model, v: ArrayLike, weights: ArrayLike | None = None, inputs: Array | None = None) -> Model:
+    """``sum_n weights_n d free_energy(v_n) / d params`` (default weights: the mean), a pytree like ``params``.
 
-
-def free_energy_grad(params: RBM, v: ArrayLike, weights: ArrayLike | None = None) -> RBM:
-    """``sum_n weights_n d free_energy(v_n) / d params`` by the seed's formulas (default: the mean).
-
-    ``-d free_energy / d theta`` is the seed's conditional expectation
-    ``sum_h p(h | v) dE_seed / d theta`` (eqs. 2.11-2.13, 3.11-3.13).
+    ``-d free_energy / d theta`` is the tutorial's conditional expectation
+    ``sum_h p(h | v) dE_tutorial / d theta`` (Cheng eqs. 2.11-2.13, 3.11-3.13).
+    ``inputs``, the hidden inputs ``I_hid(v)``, may be passed when already computed.
     """
-    fam = family(params)
-    v = _visible(params, v).reshape(-1, params.W.shape[0])
-    w = jnp.full(v.shape[:1], 1.0 / v.shape[0], v.dtype) if weights is None else jnp.asarray(weights, v.dtype).reshape(-1)
-    return fam.free_energy_grad(params, v, jax.nn.sigmoid(fam.hidden_input(params, v)), w)
+    v = jnp.asarray(v, params.W.dtype).reshape((-1,) + params.visible.shape)
+    n = v.shape[0]
+    w = jnp.full((n,), 1.0 / n, v.dtype) if weights is None else jnp.asarray(weights, v.dtype).reshape(-1)
+    if inputs is not None:
+        inputs = inputs.reshape((n,) + params.hidden.shape)
+    return _side_grad(params, v, w, "visible", inputs)
+
+
+def hidden_free_energy_grad(params: Model, h: ArrayLike, weights: ArrayLike | None = None) -> Model:
+    """``sum_n weights_n d hidden_free_energy(h_n) / d params`` (the model expectations of Cheng eqs.
+    2.14-2.16 / 3.14-3.16 with the visible layer summed or integrated out analytically)."""
+    h = jnp.asarray(h, params.W.dtype).reshape((-1,) + params.hidden.shape)
+    n = h.shape[0]
+    w = jnp.full((n,), 1.0 / n, h.dtype) if weights is None else jnp.asarray(weights, h.dtype).reshape(-1)
+    return _side_grad(params, h, w, "hidden", None)

@@ -134,19 +134,19 @@ def check_divisible(name: str, n: int, mesh: Optional[Mesh], what: str) -> None:
 def estimator_state_specs(state, mesh: Mesh):
     """Partition specs for an estimator state: its chains split along :data:`DATA_AXIS`, the rest replicated.
 
-    The rule: a :class:`jrbm.tempering.PTState`'s ``chains`` (``(n_chains, M,
-    n_visible)``) and any array of rank >= 2 (:class:`jrbm.PCD`'s
-    ``(n_chains, n_visible)``) are split along their first axis; scalars and
-    vectors (step counts, swap statistics) are replicated. Only the layout
-    depends on this rule, never the result.
+    A state declares its own layout with a ``partition_specs(mesh)`` method
+    (:class:`jrbm.tempering.PTState` does); otherwise every array of rank >= 2
+    (:class:`jrbm.PCD`'s ``(n_chains, *visible.shape)``) is split along its
+    first axis and scalars and vectors (step counts, statistics) are
+    replicated. Only the layout depends on this rule, never the result.
     """
-    from jrbm.tempering import PTState
+    own = getattr(state, "partition_specs", None)
+    if callable(own):
+        return own(mesh)
 
     def spec(x):
         return row_spec(mesh, x.ndim) if x.ndim >= 2 else P()
 
-    if isinstance(state, PTState):
-        return PTState(row_spec(mesh, state.chains.ndim), P(), P(), P())
     return jax.tree.map(spec, state)
 
 

@@ -1,18 +1,27 @@
-"""Parameter pytrees of the two model families and their initialisers.
+"""Models as pytrees: :class:`RBM` pairs any two layers; the tutorial's two models keep their names.
 
-The Bernoulli-Bernoulli RBM (BB-RBM) is section 2 of Cheng, "A Beginner's
-Tutorial of Restricted Boltzmann Machines" (the seed tutorial); the
-Gaussian-Bernoulli RBM (GB-RBM) is its section 3, with one inverse standard
-deviation ``a_i = exp(-log_sigma_i)`` per visible unit in place of the seed's
-single ``a`` of eq. 3.3 (equal entries give the seed's model exactly).
+An RBM is a visible layer, a hidden layer and a weight array with
+``W.shape == visible.shape + hidden.shape`` (:mod:`jrbm.layers`). Every model
+type exposes ``visible``, ``hidden`` and ``W`` and rebuilds itself from them
+with ``assemble``, so the model functions are written once against the layer
+interface and return gradients shaped like the parameters they were given.
 
-Parameters are ``NamedTuple``s, so they are pytrees: ``jax.tree.map``,
-``jax.vmap`` over a stack of models and ``optax`` work on them unchanged.
+* :class:`RBM` ``(visible, hidden, W)``: any pairing.
+* :class:`BernoulliRBM` ``(W, b, c)``: Cheng section 2, the same model as
+  ``RBM(Bernoulli(b), Bernoulli(c), W)``.
+* :class:`GaussianRBM` ``(W, b, c, log_sigma)``: Cheng section 3 with one
+  ``a_i = exp(-log_sigma_i)`` per visible unit (equal entries give the
+  tutorial's single ``a`` of eq. 3.3), the same model as
+  ``RBM(Gaussian(b, log_sigma), Bernoulli(c), W)``.
+
+The two flat types keep the leaf names of the tutorial (``b``, ``c``,
+``log_sigma``) and the checkpoint format of earlier releases; :func:`as_rbm`
+turns either into the general form.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -21,15 +30,81 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from jrbm import _checks
+from jrbm.layers import Bernoulli, Gaussian, Layer
 
 PRNGKey = Array
 
 
-class BernoulliRBM(NamedTuple):
-    """BB-RBM parameters (seed section 2, eq. 2.3).
+class Model(Protocol):
+    """What the model functions need of a parameter pytree."""
+
+    @property
+    def visible(self) -> Layer: ...
+
+    @property
+    def hidden(self) -> Layer: ...
+
+    W: Array
+
+    def assemble(self, visible: Layer, hidden: Layer, W: Array) -> "Model":
+        """A model of the same type from the parts (for gradients shaped like the parameters)."""
+
+
+def _check_W(name: str, W, shape: tuple, dtype) -> None:
+    if not hasattr(W, "dtype") or not jnp.issubdtype(W.dtype, jnp.floating):
+        raise TypeError(f"{name}.W: expected a floating dtype, got {getattr(W, 'dtype', type(W).__name__)}")
+    if tuple(W.shape) != tuple(shape):
+        raise ValueError(f"{name}.W: expected shape visible.shape + hidden.shape = {tuple(shape)}, got {tuple(W.shape)}")
+    if W.dtype != dtype:
+        raise TypeError(f"{name}.W: expected dtype {dtype} like the layers' fields, got {W.dtype}")
+
+
+def check_layers(name: str, visible, hidden):
+    """Checks both layers (:meth:`jrbm.layers.Layer.check`); returns their common dtype."""
+    for side, layer in (("visible", visible), ("hidden", hidden)):
+        if not (hasattr(layer, "_fields") and callable(getattr(layer, "cgf", None)) and callable(getattr(layer, "check", None))):
+            raise TypeError(f"{name}.{side}: expected a layer (jrbm.layers.Bernoulli, Gaussian, ...), got {type(layer).__name__}")
+        layer.check(f"{name}.{side}")
+    dtype = jax.tree.leaves(visible)[0].dtype
+    hidden_dtype = jax.tree.leaves(hidden)[0].dtype
+    if hidden_dtype != dtype:
+        raise TypeError(f"{name}.hidden: expected dtype {dtype} like {name}.visible, got {hidden_dtype}")
+    return dtype
+
+
+class RBM(NamedTuple):
+    """Any visible layer with any hidden layer: ``energy = U_vis(v) + U_hid(h) - <s_vis(v), W, s_hid(h)>``.
 
     Attributes:
-      W: ``(n_visible, n_hidden)`` weights, the seed's ``w_ij``.
+      visible: a layer (:mod:`jrbm.layers`), states of shape ``visible.shape``.
+      hidden: a layer.
+      W: weights of shape ``visible.shape + hidden.shape``.
+
+    Example:
+      >>> import jax, jrbm
+      >>> from jrbm.layers import Potts, ReLU
+      >>> params = jrbm.init(jax.random.key(0), Potts.init(5, 3), ReLU.init(4))
+      >>> params.W.shape
+      (5, 3, 4)
+    """
+
+    visible: Any
+    hidden: Any
+    W: Array
+
+    def assemble(self, visible, hidden, W) -> "RBM":
+        return RBM(visible, hidden, W)
+
+    def check(self, name: str = "params") -> None:
+        dtype = check_layers(name, self.visible, self.hidden)
+        _check_W(name, self.W, self.visible.shape + self.hidden.shape, dtype)
+
+
+class BernoulliRBM(NamedTuple):
+    """BB-RBM parameters (Cheng section 2, eq. 2.3): ``RBM(Bernoulli(b), Bernoulli(c), W)``.
+
+    Attributes:
+      W: ``(n_visible, n_hidden)`` weights, the tutorial's ``w_ij``.
       b: ``(n_visible,)`` visible bias.
       c: ``(n_hidden,)`` hidden bias.
     """
@@ -38,16 +113,31 @@ class BernoulliRBM(NamedTuple):
     b: Array
     c: Array
 
+    @property
+    def visible(self) -> Bernoulli:
+        return Bernoulli(self.b)
+
+    @property
+    def hidden(self) -> Bernoulli:
+        return Bernoulli(self.c)
+
+    def assemble(self, visible: Bernoulli, hidden: Bernoulli, W: Array) -> "BernoulliRBM":
+        return BernoulliRBM(W, visible.theta, hidden.theta)
+
+    def check(self, name: str = "params") -> None:
+        _check_flat(self, name)
+
 
 class GaussianRBM(NamedTuple):
-    """GB-RBM parameters (seed section 3, eq. 3.3 with one ``a_i`` per unit).
+    """GB-RBM parameters (Cheng section 3, eq. 3.3 with one ``a_i`` per unit):
+    ``RBM(Gaussian(b, log_sigma), Bernoulli(c), W)``.
 
     Attributes:
       W: ``(n_visible, n_hidden)`` weights.
       b: ``(n_visible,)`` visible bias: the mean of ``v`` when ``h = 0``.
       c: ``(n_hidden,)`` hidden bias.
       log_sigma: ``(n_visible,)`` log standard deviation of ``v_i | h``; the
-        seed's ``a`` is ``exp(-log_sigma)``.
+        tutorial's ``a`` is ``exp(-log_sigma)``.
     """
 
     W: Array
@@ -55,20 +145,100 @@ class GaussianRBM(NamedTuple):
     c: Array
     log_sigma: Array
 
+    @property
+    def visible(self) -> Gaussian:
+        return Gaussian(self.b, self.log_sigma)
 
-RBM = BernoulliRBM | GaussianRBM
+    @property
+    def hidden(self) -> Bernoulli:
+        return Bernoulli(self.c)
+
+    def assemble(self, visible: Gaussian, hidden: Bernoulli, W: Array) -> "GaussianRBM":
+        return GaussianRBM(W, visible.b, hidden.theta, visible.log_sigma)
+
+    def check(self, name: str = "params") -> None:
+        _check_flat(self, name)
 
 
-def shape_of(params: RBM) -> tuple[int, int]:
-    """Returns ``(n_visible, n_hidden)`` of a model (or of a stack of models)."""
-    return int(params.W.shape[-2]), int(params.W.shape[-1])
+def _check_flat(params, name: str) -> None:
+    """The checks of the tutorial's flat types, naming their leaves ``b``, ``c``, ``log_sigma``."""
+    W = params.W
+    if getattr(W, "ndim", None) != 2:
+        raise ValueError(
+            f"{name}.W: expected shape (n_visible, n_hidden), got shape {getattr(W, 'shape', None)}; "
+            "use jax.vmap for a stack of models"
+        )
+    if not jnp.issubdtype(W.dtype, jnp.floating):
+        raise TypeError(f"{name}.W: expected a floating dtype, got {W.dtype}")
+    n_visible, n_hidden = W.shape
+    expected = {"b": (n_visible,), "c": (n_hidden,), "log_sigma": (n_visible,)}
+    for field in params._fields[1:]:
+        leaf = getattr(params, field)
+        if getattr(leaf, "shape", None) != expected[field]:
+            raise ValueError(
+                f"{name}.{field}: expected shape {expected[field]} to match W of shape {tuple(W.shape)}, "
+                f"got {getattr(leaf, 'shape', None)}"
+            )
+        if leaf.dtype != W.dtype:
+            raise TypeError(f"{name}.{field}: expected dtype {W.dtype} like {name}.W, got {leaf.dtype}")
+
+
+MODEL_TYPES = (RBM, BernoulliRBM, GaussianRBM)
+
+
+def as_rbm(params) -> RBM:
+    """The general form ``RBM(visible, hidden, W)`` of any model.
+
+    Example:
+      >>> import jax, jrbm
+      >>> rbm = jrbm.as_rbm(jrbm.init_bernoulli(jax.random.key(0), 4, 3))
+      >>> type(rbm.visible).__name__, rbm.W.shape
+      ('Bernoulli', (4, 3))
+    """
+    return RBM(params.visible, params.hidden, params.W)
+
+
+def _dtype(dtype):
+    return jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)
+
+
+def init(
+    key: PRNGKey,
+    visible: Layer,
+    hidden: Layer,
+    *,
+    data: Optional[ArrayLike] = None,
+    weight_std: float = 0.01,
+) -> RBM:
+    """An RBM pairing two layers: ``W ~ Normal(0, weight_std^2)``, the visible fields from ``data``.
+
+    ``visible`` and ``hidden`` are layers giving the shapes, dtype and initial
+    fields (``jrbm.layers.Potts.init(n, q)``, ...). With ``data``
+    (``(n_examples, *visible.shape)``), the visible layer becomes
+    ``visible.from_data(data)``: the independent layer with the data's
+    marginals (Hinton's practical guide, section 8).
+
+    Example:
+      >>> import jax, jrbm
+      >>> from jrbm.layers import Bernoulli, Spin
+      >>> params = jrbm.init(jax.random.key(0), Spin.init(6), Bernoulli.init(3))
+      >>> params.W.shape, type(params.hidden).__name__
+      ((6, 3), 'Bernoulli')
+    """
+    _checks.key("key", key)
+    dtype = check_layers("init", visible, hidden)
+    if data is not None:
+        visible = visible.from_data(_checks.layer_data("data", data, visible, dtype))
+    W = weight_std * jax.random.normal(key, visible.shape + hidden.shape, dtype)
+    return RBM(visible, hidden, W)
 
 
 def _init_common(key, n_visible, n_hidden, data, weight_std, dtype):
     """Checked sizes, dtype, ``W ~ N(0, weight_std^2)``, ``c = 0``, and the data's column means (or None)."""
+    _checks.key("key", key)
     n_visible = _checks.positive_int("n_visible", n_visible)
     n_hidden = _checks.positive_int("n_hidden", n_hidden)
-    dtype = jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)  # float32, or float64 under x64
+    dtype = _dtype(dtype)
     W = weight_std * jax.random.normal(key, (n_visible, n_hidden), dtype)
     mean = None if data is None else np.asarray(_checks.data_matrix("data", data, n_visible), np.float64).mean(axis=0)
     return n_visible, dtype, W, jnp.zeros((n_hidden,), dtype), mean
@@ -120,7 +290,7 @@ def init_gaussian(
     ``W ~ Normal(0, weight_std^2)``, ``c = 0``, ``b`` the mean of ``data``
     (0 without data) and ``log_sigma = log(sigma)`` (a scalar or one value per
     visible unit). With standardised data, ``sigma = 1`` is the usual choice
-    and is kept fixed during training (the seed's "a as a hyper-parameter").
+    and is kept fixed during training (the tutorial's "a as a hyper-parameter").
 
     Example:
       >>> import jax, jrbm

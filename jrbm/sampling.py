@@ -1,8 +1,9 @@
 """Block Gibbs sampling: ``v -> h ~ p(h | v) -> v' ~ p(v | h)``, under ``lax.scan``.
 
-Because ``p(h | v)`` and ``p(v | h)`` factorise (eqs. 2.10/2.19, 3.10/3.19),
-one sweep updates each layer at once. A batch of ``v0`` is a batch of
-independent chains; a stack of models is a ``jax.vmap`` away.
+Because ``p(h | v)`` and ``p(v | h)`` factorise over units (Cheng eqs.
+2.10/2.19, 3.10/3.19, and the same for every layer of :mod:`jrbm.layers`), one
+sweep updates each layer at once. A batch of ``v0`` is a batch of independent
+chains; a stack of models is a ``jax.vmap`` away.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from jax import Array, lax
 from jax.typing import ArrayLike
 
 from jrbm import _checks, parallel
-from jrbm.model import family, sample_h_given_v, sample_v_given_h, _visible
-from jrbm.params import RBM
+from jrbm.layers import base as layer_base
+from jrbm.model import check, hidden_input, visible_data, visible_input
+from jrbm.params import Model
 
 UNROLL = 8
 """Sweeps per iteration of the compiled Gibbs loops (``lax.scan(..., unroll=UNROLL)``): a single
@@ -27,7 +29,13 @@ PREDRAW_LIMIT = 1 << 18
 """Most random numbers :func:`negative_phase` draws before its scan (1 MB of float32)."""
 
 
-def gibbs_step(key: Array, params: RBM, v: ArrayLike) -> Array:
+def _sweep(key: Array, params: Model, v: Array) -> Array:
+    key_h, key_v = jax.random.split(key)
+    h = layer_base.sample(params.hidden, key_h, hidden_input(params, v))
+    return layer_base.sample(params.visible, key_v, visible_input(params, h))
+
+
+def gibbs_step(key: Array, params: Model, v: ArrayLike) -> Array:
     """One block-Gibbs sweep ``v -> h -> v'``; returns ``v'`` (same shape as ``v``).
 
     Example:
@@ -36,18 +44,19 @@ def gibbs_step(key: Array, params: RBM, v: ArrayLike) -> Array:
       >>> jrbm.gibbs_step(jax.random.key(1), params, jnp.zeros((10, 4))).shape
       (10, 4)
     """
-    key_h, key_v = jax.random.split(key)
-    return sample_v_given_h(key_v, params, sample_h_given_v(key_h, params, v))
+    _checks.key("key", key)
+    check(params)
+    return _sweep(key, params, visible_data(params, v))
 
 
-def gibbs_chain(key: Array, params: RBM, v0: ArrayLike, n_steps: int, *, trajectory: bool = False, mesh=None) -> Array:
+def gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, *, trajectory: bool = False, mesh=None) -> Array:
     """Runs ``n_steps`` Gibbs sweeps from ``v0`` under ``lax.scan``.
 
     Args:
       key: a ``jax.random`` key; sweep ``t`` (from 0) uses ``jax.random.fold_in(key, t)``,
         derived inside the loop so that memory does not grow with ``n_steps``.
       params: a model.
-      v0: ``(..., n_visible)`` start states; each leading index is one chain.
+      v0: ``(..., *visible.shape)`` start states; each leading index is one chain.
       n_steps: number of sweeps (static).
       trajectory: if true, return every state, shape ``(n_steps, *v0.shape)``;
         otherwise only the final state, so memory does not grow with ``n_steps``.
@@ -64,12 +73,12 @@ def gibbs_chain(key: Array, params: RBM, v0: ArrayLike, n_steps: int, *, traject
     """
     _checks.key("key", key)
     n_steps = _checks.positive_int("n_steps", n_steps)
-    family(params)
-    v0 = _visible(params, v0, "v0")
+    check(params)
+    v0 = visible_data(params, v0, "v0")
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
-        if v0.ndim < 2:
-            raise ValueError(f"v0: expected a batch of chains (n_chains, ..., n_visible) to split over the mesh, got shape {tuple(v0.shape)}")
+        if v0.ndim < 1 + len(params.visible.shape):
+            raise ValueError(f"v0: expected a batch of chains (n_chains, ..., *visible.shape) to split over the mesh, got shape {tuple(v0.shape)}")
         parallel.check_divisible("v0", v0.shape[0], mesh, "chains (rows of v0)")
         key, params = parallel.place((key, params), mesh)
         v0 = parallel.place_rows(v0, mesh)
@@ -83,53 +92,52 @@ def _chain(key, params, v0, n_steps, trajectory, mesh):
 
     def body(carry, _):
         v, t = carry
-        v = parallel.constrain_rows(gibbs_step(jax.random.fold_in(key, t), params, v), mesh)
+        v = parallel.constrain_rows(_sweep(jax.random.fold_in(key, t), params, v), mesh)
         return (v, t + 1), (v if trajectory else None)
 
     (v, _), traj = lax.scan(body, (v0, jnp.zeros((), jnp.uint32)), None, length=n_steps, unroll=min(n_steps, UNROLL))
     return traj if trajectory else v
 
 
-def negative_phase(key: Array, params: RBM, p_h0: Array, k: int) -> tuple[Array, Array]:
-    """``k`` sweeps started from ``h ~ Bernoulli(p_h0)``; returns ``(v_k, P(h = 1 | v_k))``.
+def negative_phase(key: Array, params: Model, inputs0: Array, k: int) -> tuple[Array, Array]:
+    """``k`` sweeps started from ``h ~ p(h | inputs0)``; returns ``(v_k, I_hid(v_k))``.
 
-    The negative phase of CD and PCD: the hidden probabilities of the last
-    state are what the gradient needs (hidden units Rao-Blackwellised), and the
-    first half-sweep reuses ``p_h0`` so no product is computed twice.
+    The negative phase of CD and PCD: the hidden inputs of the last state are
+    what the gradient needs (the hidden layer is Rao-Blackwellised: its
+    conditional mean, not a draw, enters the statistics), and the first
+    half-sweep reuses ``inputs0`` so no product is computed twice.
 
     Keys: small chains (``k > 1``, at most :data:`PREDRAW_LIMIT` random numbers
-    for all ``k`` sweeps) draw the
-    randomness of every sweep before the scan, one call per layer, since a tiny
-    sweep otherwise spends most of its time in the generator's per-call cost:
-    with ``key_h, key_v = jax.random.split(key)``, sweep ``t`` compares
-    ``jax.random.uniform(key_h, (k, *p_h0.shape))[t]`` with the hidden
-    probabilities and uses ``visible_noise(key_v, (k, ..., n_visible))[t]``.
-    Other chains draw as they go, so memory does not grow with ``k``: sweep
-    ``t`` splits ``jax.random.split(key, k)[t]`` into the keys of ``h`` and of
-    ``v`` (:func:`jrbm.model.sample_v_given_h`).
+    for all ``k`` sweeps) draw the randomness of every sweep before the scan,
+    one call per layer, since a tiny sweep otherwise spends most of its time in
+    the generator's per-call cost: with ``key_h, key_v = jax.random.split(key)``,
+    sweep ``t`` uses ``hidden.noise(key_h, (k, ...))[t]`` and
+    ``visible.noise(key_v, (k, ...))[t]``. Other chains draw as they go, so
+    memory does not grow with ``k``: sweep ``t`` splits
+    ``jax.random.split(key, k)[t]`` into the keys of ``h`` and of ``v``.
     """
-    fam = family(params)
-    dtype = p_h0.dtype
-    v_shape = p_h0.shape[:-1] + params.W.shape[:1]
-    predraw = k > 1 and k * (p_h0.size + math.prod(v_shape)) <= PREDRAW_LIMIT
+    vis, hid = params.visible, params.hidden
+    dtype = inputs0.dtype
+    batch = inputs0.shape[: inputs0.ndim - len(hid.shape)]
+    v_shape = batch + vis.shape
+    predraw = k > 1 and k * (math.prod(inputs0.shape) + math.prod(v_shape)) <= PREDRAW_LIMIT
     if predraw:
         key_h, key_v = jax.random.split(key)
-        xs = (jax.random.uniform(key_h, (k,) + p_h0.shape, dtype), fam.visible_noise(key_v, (k,) + v_shape, dtype))
+        xs = (hid.noise(key_h, (k,) + batch, dtype), vis.noise(key_v, (k,) + batch, dtype))
     else:
         xs = jax.random.split(key, k)
 
     def body(carry, x):
-        _, p_h = carry
+        _, inputs = carry
         if predraw:
-            u, noise = x
-            h = (u < p_h).astype(dtype)
-            v = fam.visible_given_noise(params, h, noise)
+            noise_h, noise_v = x
         else:
             key_h, key_v = jax.random.split(x)
-            h = (jax.random.uniform(key_h, p_h.shape, dtype) < p_h).astype(dtype)
-            v = sample_v_given_h(key_v, params, h)
-        return (v, jax.nn.sigmoid(fam.hidden_input(params, v))), None
+            noise_h, noise_v = hid.noise(key_h, batch, dtype), vis.noise(key_v, batch, dtype)
+        h = hid.sample_given_noise(inputs, noise_h)
+        v = vis.sample_given_noise(visible_input(params, h), noise_v)
+        return (v, hidden_input(params, v)), None
 
     unroll = min(k, UNROLL) if predraw else 1
-    (v_k, p_hk), _ = lax.scan(body, (jnp.zeros(v_shape, dtype), p_h0), xs, unroll=unroll)
-    return v_k, p_hk
+    (v_k, inputs_k), _ = lax.scan(body, (jnp.zeros(v_shape, dtype), inputs0), xs, unroll=unroll)
+    return v_k, inputs_k

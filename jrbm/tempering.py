@@ -9,20 +9,19 @@ jrbm's replica at inverse temperature ``beta`` is the intermediate model of
 ``base = base_rate(params, None)``:
 
     f_beta(v) = exp(-annealed_free_energy(base, params, beta, v))
-              = exp(-(1 - beta) U_base(v) - beta U(v)) prod_j (1 + exp(beta x_j(v))),
+              = exp(-(1 - beta) U_base(v) - beta U(v) + cgf_hid_beta(beta I_hid(v))),
 
-where ``energy(v, h) = U(v) - h^T x(v)`` is the family split of
-:mod:`jrbm.model` (physical energy, ``-E_seed`` of the seed's eqs. 2.3 and 3.3).
-For a BB-RBM the base is uniform (``b = 0``) and ``f_beta`` is plain tempering
-``exp(-beta energy)`` with ``h`` summed out; for a GB-RBM the base is the
-model's own visible Gaussian, so that every replica is a proper density (the
-plain ``exp(-beta energy)`` is too, but the base keeps ``beta = 0`` a simple
-Gaussian of the data's scale).
+with the layer functions of :mod:`jrbm.layers` (physical energy,
+``-E_tutorial`` of Cheng eqs. 2.3 and 3.3). The base's visible layer is the
+layer's neutral choice (uniform for Bernoulli, Spin and Potts units; the
+model's own Gaussian), and the hidden layer interpolates from no fields to its
+own, so every replica is a proper density for any pairing of layers. For a
+BB-RBM this is plain tempering ``exp(-beta energy)`` with ``h`` summed out.
 
 One :func:`pt_step` is
 
 1. ``k`` block-Gibbs sweeps of every replica, vmapped over the temperature
-   axis: ``h ~ sigmoid(beta x(v))``, ``v ~ p_beta(v | h)`` of
+   axis: ``h ~ p_beta(h | v)``, ``v ~ p_beta(v | h)`` of
    :func:`jrbm.model.interpolate` (the two conditionals of ``f_beta``);
 2. one round of swap proposals between neighbouring temperatures, using the
    deterministic even/odd alternation ("DEO"): round ``t`` proposes the
@@ -37,19 +36,19 @@ probability ``min(1, r)``,
     log r = log f_lo(v_hi) + log f_hi(v_lo) - log f_lo(v_lo) - log f_hi(v_hi)
           = D(v_lo) - D(v_hi),    D(v) = log f_hi(v) - log f_lo(v)
           = (beta_hi - beta_lo) (U_base(v) - U(v))
-            + sum_j [softplus(beta_hi x_j(v)) - softplus(beta_lo x_j(v))].
+            + cgf_hid_hi(beta_hi I_hid(v)) - cgf_hid_lo(beta_lo I_hid(v)).
 
 The state holds only ``v`` (``h`` is redrawn by the next sweep), so the swap
 targets the marginals ``f_beta(v)``. Swapping joint states ``(v, h)`` would
 give the familiar ``log r = (beta_hi - beta_lo) (G(v_hi, h_hi) - G(v_lo, h_lo))``
 with ``G = energy - U_base``, linear in beta; with ``h`` summed out ``D`` is not
-linear in beta (the softplus term), which is why the four free energies are
+linear in beta (the ``cgf`` term), which is why the four free energies are
 used rather than one energy difference. The normalising constants cancel in
 ``r``; each swap leaves the product distribution invariant (detailed balance),
 and so does each sweep, so the ``beta = 1`` replica samples the model.
 
 Several independent PT runs are a leading chain axis: the state's ``chains``
-have shape ``(n_chains, M, n_visible)``, ``chains[:, -1]`` being the
+have shape ``(n_chains, M, *visible.shape)``, ``chains[:, -1]`` being the
 ``beta = 1`` replica.
 
 :class:`PT` is the estimator of :mod:`jrbm.estimators`'s interface (CD, PCD):
@@ -79,8 +78,18 @@ from jax.typing import ArrayLike
 
 from jrbm import _checks, parallel
 from jrbm.estimators import contrast_grad
-from jrbm.model import _visible, annealed_log_ratio, base_rate, family, hidden_logits, interpolate, sample_v_given_h
-from jrbm.params import RBM
+from jrbm.layers import base as layer_base
+from jrbm.model import (
+    annealed_log_ratio,
+    base_rate,
+    check,
+    couple_to_visible,
+    flat_batch,
+    hidden_input,
+    interpolated_layers,
+    visible_data,
+)
+from jrbm.params import Model
 
 
 class PTState(NamedTuple):
@@ -112,6 +121,10 @@ class PTState(NamedTuple):
         proposed = self.n_proposed
         return jnp.where(proposed > 0, self.n_accepted / jnp.maximum(proposed, 1), jnp.nan)
 
+    def partition_specs(self, mesh):
+        """How :mod:`jrbm.parallel` lays the state out: the runs split over the mesh's ``"data"`` axis, the rest replicated."""
+        return PTState(parallel.row_spec(mesh, self.chains.ndim), parallel.P(), parallel.P(), parallel.P())
+
 
 def temperature_ladder(betas, dtype=None) -> Array:
     """Validates inverse temperatures; returns them as a 1-D array in ``dtype``.
@@ -133,7 +146,7 @@ def temperature_ladder(betas, dtype=None) -> Array:
     return _checks.schedule("betas", betas, dtype, from_zero=False)
 
 
-def swap_log_ratio(params: RBM, beta_lo: ArrayLike, beta_hi: ArrayLike, v_lo: ArrayLike, v_hi: ArrayLike) -> Array:
+def swap_log_ratio(params: Model, beta_lo: ArrayLike, beta_hi: ArrayLike, v_lo: ArrayLike, v_hi: ArrayLike) -> Array:
     """``log r`` of swapping ``v_lo`` (at ``beta_lo``) with ``v_hi`` (at ``beta_hi``); accept with ``min(1, r)``.
 
     ``log f_lo(v_hi) + log f_hi(v_lo) - log f_lo(v_lo) - log f_hi(v_hi)`` with
@@ -148,31 +161,32 @@ def swap_log_ratio(params: RBM, beta_lo: ArrayLike, beta_hi: ArrayLike, v_lo: Ar
       >>> float(jrbm.tempering.swap_log_ratio(params, 0.5, 1.0, v, v))
       0.0
     """
-    family(params)
+    check(params)
     dtype = params.W.dtype
-    v_lo, v_hi = _visible(params, v_lo, "v_lo"), _visible(params, v_hi, "v_hi")
+    v_lo, v_hi = visible_data(params, v_lo, "v_lo"), visible_data(params, v_hi, "v_hi")
     beta_lo, beta_hi = jnp.asarray(beta_lo, dtype), jnp.asarray(beta_hi, dtype)
     base = base_rate(params, None)
-    d_lo = annealed_log_ratio(base, params, v_lo, hidden_logits(params, v_lo), beta_lo, beta_hi)
-    d_hi = annealed_log_ratio(base, params, v_hi, hidden_logits(params, v_hi), beta_lo, beta_hi)
+    d_lo = annealed_log_ratio(base, params, v_lo, hidden_input(params, v_lo), beta_lo, beta_hi)
+    d_hi = annealed_log_ratio(base, params, v_hi, hidden_input(params, v_hi), beta_lo, beta_hi)
     return d_lo - d_hi
 
 
-def _check_state(params: RBM, state, n_temps: int) -> PTState:
+def _check_state(params: Model, state, n_temps: int) -> PTState:
     """``state`` validated against ``params`` and ``n_temps``, its chains cast to the parameters' dtype."""
     if not isinstance(state, PTState):
         raise TypeError(f"state: expected a jrbm.tempering.PTState (from PT.init or pt_init), got {type(state).__name__}")
-    chains = _visible(params, state.chains, "state.chains")
-    if chains.ndim != 3 or chains.shape[1] != n_temps:
+    chains = visible_data(params, state.chains, "state.chains")
+    vs = params.visible.shape
+    if chains.ndim != 2 + len(vs) or chains.shape[1] != n_temps:
         raise ValueError(
-            f"state.chains: expected shape (n_chains, {n_temps}, {params.W.shape[0]}) for {n_temps} temperatures, "
+            f"state.chains: expected shape (n_chains, {n_temps}, {', '.join(map(str, vs))}) for {n_temps} temperatures, "
             f"got {tuple(chains.shape)}"
         )
     return state._replace(chains=chains)
 
 
 @functools.partial(jax.jit, static_argnums=4)
-def _pt_step(key: Array, params: RBM, state: PTState, betas: Array, k: int) -> tuple[PTState, Array]:
+def _pt_step(key: Array, params: Model, state: PTState, betas: Array, k: int) -> tuple[PTState, Array]:
     """:func:`pt_step` returning also the model's hidden logits ``x(v)`` of the new chains, ``(n_chains, M, n_hidden)``.
 
     Compiled once per shape and ``k``, so eager calls do not re-trace the sweeps;
@@ -182,19 +196,27 @@ def _pt_step(key: Array, params: RBM, state: PTState, betas: Array, k: int) -> t
     n_temps = betas.shape[0]
     chains = state.chains.astype(dtype)
     base = base_rate(params, None)
-    replicas = jax.vmap(interpolate, in_axes=(None, None, 0))(base, params, betas)  # leaves with a leading M axis
-    sample_v = jax.vmap(sample_v_given_h, in_axes=(0, 0, 1), out_axes=1)  # over the temperature axis
+    vis, hid = params.visible, params.hidden
+    # The replicas' visible layers (leaves with a leading M axis) and statistic scales, as visible states broadcast.
+    replicas_v, scales_v, replicas_h, scales_h = jax.vmap(interpolated_layers, in_axes=(None, None, 0))(base, params, betas)
+
+    def per_replica(scale, shape):  # a scalar scale per replica, or one per unit: (M, *shape) either way
+        scale = scale.reshape((n_temps,) + (1,) * len(shape)) if scale.ndim == 1 else scale
+        return betas.reshape((n_temps,) + (1,) * len(shape)) * scale
+
+    field_scale_v, field_scale_h = per_replica(scales_v, vis.shape), per_replica(scales_h, hid.shape)
+    sample = jax.vmap(layer_base.sample, in_axes=(0, 0, 1), out_axes=1)  # over the temperature axis
     key_gibbs, key_swap = jax.random.split(key)
 
     def sweep(carry, key):
         _, x = carry
         key_h, key_v = jax.random.split(key)
-        p = jax.nn.sigmoid(betas[:, None] * x)  # P(h = 1 | v) of replica m is sigmoid(beta_m x(v))
-        h = (jax.random.uniform(key_h, p.shape, dtype) < p).astype(dtype)
-        v = sample_v(jax.random.split(key_v, n_temps), replicas, h)
-        return (v, hidden_logits(params, v)), None
+        h = sample(replicas_h, jax.random.split(key_h, n_temps), field_scale_h * x)  # replica m: input beta_m scale I_hid(v)
+        field = field_scale_v * couple_to_visible(params, hid.statistic(h))
+        v = sample(replicas_v, jax.random.split(key_v, n_temps), field)
+        return (v, hidden_input(params, v)), None
 
-    (v, x), _ = lax.scan(sweep, (chains, hidden_logits(params, chains)), jax.random.split(key_gibbs, k))
+    (v, x), _ = lax.scan(sweep, (chains, hidden_input(params, chains)), jax.random.split(key_gibbs, k))
 
     # Swap round: pairs (m, m + 1) with m = step mod 2 (mod 2).
     beta_lo, beta_hi = betas[:-1], betas[1:]
@@ -205,11 +227,13 @@ def _pt_step(key: Array, params: RBM, state: PTState, betas: Array, k: int) -> t
     u = jax.random.uniform(key_swap, log_r.shape, dtype)
     accept = active & (jnp.log(u) < log_r)  # u in [0, 1): r >= 1 is always accepted
     no = jnp.zeros(accept.shape[:1] + (1,), bool)
-    from_above = jnp.concatenate([accept, no], axis=1)[..., None]  # position m takes m + 1's state
-    from_below = jnp.concatenate([no, accept], axis=1)[..., None]  # position m takes m - 1's state
+    from_above = jnp.concatenate([accept, no], axis=1)  # position m takes m + 1's state
+    from_below = jnp.concatenate([no, accept], axis=1)  # position m takes m - 1's state
 
     def permute(a):
-        return jnp.where(from_above, jnp.roll(a, -1, axis=1), jnp.where(from_below, jnp.roll(a, 1, axis=1), a))
+        shape = from_above.shape + (1,) * (a.ndim - 2)
+        up, down = from_above.reshape(shape), from_below.reshape(shape)
+        return jnp.where(up, jnp.roll(a, -1, axis=1), jnp.where(down, jnp.roll(a, 1, axis=1), a))
 
     new = PTState(
         chains=permute(v),
@@ -220,7 +244,7 @@ def _pt_step(key: Array, params: RBM, state: PTState, betas: Array, k: int) -> t
     return new, permute(x)
 
 
-def pt_step(key: Array, params: RBM, state: PTState, betas, k: int = 1) -> PTState:
+def pt_step(key: Array, params: Model, state: PTState, betas, k: int = 1) -> PTState:
     """One parallel-tempering step: ``k`` Gibbs sweeps of every replica, then one round of swaps.
 
     Args:
@@ -243,14 +267,14 @@ def pt_step(key: Array, params: RBM, state: PTState, betas, k: int = 1) -> PTSta
       ((8, 4, 6), (3,))
     """
     _checks.key("key", key)
-    k = _checks.positive_int("k", k)
-    family(params)
+    k = _checks.static_positive_int("k", k)
+    check(params)
     betas = temperature_ladder(betas, params.W.dtype)
     state = _check_state(params, state, betas.shape[0])
     return _pt_step(key, params, state, betas, k)[0]
 
 
-def pt_init(key: Array, params: RBM, data: ArrayLike, betas, n_chains: int = 100) -> PTState:
+def pt_init(key: Array, params: Model, data: ArrayLike, betas, n_chains: int = 100) -> PTState:
     """A :class:`PTState` whose ``n_chains x M`` replicas start at rows of ``data`` drawn with replacement.
 
     Example:
@@ -261,19 +285,17 @@ def pt_init(key: Array, params: RBM, data: ArrayLike, betas, n_chains: int = 100
     """
     _checks.key("key", key)
     n = _checks.positive_int("n_chains", n_chains)
-    family(params)
+    check(params)
     dtype = params.W.dtype
     betas = temperature_ladder(betas, dtype)
     m = betas.shape[0]
-    data = _visible(params, data, "data").reshape(-1, params.W.shape[0])
-    if data.shape[0] == 0:
-        raise ValueError("data: expected at least one example to start the chains from, got none")
+    data = flat_batch(params, data, "data")
     chains = data[jax.random.randint(key, (n, m), 0, data.shape[0])]
     zeros = jnp.zeros((m - 1,), dtype)
     return PTState(chains=chains, step=jnp.zeros((), jnp.int32), n_accepted=zeros, n_proposed=zeros)
 
 
-def pt_chain(key: Array, params: RBM, state: PTState, betas, n_steps: int, *, k: int = 1, trajectory: bool = False, mesh=None):
+def pt_chain(key: Array, params: Model, state: PTState, betas, n_steps: int, *, k: int = 1, trajectory: bool = False, mesh=None):
     """Runs ``n_steps`` :func:`pt_step` under ``lax.scan``.
 
     Returns the final :class:`PTState`; with ``trajectory=True``, the pair
@@ -296,9 +318,9 @@ def pt_chain(key: Array, params: RBM, state: PTState, betas, n_steps: int, *, k:
       (50, 8, 6)
     """
     _checks.key("key", key)
-    k = _checks.positive_int("k", k)
+    k = _checks.static_positive_int("k", k)
     n_steps = _checks.positive_int("n_steps", n_steps)
-    family(params)
+    check(params)
     betas = temperature_ladder(betas, params.W.dtype)
     state = _check_state(params, state, betas.shape[0])
     if mesh is not None:
@@ -357,18 +379,17 @@ class PT(NamedTuple):
     k: int = 1
     n_chains: int = 100
 
-    def init(self, key: Array, params: RBM, data: ArrayLike) -> PTState:
+    def init(self, key: Array, params: Model, data: ArrayLike) -> PTState:
         _checks.positive_int("k", self.k)
         return pt_init(key, params, data, self.betas, self.n_chains)
 
-    def grad(self, key: Array, params: RBM, batch: ArrayLike, state: PTState) -> tuple[RBM, PTState]:
+    def grad(self, key: Array, params: Model, batch: ArrayLike, state: PTState) -> tuple[Model, PTState]:
         _checks.key("key", key)
-        k = _checks.positive_int("k", self.k)
-        family(params)
+        k = _checks.static_positive_int("k", self.k)
+        check(params)
         betas = temperature_ladder(self.betas, params.W.dtype)
-        v = _visible(params, batch, "batch").reshape(-1, params.W.shape[0])
-        p_data = jax.nn.sigmoid(hidden_logits(params, v))
+        v = flat_batch(params, batch, "batch")
         state = _check_state(params, state, betas.shape[0])
         state, x = _pt_step(key, params, state, betas, k)
-        grads = contrast_grad(params, v, p_data, state.chains[:, -1], jax.nn.sigmoid(x[:, -1]))
+        grads = contrast_grad(params, v, hidden_input(params, v), state.chains[:, -1], x[:, -1])
         return grads, state

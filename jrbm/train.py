@@ -1,13 +1,13 @@
 """Training: ``optax`` updates driven by any gradient estimator, one compiled scan per epoch.
 
-The estimators return loss gradients (DESIGN.md), so an ``optax`` optimiser
+The estimators return loss gradients (of the mean negative log-likelihood), so an ``optax`` optimiser
 minimising the mean negative log-likelihood needs no sign flip. The usual
 recipes of Hinton's practical guide are ``optax`` compositions:
 
 * weight decay on ``W`` only::
 
     optax.chain(
-        optax.add_decayed_weights(2e-4, mask=lambda p: type(p)(*[n == "W" for n in p._fields])),
+        optax.add_decayed_weights(2e-4, mask=jrbm.train.weights_only),
         optax.sgd(0.05),
     )
 
@@ -47,10 +47,10 @@ from jax import Array, lax
 from jax.sharding import Mesh, PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jrbm import _checks, exact, metrics, parallel
+from jrbm import _checks, ais, exact, metrics, parallel
 from jrbm.estimators import CD
-from jrbm.model import base_rate, family, free_energy
-from jrbm.params import RBM, GaussianRBM
+from jrbm.model import _free_energy, base_rate, check
+from jrbm.params import Model
 
 
 class TrainState(NamedTuple):
@@ -61,26 +61,37 @@ class TrainState(NamedTuple):
     estimator_state: Any
 
 
-def sigma_mask(params: RBM, learn_sigma: bool):
-    """Labels for ``optax.multi_transform``: ``"train"`` for every leaf, ``"freeze"`` for a frozen ``log_sigma``."""
-    return type(params)(*["freeze" if (n == "log_sigma" and not learn_sigma) else "train" for n in params._fields])
+def _is_sigma(path) -> bool:
+    return bool(path) and getattr(path[-1], "name", None) == "log_sigma"
 
 
-def make_optimizer(params: RBM, optimizer: optax.GradientTransformation, learn_sigma: bool = False):
-    """``optimizer`` on every leaf, except ``log_sigma`` of a GB-RBM, which stays fixed unless ``learn_sigma``."""
-    if isinstance(params, GaussianRBM) and not learn_sigma:
+def has_sigma(params: Model) -> bool:
+    """True when the model has ``log_sigma`` leaves (a Gaussian layer)."""
+    return any(_is_sigma(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0])
+
+
+def weights_only(params: Model) -> Model:
+    """An ``optax`` mask that is true on ``W`` only (weight decay on the weights, not the fields)."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: getattr(path[-1], "name", None) == "W", params)
+
+
+def make_optimizer(params: Model, optimizer: optax.GradientTransformation, learn_sigma: bool = False):
+    """``optimizer`` on every leaf, except the ``log_sigma`` leaves of Gaussian layers, which stay fixed unless ``learn_sigma``."""
+    if has_sigma(params) and not learn_sigma:
+        labels = jax.tree_util.tree_map_with_path(lambda path, _: "freeze" if _is_sigma(path) else "train", params)
+        structure = jax.tree.structure(params)
         try:
-            return _frozen_sigma(optimizer, type(params))
+            return _frozen_sigma(optimizer, structure, tuple(jax.tree.leaves(labels)))
         except TypeError:  # an unhashable optimizer: build it afresh
-            return _frozen_sigma.__wrapped__(optimizer, type(params))
+            return _frozen_sigma.__wrapped__(optimizer, structure, tuple(jax.tree.leaves(labels)))
     return optimizer
 
 
 @functools.lru_cache(maxsize=32)
-def _frozen_sigma(optimizer, params_type):
+def _frozen_sigma(optimizer, structure, labels):
     """The same wrapped optimizer object for the same ``optimizer``, so compiled epochs are reused (:func:`_cached`)."""
-    labels = params_type(*["freeze" if n == "log_sigma" else "train" for n in params_type._fields])
-    return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, labels)
+    tree = jax.tree.unflatten(structure, labels)
+    return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, tree)
 
 
 def _cached(builder):
@@ -103,7 +114,7 @@ def _cached(builder):
     return get
 
 
-def init_state(key: Array, params: RBM, data: ArrayLike, *, optimizer, estimator) -> TrainState:
+def init_state(key: Array, params: Model, data: ArrayLike, *, optimizer, estimator) -> TrainState:
     """The :class:`TrainState` at the start of training."""
     return TrainState(params, optimizer.init(params), estimator.init(key, params, data))
 
@@ -204,10 +215,12 @@ def fit_epoch(
     """
     key_epoch, _ = epoch_keys(key_train, epoch)
     state = train_epoch(key_epoch, state, data, batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh)
-    record = {"recon_error": metrics.reconstruction_error(state.params, data)}
+    params = state.params
+    record = {"recon_error": metrics._reconstruction_error(params, data)}
     if validation is not None:
-        record["free_energy_gap"] = metrics.free_energy_gap(state.params, data, validation)
-    record["finite"] = jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in state.params] + [jnp.isfinite(record["recon_error"])])
+        record["free_energy_gap"] = jnp.mean(_free_energy(params, validation)) - jnp.mean(_free_energy(params, data))
+    finite = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(params)]
+    record["finite"] = jnp.stack(finite + [jnp.isfinite(record["recon_error"])])
     return state, record
 
 
@@ -218,13 +231,11 @@ def _evaluate(key_train, epoch, params, data, validation, betas, *, kind, n_runs
         if validation is not None:
             out["val_log_likelihood"] = jnp.mean(exact.log_likelihood(params, validation, check=False))
         return out
-    from jrbm import ais
-
     _, key_eval = epoch_keys(key_train, epoch)
-    res = ais._forward(key_eval, base_rate(params, data), params, betas, n_runs, mesh)
-    out = {"log_likelihood": -jnp.mean(free_energy(params, data)) - res.log_z, "log_z_std": res.log_z_std}
+    res = ais.forward(key_eval, base_rate(params, data), params, betas, n_runs, mesh)
+    out = {"log_likelihood": -jnp.mean(_free_energy(params, data)) - res.log_z, "log_z_std": res.log_z_std}
     if validation is not None:
-        out["val_log_likelihood"] = -jnp.mean(free_energy(params, validation)) - res.log_z
+        out["val_log_likelihood"] = -jnp.mean(_free_energy(params, validation)) - res.log_z
     return out
 
 
@@ -232,13 +243,11 @@ def _eval_settings(kind, ais_kwargs, dtype, mesh):
     """``(betas, n_runs)`` of the AIS monitor (``(None, 0)`` for the exact one), checked."""
     if kind != "ais":
         return None, 0
-    from jrbm import ais
-
     kwargs = dict(ais_kwargs or {})
     unknown = set(kwargs) - {"betas", "n_runs"}
     if unknown:
         raise TypeError(f"ais_kwargs: expected only 'betas' and 'n_runs' (fit passes the data itself), got {sorted(unknown)}")
-    betas = ais._betas(kwargs.get("betas"), dtype)
+    betas = ais.schedule(kwargs.get("betas"), dtype)
     n_runs = _checks.positive_int("n_runs", kwargs.get("n_runs", ais.N_RUNS))
     if mesh is not None:
         parallel.check_divisible("ais_kwargs['n_runs']", n_runs, mesh, "AIS runs")
@@ -274,25 +283,24 @@ def _compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type
 
 def _prepare(params, data, validation, *, epochs, batch_size, log_likelihood, learn_sigma, estimator, optimizer, mesh):
     """The checks and conversions :func:`fit` and :func:`fit_ensemble` share (``params``: one model)."""
-    fam = family(params)
-    n_visible = params.W.shape[0]
-    data = jnp.asarray(_checks.data_matrix("data", data, n_visible), params.W.dtype)
+    check(params)
+    data = _checks.data_batch("data", data, params.visible, params.W.dtype)
     if validation is not None:
-        validation = jnp.asarray(_checks.data_matrix("validation", validation, n_visible), params.W.dtype)
+        validation = _checks.data_batch("validation", validation, params.visible, params.W.dtype)
     epochs = _checks.positive_int("epochs", epochs)
     batch_size = _checks.positive_int("batch_size", batch_size)
     if batch_size > data.shape[0]:
         raise ValueError(f"batch_size: expected at most the number of examples ({data.shape[0]}), got {batch_size}")
     if log_likelihood not in (None, "exact", "ais"):
         raise ValueError(f"log_likelihood: expected None, 'exact' or 'ais', got {log_likelihood!r}")
-    if log_likelihood is not None and fam.binary_visible:
-        _checks.binary("data", data)
+    if log_likelihood is not None:
+        params.visible.check_data("data", data)
         if validation is not None:
-            _checks.binary("validation", validation)
+            params.visible.check_data("validation", validation)
     if log_likelihood == "exact":
-        exact._plan(params, exact.MAX_BITS, exact.CHUNK_SIZE)  # fail now, not after the first epoch
-    if learn_sigma and not isinstance(params, GaussianRBM):
-        raise ValueError(f"learn_sigma: only a GaussianRBM has log_sigma, got {type(params).__name__}")
+        exact.plan(params)  # fail now, not after the first epoch
+    if learn_sigma and not has_sigma(params):
+        raise ValueError(f"learn_sigma: only a GaussianRBM (or an RBM with a Gaussian layer) has log_sigma, got {type(params).__name__}")
     estimator = CD(1) if estimator is None else estimator
     _checks.estimator("estimator", estimator)
     _checks.optimizer("optimizer", optimizer)
@@ -308,11 +316,12 @@ def _check_chains(estimator_state, mesh):
         parallel.check_divisible("estimator.n_chains", n, mesh, "persistent chains")
 
 
-def _diverged(model: Optional[int], params: RBM, index: int, epoch: int) -> FloatingPointError:
+def _diverged(model: Optional[int], params: Model, index: int, epoch: int) -> FloatingPointError:
     """The error for entry ``index`` of an epoch record's ``finite`` flags (the leaves, then the reconstruction error)."""
     which = "" if model is None else f"model {model}: "
-    if index < len(params._fields):
-        what = f"params.{params._fields[index]} has non-finite values"
+    names = _checks.leaf_names(params, "params")
+    if index < len(names):
+        what = f"{names[index]} has non-finite values"
     else:
         what = "the reconstruction error is not finite (the parameters overflow the model's functions)"
     return FloatingPointError(
@@ -340,7 +349,7 @@ def _progress_bar(total: int, enabled: bool):
 
 def fit(
     key: Array,
-    params: RBM,
+    params: Model,
     data: ArrayLike,
     *,
     optimizer: optax.GradientTransformation,
@@ -354,10 +363,10 @@ def fit(
     ais_kwargs: Optional[dict] = None,
     progress: bool = True,
     check_finite: bool = True,
-    callback: Optional[Callable[[int, RBM, dict], None]] = None,
+    callback: Optional[Callable[[int, Model, dict], None]] = None,
     mesh: Optional[Mesh] = None,
-) -> tuple[RBM, dict]:
-    """Trains an RBM; returns ``(params, history)``.
+) -> tuple[Model, dict]:
+    """Trains an Model; returns ``(params, history)``.
 
     Each epoch is one jit-compiled ``lax.scan`` over shuffled minibatches
     (:func:`fit_epoch`, :func:`train_epoch`), compiled once and reused by
@@ -477,12 +486,12 @@ def _model_count(keys, params) -> int:
             "keys: expected a 1-D array of jax.random keys, one per model (jax.random.split(key, n_models)), "
             f"got {type(keys).__name__} with dtype {dt} and shape {getattr(keys, 'shape', None)}"
         )
-    if not hasattr(params, "_fields") or not hasattr(params, "W"):
-        raise TypeError(f"params: expected a stacked BernoulliRBM or GaussianRBM, got {type(params).__name__}")
-    for name, leaf in zip(params._fields, params):
+    if not (hasattr(params, "visible") and hasattr(params, "W")):
+        raise TypeError(f"params: expected a stacked model (RBM, BernoulliRBM or GaussianRBM), got {type(params).__name__}")
+    for name, leaf in zip(_checks.leaf_names(params, "params"), jax.tree.leaves(params)):
         if getattr(leaf, "ndim", 0) < 1 or leaf.shape[0] != n:
             raise ValueError(
-                f"params.{name}: expected a leading model axis of length {n} (one entry per key), got shape "
+                f"{name}: expected a leading model axis of length {n} (one entry per key), got shape "
                 f"{getattr(leaf, 'shape', None)}; stack models with jax.tree.map(lambda *x: jnp.stack(x), *models)"
             )
     return n
@@ -522,7 +531,7 @@ def _stacked_specs(specs, mesh: Mesh):
 
 def fit_ensemble(
     keys: Array,
-    params: RBM,
+    params: Model,
     data: ArrayLike,
     *,
     optimizer: optax.GradientTransformation,
@@ -538,7 +547,7 @@ def fit_ensemble(
     progress: bool = True,
     check_finite: bool = True,
     mesh: Optional[Mesh] = None,
-) -> tuple[RBM, dict]:
+) -> tuple[Model, dict]:
     """Trains ``N`` models in one compiled program; returns ``(params, history)`` with a leading model axis.
 
     ``jax.vmap`` over the models of a ``lax.scan`` over epochs of

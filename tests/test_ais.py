@@ -51,7 +51,7 @@ def test_default_schedule_is_salakhutdinov_murray():
     assert b.shape == (14500,) and b[0] == 0.0 and b[-1] == 1.0
     assert np.all(np.diff(b) > 0)
     assert np.sum(b < 0.5) == 500 and np.sum((b >= 0.5) & (b < 0.9)) == 4000 and np.sum(b >= 0.9) == 10000
-    used = ais._betas(None, jnp.float32)  # what betas=None runs
+    used = ais.schedule(None, jnp.float32)  # what betas=None runs
     assert used.dtype == jnp.float32 and used.shape == (14500,) and used[-1] == 1.0
 
 
@@ -230,12 +230,12 @@ def test_annealing_path_identities():
         (random_gaussian(1, 4, 3, scale=1.0), v_gb, 2 * v_gb + 1),
     ]:
         base = model.base_rate(params, data)
-        x = model.hidden_logits(params, v)
+        x = model.hidden_input(params, v)
         for b0, b1 in [(0.0, 0.3), (0.3, 0.3001), (0.5, 1.0)]:
             mid = model.interpolate(base, params, b1)
             offset = jrbm.free_energy(mid, v) - model.annealed_free_energy(base, params, b1, v)
             np.testing.assert_allclose(offset, offset[0], rtol=0, atol=1e-10)
-            np.testing.assert_allclose(model.p_h_given_v(mid, v), jax.nn.sigmoid(b1 * x), rtol=1e-12)
+            np.testing.assert_allclose(model.p_h_given_v(mid, v), jax.nn.sigmoid(b1 * (params.c + x)), rtol=1e-12)
             step = model.annealed_log_ratio(base, params, v, x, b0, b1)
             diff = model.annealed_free_energy(base, params, b0, v) - model.annealed_free_energy(base, params, b1, v)
             np.testing.assert_allclose(step, diff, rtol=1e-9, atol=1e-12)

@@ -71,7 +71,7 @@ def test_round_trip_is_exact(tmp_path, family, dtype):
     _assert_bitwise_equal(params, io.load(path))
     assert io.load_metadata(path) == metadata
     header = io.read_header(str(path))
-    assert header["format"] == "jrbm-checkpoint" and header["version"] == 1
+    assert header["format"] == "jrbm-checkpoint" and header["version"] == io.VERSION == 2
     assert header["family"] == family
     assert (header["n_visible"], header["n_hidden"]) == (5, 3)
     assert header["dtype"] == jnp.dtype(dtype).name
@@ -214,7 +214,7 @@ def test_save_rejects_non_json_metadata(tmp_path):
 
 def test_save_rejects_bad_params(tmp_path):
     path = tmp_path / "m.npz"
-    with pytest.raises(TypeError, match="params: expected one of BernoulliRBM, GaussianRBM, got tuple"):
+    with pytest.raises(TypeError, match=r"params: expected one of RBM, BernoulliRBM, GaussianRBM \(a model with visible, hidden and W\), got tuple"):
         io.save(path, (jnp.zeros((2, 2)),) * 3)
     p = _params("BernoulliRBM")
     with pytest.raises(ValueError, match="params.c: expected shape"):
@@ -347,10 +347,10 @@ def test_wrong_format(saved):
 
 def test_newer_version(saved):
     path, _ = saved
-    _rewrite(path, {"version": 2})
-    with pytest.raises(ValueError, match="unsupported checkpoint version 2: this jrbm reads version 1"):
+    _rewrite(path, {"version": 3})
+    with pytest.raises(ValueError, match="unsupported checkpoint version 3: this jrbm reads version 2"):
         io.load(path)
-    with pytest.raises(ValueError, match="unsupported checkpoint version 2"):
+    with pytest.raises(ValueError, match="unsupported checkpoint version 3"):
         io.load_metadata(path)
     _rewrite(path, {"version": "1"})
     with pytest.raises(ValueError, match="header version is '1', expected a positive integer"):
@@ -422,3 +422,64 @@ def test_float64_checkpoint_without_x64(tmp_path):
         assert io.load(tmp_path / "f64.npz", dtype=jnp.float32).W.dtype == jnp.float32
     finally:
         jax.config.update("jax_enable_x64", x64)
+
+
+# --- files of the first release, and models of any pairing of layers --------------------------------
+
+
+DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "gaussian"])
+def test_version_1_files_written_by_the_first_release_still_load(family):
+    """tests/data/v1_*.npz were written by jrbm 0.1.0 (format version 1), before layers existed."""
+    path = os.path.join(DATA_DIR, f"v1_{family}.npz")
+    assert io.read_header(path)["version"] == 1
+    params = io.load(path)
+    expected = np.load(os.path.join(DATA_DIR, "v1_expected.npz"))
+    prefix = "bb" if family == "bernoulli" else "gb"
+    assert type(params).__name__ == ("BernoulliRBM" if family == "bernoulli" else "GaussianRBM")
+    for name, leaf in zip(params._fields, params):
+        np.testing.assert_array_equal(np.asarray(leaf), expected[f"{prefix}_{name}"], err_msg=name)
+    assert io.load_metadata(path) == {"written_by": "jrbm 0.1.0 (format version 1)"}
+
+
+def _any_pairing():
+    from jrbm.layers import Potts, dReLU
+
+    k1, k2 = jax.random.split(jax.random.key(3))
+    return jrbm.RBM(Potts(jax.random.normal(k1, (4, 3))), dReLU(*(0.1 * jnp.arange(2.0) + i for i in range(4))),
+                    jax.random.normal(k2, (4, 3, 2)))
+
+
+def test_any_pairing_round_trips(tmp_path):
+    params = _any_pairing()
+    path = str(tmp_path / "rbm.npz")
+    io.save(path, params, {"note": "potts-drelu"})
+    header = io.read_header(path)
+    assert header["family"] == "RBM" and header["layers"] == {"visible": "Potts", "hidden": "dReLU"}
+    assert [leaf["name"] for leaf in header["leaves"]][:1] == ["visible.theta"] and header["leaves"][-1]["name"] == "W"
+    restored = io.load(path)
+    assert type(restored.visible).__name__ == "Potts" and type(restored.hidden).__name__ == "dReLU"
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(restored)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_layer_defined_outside_jrbm_loads_when_named(tmp_path):
+    from typing import NamedTuple
+
+    from jrbm.layers import Bernoulli
+
+    class Mine(NamedTuple):  # a stand-in: any class with the layer's fields rebuilds the leaves
+        theta: jax.Array
+        shape = property(lambda self: tuple(self.theta.shape))
+        check = Bernoulli.check
+        cgf = Bernoulli.cgf
+
+    params = jrbm.RBM(Bernoulli(jnp.zeros(3)), Mine(jnp.ones(2)), jnp.zeros((3, 2)))
+    path = str(tmp_path / "mine.npz")
+    io.save(path, params)
+    with pytest.raises(ValueError, match=r"unknown hidden layer type 'Mine'.*load\(path, layers="):
+        io.load(path)
+    restored = io.load(path, layers={"Mine": Mine})
+    assert type(restored.hidden) is Mine

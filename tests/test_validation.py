@@ -31,7 +31,7 @@ CASES = [
     ("inf in h", lambda: jrbm.energy(BB, V[0], np.array([0, np.inf, 0])), ValueError, r"h: expected finite values"),
     ("string data", lambda: jrbm.free_energy(BB, np.array(["a"] * 5)), TypeError, r"v: expected a real numeric"),
     ("complex data", lambda: jrbm.free_energy(BB, np.zeros(5, complex)), TypeError, r"v: expected a real numeric"),
-    ("unknown params type", lambda: jrbm.free_energy((BB.W, BB.b, BB.c), V), TypeError, r"params: expected one of BernoulliRBM, GaussianRBM, got tuple"),
+    ("unknown params type", lambda: jrbm.free_energy((BB.W, BB.b, BB.c), V), TypeError, r"params: expected one of RBM, BernoulliRBM, GaussianRBM \(a model with visible, hidden and W\), got tuple"),
     ("b of the wrong shape", lambda: jrbm.free_energy(BB._replace(b=jnp.zeros(4)), V), ValueError, r"params.b: expected shape \(5,\).*got \(4,\)"),
     ("c of the wrong shape", lambda: jrbm.free_energy(BB._replace(c=jnp.zeros(5)), V), ValueError, r"params.c: expected shape \(3,\)"),
     ("log_sigma of the wrong shape", lambda: jrbm.free_energy(GB._replace(log_sigma=jnp.zeros(3)), V), ValueError, r"params.log_sigma: expected shape \(5,\)"),

@@ -1,0 +1,180 @@
+"""The layer interface: what a unit type supplies, and nothing else.
+
+An RBM is a visible layer, a hidden layer and a weight array ``W`` of shape
+``visible.shape + hidden.shape`` (:class:`jrbm.RBM`). Its physical energy is
+
+    energy(v, h) = U_vis(v) + U_hid(h) - <s_vis(v), W, s_hid(h)>,
+
+with ``U`` a layer's own energy and ``s`` its coupling statistic, linear in
+the state (the state itself for every layer except the tutorial's Gaussian,
+whose statistic is ``a x``). Everything a model does reduces to five
+per-layer quantities of an *input field* ``I`` (the other layer's statistic
+contracted with ``W``, shape ``layer.shape``):
+
+* the cumulant generating function (log-partition given the input)
+  ``cgf(I) = log sum_x exp(-U(x) + <I, s(x)>)`` (an integral for continuous
+  units), summed over the layer's units, so that summing a layer out of the
+  joint gives ``free_energy(v) = U_vis(v) - cgf_hid(I(v))``;
+* the conditional mean ``E[x | I]``, with ``E[s(x) | I] = s(E[x | I]) =
+  d cgf / d I``;
+* a sampler of ``x ~ p(x | I)``, split into ``noise`` (drawn independently of
+  the parameters) and ``sample_given_noise``, so a chain can draw the noise
+  of many sweeps in one call;
+* for discrete units, ``unit_states``, the values one unit takes, from which
+  :mod:`jrbm.exact` enumerates the layer;
+* validation (``check`` of the parameters, ``check_data`` of states), the
+  data-matched independent layer ``from_data`` (the initial visible fields
+  and the base model of AIS) and the annealing path ``interpolate``.
+
+A layer is a ``NamedTuple`` of per-unit parameter arrays (its leaves), so it
+is a pytree. :func:`jrbm.testing.check_layer` certifies a new layer against
+enumeration or quadrature; a unit type written in user code needs no change
+to jrbm.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from jrbm import _checks
+
+
+@runtime_checkable
+class Layer(Protocol):
+    """The interface every unit type implements (see the module docstring).
+
+    Shapes: a layer's states have shape ``shape`` (``(n,)``, or ``(n, q)``
+    for ``n`` Potts units of ``q`` states); every method takes any leading
+    batch shape. ``energy`` and ``cgf`` sum over the layer's units.
+    """
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one state of the layer."""
+
+    def energy(self, x: Array) -> Array:
+        """``U(x)``, summed over units: ``(..., *shape) -> (...)``."""
+
+    def statistic(self, x: Array) -> Array:
+        """The coupling statistic ``s(x)``, linear in ``x``: ``(..., *shape) -> (..., *shape)``."""
+
+    def cgf(self, inputs: Array) -> Array:
+        """``log sum_x exp(-U(x) + <inputs, s(x)>)`` (or the integral), summed over units: ``(..., *shape) -> (...)``."""
+
+    def mean(self, inputs: Array) -> Array:
+        """``E[x | inputs]``, ``(..., *shape)``; ``statistic(mean(I))`` is ``d cgf / d I``."""
+
+    def noise(self, key: Array, batch_shape: tuple[int, ...], dtype) -> Array:
+        """The randomness of one draw of ``batch_shape`` states, independent of the parameters."""
+
+    def sample_given_noise(self, inputs: Array, noise: Array) -> Array:
+        """A draw of ``x ~ p(x | inputs)`` from :meth:`noise`, in the inputs' dtype."""
+
+    def unit_states(self) -> Optional[Array]:
+        """``(k, *shape[1:])``: the values one unit takes, or ``None`` for continuous units."""
+
+    def shifted(self, inputs: Array) -> "Layer":
+        """The layer whose energy is ``U(x) - <inputs, s(x)>`` up to a constant (a field added to every unit)."""
+
+    def check(self, name: str) -> None:
+        """Raises unless the leaves have the layer's shapes and one floating dtype (static checks)."""
+
+    def check_data(self, name: str, x) -> None:
+        """Raises unless the concrete states ``x`` lie in the layer's state space (value checks)."""
+
+    def from_data(self, data: Optional[Array]) -> "Layer":
+        """An independent layer of this type matching ``data``'s marginals (``(N, *shape)``), or a neutral one for ``None``."""
+
+    def interpolate(self, base: "Layer", beta) -> tuple["Layer", Array]:
+        """``(layer_beta, scale)``: ``layer_beta``'s energy is ``(1 - beta) U_base + beta U`` up to a constant, and
+        ``statistic(x) = scale * layer_beta.statistic(x)`` (``scale`` broadcasts against ``shape``)."""
+
+
+def sample(layer: Layer, key: Array, inputs: Array) -> Array:
+    """``x ~ p(x | inputs)`` for any batch of inputs: :meth:`Layer.noise` then :meth:`Layer.sample_given_noise`."""
+    batch = inputs.shape[: inputs.ndim - len(layer.shape)]
+    return layer.sample_given_noise(inputs, layer.noise(key, batch, inputs.dtype))
+
+
+def cgf_difference(layer: Layer, inputs0: Array, inputs1: Array) -> Array:
+    """``cgf(inputs1) - cgf(inputs0)``; a layer may supply ``cgf_difference`` accurate for close inputs (AIS steps)."""
+    own = getattr(layer, "cgf_difference", None)
+    if own is not None:
+        return own(inputs0, inputs1)
+    return layer.cgf(inputs1) - layer.cgf(inputs0)
+
+
+def is_discrete(layer: Layer) -> bool:
+    """True when the layer has finitely many states per unit (:meth:`Layer.unit_states`)."""
+    return layer.unit_states() is not None
+
+
+def n_units(layer: Layer) -> int:
+    return int(layer.shape[0])
+
+
+def log2_states(layer: Layer) -> float:
+    """``log2`` of the number of states of a discrete layer (``n log2 k``)."""
+    return n_units(layer) * float(np.log2(layer.unit_states().shape[0]))
+
+
+def enumerate_states(layer: Layer, start, count: int, dtype) -> Array:
+    """States ``start .. start + count - 1`` of a discrete layer, in mixed radix (unit ``i`` is digit ``i``, base ``k``)."""
+    values = jnp.asarray(layer.unit_states(), dtype)
+    k = values.shape[0]
+    idx = jnp.asarray(start, jnp.uint32) + jnp.arange(count, dtype=jnp.uint32)
+    if k == 2:
+        digits = (idx[:, None] >> jnp.arange(n_units(layer), dtype=jnp.uint32)) & 1
+    else:
+        powers = jnp.asarray(np.array([k**i for i in range(n_units(layer))], np.uint64).astype(np.uint32))
+        digits = (idx[:, None] // powers) % jnp.uint32(k)
+    return values[digits.astype(jnp.int32)]
+
+
+# --- checks shared by the layers --------------------------------------------------------------
+
+
+def check_leaves(layer, name: str, *, shape: Optional[tuple] = None, ndim: int = 1) -> None:
+    """Every leaf a floating array of one shape (``shape``, or that of the first leaf, of rank ``ndim``) and one dtype."""
+    fields = layer._fields
+    first = getattr(layer, fields[0])
+    want = tuple(getattr(first, "shape", ())) if shape is None else tuple(shape)
+    if shape is None and len(want) != ndim:
+        raise ValueError(f"{name}.{fields[0]}: expected {ndim} dimension(s) for a {type(layer).__name__} layer, got shape {want}")
+    dtype = getattr(first, "dtype", None)
+    for field in fields:
+        leaf = getattr(layer, field)
+        if not hasattr(leaf, "dtype") or not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(f"{name}.{field}: expected a floating array, got {getattr(leaf, 'dtype', type(leaf).__name__)}")
+        if tuple(leaf.shape) != want:
+            raise ValueError(f"{name}.{field}: expected shape {want}, got {tuple(leaf.shape)}")
+        if leaf.dtype != dtype:
+            raise TypeError(f"{name}.{field}: expected dtype {dtype} like {name}.{fields[0]}, got {leaf.dtype}")
+
+
+def check_values(name: str, x, ok, expected: str, layer_name: str, hint: str = "") -> None:
+    """Raises naming the first entry of concrete ``x`` where the boolean array ``ok(x)`` is false."""
+    if not _checks.is_concrete(x):
+        return
+    a = np.asarray(x)
+    bad = ~np.asarray(ok(a))
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}: expected {expected} for a {layer_name} layer, got {a[idx]} at index {idx}{hint}")
+
+
+def zeros(shape, dtype=None) -> Array:
+    dtype = jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)
+    return jnp.zeros(tuple(shape), dtype)
+
+
+def data_mean(data, dtype) -> Array:
+    return jnp.mean(jnp.asarray(data, dtype).reshape((-1,) + tuple(jnp.shape(data)[1:])), axis=0)
+
+
+__all__ = ["Layer", "sample", "cgf_difference", "is_discrete", "enumerate_states"]
