@@ -83,18 +83,6 @@ def finite_leaves(name: str, tree) -> None:
         finite(leaf_name, leaf)
 
 
-def layer(name: str, x, size: int, dtype, *, what: str):
-    """Validates one example or a batch for a layer of ``size`` units and casts it to ``dtype``."""
-    x = _as_array(name, x)
-    _numeric_dtype(name, x)
-    if x.ndim < 1 or x.shape[-1] != size:
-        raise ValueError(
-            f"{name}: expected shape (..., {size}) for {size} {what} units, got shape {tuple(x.shape)}"
-        )
-    finite(name, x)
-    return jnp.asarray(x, dtype)
-
-
 def layer_data(name: str, x, layer, dtype, *, what: str = "visible"):
     """Validates one state or a batch for ``layer`` (trailing shape ``layer.shape``, finite) and casts it to ``dtype``."""
     x = _as_array(name, x)

@@ -18,7 +18,8 @@ import json
 import os
 import sys
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -85,6 +86,7 @@ def evaluate_params(key, params, data, *, method="auto", train=None, betas=None,
     """Mean log-likelihood per example of ``data``: exact, or forward AIS with its spread."""
     method = _method(params, method)
     data = jnp.asarray(data, params.W.dtype)
+    params.visible.check_data("data", data)
     if method == "exact":
         log_z = float(exact.log_partition(params))
         return {"method": "exact", "log_z": log_z, "log_likelihood": float(-jnp.mean(free_energy(params, data))) - log_z}
@@ -168,8 +170,10 @@ def cmd_sample(args) -> dict:
     v = np.asarray(gibbs_chain(k_chain, params, v0, args.steps))
     stem = os.path.splitext(args.out)[0]
     io.atomic_write(stem + ".npy", lambda f: np.save(f, v))
-    side = int(np.sqrt(n_visible))
-    shape = (side, side) if side * side == n_visible else (1, n_visible)
+    v = v.reshape(v.shape[0], -1)  # Potts states (n, q) are drawn as their one-hot rows
+    size = v.shape[1]
+    side = int(np.sqrt(size))
+    shape = (side, side) if side * side == size else (n_visible, size // n_visible)
     _write_figure(stem + ".png", plots.image_grid(v, shape, title=f"{args.n} chains after {args.steps} sweeps"))
     return {"samples": stem + ".npy", "image": stem + ".png", "n": args.n, "steps": args.steps}
 

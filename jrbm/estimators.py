@@ -23,7 +23,7 @@ interface so that :func:`jrbm.fit` takes any of them:
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +34,22 @@ from jrbm import _checks
 from jrbm.model import check, flat_batch, free_energy_grad, hidden_input, visible_data
 from jrbm.params import Model
 from jrbm.sampling import negative_phase
+
+
+class Estimator(Protocol):
+    """The interface of a negative-phase estimator (:class:`CD`, :class:`PCD`, :class:`jrbm.PT`, or your own).
+
+    ``init`` makes the estimator's state (``()`` for CD, persistent chains for
+    PCD and PT) and ``grad`` returns the loss gradient of a minibatch, a pytree
+    like ``params``, with the next state. Both are pure and jit-able, so
+    :func:`jrbm.fit` runs any estimator inside its compiled epoch. A state may
+    declare its layout over a device mesh with a ``partition_specs(mesh)``
+    method (:func:`jrbm.parallel.estimator_state_specs`).
+    """
+
+    def init(self, key: Array, params: Model, data: Array) -> Any: ...
+
+    def grad(self, key: Array, params: Model, batch: Array, state: Any) -> tuple[Model, Any]: ...
 
 
 def contrast_grad(params: Model, v_data: Array, inputs_data: Array, v_model: Array, inputs_model: Array) -> Model:

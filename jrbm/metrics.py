@@ -27,8 +27,8 @@ UTML TR 2010-003) suggests watching during training:
   per example (as scikit-learn's ``BernoulliRBM.score_samples``, there times
   ``n_visible``) is an unbiased estimate of the same per-unit value.
 
-For a BB-RBM, ``energy = -b^T v - c^T h - v^T W h`` (the seed's eq. 2.3 with the
-sign flipped, ``energy = -E_seed``) and flipping bit ``i`` changes ``v`` by
+For a BB-RBM, ``energy = -b^T v - c^T h - v^T W h`` (the tutorial's eq. 2.3 with the
+sign flipped, ``energy = -E_tutorial``) and flipping bit ``i`` changes ``v`` by
 ``d_i = 1 - 2 v_i``, so with the hidden logits ``x = c + W^T v``
 
     F(v) - F(v^(i)) = b_i d_i + sum_j [softplus(x_j + d_i W_ij) - softplus(x_j)],
@@ -56,7 +56,8 @@ from jax.typing import ArrayLike
 
 from jrbm import _checks
 from jrbm.layers import base as layer_base
-from jrbm.model import _free_energy, check as check_model, couple_to_hidden, couple_to_visible, hidden_input, visible_data
+from jrbm.model import _free_energy, couple_to_hidden, couple_to_visible, hidden_input, visible_data
+from jrbm.model import check as check_model
 from jrbm.params import Model
 
 
@@ -166,16 +167,18 @@ def pseudo_log_likelihood(params: Model, v: ArrayLike, *, key: Optional[Array] =
     base_state = jnp.broadcast_to(offset, vis.shape)
     single = base_state + jnp.eye(n, dtype=dtype) * scale
     slope = (vis.energy(single) - vis.energy(base_state)) / scale  # U is affine: dU = slope_i dx_i
-    rows = (couple_to_hidden(params, vis.statistic(single)) - couple_to_hidden(params, vis.statistic(base_state))) / scale
-    x = hidden_input(params, v)  # (..., J)
+    rows = (couple_to_hidden(params, vis.statistic(single)) - couple_to_hidden(params, vis.statistic(base_state))) / scale  # (I, *hidden.shape)
+    hd = (1,) * len(hid.shape)
+    x = hidden_input(params, v)  # (..., *hidden.shape)
     d = (offset + scale - v) - (v - offset)  # the change of each unit when flipped: +-scale
     if key is None:
-        x_flip = x[..., None, :] + d[..., :, None] * rows  # (..., I, J): inputs with unit i flipped
+        # (..., I, *hidden.shape): the hidden inputs with unit i flipped
+        x_flip = jnp.expand_dims(x, -1 - len(hid.shape)) + d.reshape(d.shape + hd) * rows
         delta = -slope * d + hid.cgf(x_flip) - hid.cgf(x)[..., None]  # F(v) - F(v^(i))
         return -jnp.mean(jax.nn.softplus(delta), axis=-1)
     _checks.key("key", key)
     i = jax.random.randint(key, v.shape[:-1], 0, n)
     d_i = jnp.take_along_axis(d, i[..., None], axis=-1)[..., 0]
-    x_flip = x + d_i[..., None] * rows[i]
+    x_flip = x + d_i.reshape(d_i.shape + hd) * rows[i]
     delta = -slope[i] * d_i + hid.cgf(x_flip) - hid.cgf(x)
     return -jax.nn.softplus(delta)

@@ -228,7 +228,9 @@ def init(
     _checks.key("key", key)
     dtype = check_layers("init", visible, hidden)
     if data is not None:
-        visible = visible.from_data(_checks.layer_data("data", data, visible, dtype))
+        data = _checks.data_batch("data", data, visible, dtype)
+        visible.check_data("data", data)
+        visible = visible.from_data(data)
     W = weight_std * jax.random.normal(key, visible.shape + hidden.shape, dtype)
     return RBM(visible, hidden, W)
 

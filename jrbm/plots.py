@@ -7,7 +7,8 @@ Every function returns a ``matplotlib.figure.Figure`` and never calls
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 

@@ -11,16 +11,24 @@ Bernoulli layer on the other side:
    mean and variance match the exact ones within a bound set from the sample
    size (6 standard errors, computed from the exact second and fourth moments);
 3. the free energies equal ``-log sum exp(-energy)`` over the Bernoulli layer,
-   with the layer visible and hidden;
-4. the conditionals equal the joint normalised by enumeration;
+   with the layer visible, and over the layer (enumeration or quadrature per
+   unit), with the layer hidden;
+4. the conditionals equal the joint normalised by enumeration, and the
+   layer's conditional means reached through the model equal the enumerated
+   or quadrature means;
 5. the exact log-likelihood's gradient (:func:`jrbm.exact.grad`) equals
    ``jax.grad`` of :func:`jrbm.exact.log_likelihood`;
 6. one Gibbs sweep leaves the exact ``p(v)`` invariant (a chi-square test of
    the sweep's output against ``p(v)``, at a false-alarm rate of 1e-6);
-7. the annealing path is the annealed density (the intermediate's free
-   energy minus ``annealed_free_energy`` is one constant over ``v``), and AIS
-   lands within 6 of its own standard errors (plus 0.02 nats) of the exact
-   ``log Z``.
+7. ``shifted`` adds a field to every unit, and ``affine_bits`` (where the
+   layer has it) describes its states and gives the same ``log Z`` by meeting
+   in the middle as a double sum;
+8. with the layer visible and with it hidden, the annealing path is the
+   annealed density (the intermediate's free energy minus
+   ``annealed_free_energy`` is one constant over ``v``, and
+   ``annealed_log_ratio`` is the difference of annealed free energies), and
+   AIS lands within 6 of its own standard errors (plus 0.02 nats) of the
+   exact ``log Z``.
 
 A layer written in the user's own code passes the same checks as jrbm's own:
 jrbm needs no change to use it.
@@ -43,7 +51,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrbm import ais, exact, model
-from jrbm.layers import Bernoulli, base as layer_base
+from jrbm.layers import Bernoulli
+from jrbm.layers import base as layer_base
 from jrbm.params import RBM
 from jrbm.sampling import gibbs_step
 
@@ -203,7 +212,57 @@ def _check_free_energies_and_conditionals(as_visible, as_hidden, key, report):
            "hidden_free_energy with the layer hidden against -log sum_v exp(-energy)")
     _close("conditionals", model.p_v_given_h(as_hidden, x), jax.nn.softmax(joint, axis=1) @ V, 1e-9, 1e-12,
            "p_v_given_h (Bernoulli visible) against the joint normalised by enumeration")
+    # The layer's own cgf and mean, reached through the model functions (the layer hidden, then visible),
+    # against per-unit enumeration or quadrature at the inputs the coupling gives (computed here in numpy).
+    v = np.asarray(V[:3])
+    inputs_h = np.tensordot(v, np.asarray(as_hidden.W), axes=1)  # (3, *layer.shape)
+    u_v = -v @ np.asarray(as_hidden.visible.theta)
+    ref_f, ref_mean = [], []
+    for row in range(3):
+        total, means = 0.0, []
+        for i in range(h.shape[0]):
+            values, logw = _unit_distribution(_unit(h, i), jnp.asarray(inputs_h[row, i : i + 1], dtype))
+            total += float(jax.nn.logsumexp(logw))
+            means.append(_moments(values, logw)[0])
+        ref_f.append(u_v[row] - total)
+        ref_mean.append(np.stack(means))
+    _close("free energy", model.free_energy(as_hidden, v), np.array(ref_f), 1e-7, 1e-7,
+           "free_energy with the layer hidden against the per-unit sum/integral")
+    _close("conditionals", np.asarray(model.p_h_given_v(as_hidden, v)).reshape(3, h.shape[0], -1), np.stack(ref_mean), 1e-6, 1e-7,
+           "p_h_given_v with the layer hidden against the per-unit enumerated/quadrature mean")
+    hb = np.asarray(H[:3])
+    inputs_v = np.tensordot(hb, np.moveaxis(np.asarray(as_visible.W), -1, 0), axes=1)  # (3, *layer.shape)
+    ref_mean = [np.stack([_moments(*_unit_distribution(_unit(layer, i), jnp.asarray(inputs_v[row, i : i + 1], dtype)))[0]
+                          for i in range(layer.shape[0])]) for row in range(3)]
+    _close("conditionals", np.asarray(model.p_v_given_h(as_visible, hb)).reshape(3, layer.shape[0], -1), np.stack(ref_mean), 1e-6, 1e-7,
+           "p_v_given_h with the layer visible against the per-unit enumerated/quadrature mean")
     report["free_energy"] = report["conditionals"] = "ok"
+
+
+def _check_shifted_and_bits(layer, key, n_bernoulli, report):
+    """``shifted`` adds a field to every unit; ``affine_bits`` (if any) describes the states and the fast enumeration."""
+    dtype = jax.tree.leaves(layer)[0].dtype
+    k1, k2, k3 = jax.random.split(key, 3)
+    inputs = jax.random.normal(k1, layer.shape, dtype)
+    x = layer_base.sample(layer, k2, jnp.zeros((8,) + layer.shape, dtype))
+    coupling = jnp.sum((layer.statistic(x) * inputs).reshape(8, -1), axis=-1)
+    offset = np.asarray(layer.energy(x) - coupling - layer.shifted(inputs).energy(x))
+    if np.ptp(offset) > 1e-9 * max(1.0, np.max(np.abs(offset))):
+        _fail("shifted", f"energy(x) - <I, s(x)> - shifted(I).energy(x) varies over x: {offset}")
+    report["shifted"] = "ok"
+    if not hasattr(layer, "affine_bits"):
+        return
+    o, g = (float(a) for a in layer.affine_bits())
+    _close("affine_bits", layer.unit_states(), np.array([o, o + g]), 0, 0, "unit_states against offset + scale * {0, 1}")
+    params = RBM(layer, Bernoulli(0.5 * jax.random.normal(k3, (n_bernoulli,), dtype)),
+                 0.5 * jax.random.normal(jax.random.fold_in(k3, 1), layer.shape + (n_bernoulli,), dtype))
+    S = exact.visible_states(params)
+    H = _bernoulli_states(n_bernoulli, dtype)
+    brute = float(jax.nn.logsumexp(-jax.vmap(lambda s: model.energy(params, s, H))(S)))
+    n_states = S.shape[0]
+    fast = float(exact._log_partition(params, exact.Plan("visible", n_states, n_states, 1)))  # the layer enumerated
+    _close("affine_bits", fast, brute, 1e-10, 1e-10, "log Z enumerating the layer by meeting in the middle against a double sum")
+    report["affine_bits"] = "ok"
 
 
 def _check_exact_grad(as_visible, key, report):
@@ -247,24 +306,39 @@ def _check_gibbs_invariance(as_hidden, key, report):
     report["gibbs_invariance"] = {"chi2": stat, "limit": limit}
 
 
-def _check_annealing_and_ais(as_visible, key, report):
+def _check_annealing(params, data, v, report_key, key, report):
+    """The annealing path of ``params`` (the layer on either side) and AIS against the exact ``log Z``."""
+    base = model.base_rate(params, data)
+    for beta in (0.0, 0.3, 1.0):
+        mid = model.interpolate(base, params, beta)
+        offset = np.asarray(model.free_energy(mid, v) - model.annealed_free_energy(base, params, beta, v))
+        if np.ptp(offset) > 1e-8 * max(1.0, np.max(np.abs(offset))):
+            _fail("annealing path", f"{report_key}: at beta={beta} the intermediate's free energy minus annealed_free_energy varies over v: {offset}")
+    x = model.hidden_input(params, v)
+    for b0, b1 in ((0.0, 0.3), (0.3, 0.3001), (0.5, 1.0)):
+        step = model.annealed_log_ratio(base, params, v, x, b0, b1)
+        diff = model.annealed_free_energy(base, params, b0, v) - model.annealed_free_energy(base, params, b1, v)
+        _close("annealing path", step, diff, 1e-8, 1e-10, f"{report_key}: annealed_log_ratio against the difference of annealed free energies")
+    log_z = float(exact.log_partition(params))
+    res = ais.log_partition(key, params, data=data, betas=1000, n_runs=200)
+    err = abs(float(res.log_z) - log_z)
+    # 6 of the runs' own standard errors (a false alarm below 1e-8 for a normal estimate), plus 0.02 nats
+    # for a heavy-tailed spread of the weights that 200 runs can under-estimate.
+    if not err <= 6 * float(res.log_z_std) + 0.02:
+        _fail("AIS", f"{report_key}: estimate {float(res.log_z):.5f} +- {float(res.log_z_std):.5f} is {err:.4f} from the exact log Z {log_z:.5f}")
+    report[report_key] = {"log_z": float(res.log_z), "log_z_std": float(res.log_z_std), "exact": log_z}
+
+
+def _check_annealing_and_ais(as_visible, as_hidden, key, report):
     dtype = as_visible.W.dtype
     layer = as_visible.visible
-    k1, k2, k3 = jax.random.split(key, 3)
+    k1, k2, k3, k4 = jax.random.split(key, 4)
     data = layer_base.sample(layer, k1, jnp.full((200,) + layer.shape, 0.7, dtype))
-    base = model.base_rate(as_visible, data)
     v = layer_base.sample(layer, k2, jnp.zeros((6,) + layer.shape, dtype))
-    for beta in (0.0, 0.3, 1.0):
-        mid = model.interpolate(base, as_visible, beta)
-        offset = np.asarray(model.free_energy(mid, v) - model.annealed_free_energy(base, as_visible, beta, v))
-        if np.ptp(offset) > 1e-8 * max(1.0, np.max(np.abs(offset))):
-            _fail("annealing path", f"at beta={beta} the intermediate's free energy minus annealed_free_energy varies over v: {offset}")
-    log_z = float(exact.log_partition(as_visible))
-    res = ais.log_partition(k3, as_visible, data=data, betas=1000, n_runs=200)
-    err = abs(float(res.log_z) - log_z)
-    if not err <= 6 * float(res.log_z_std) + 0.02:
-        _fail("AIS", f"estimate {float(res.log_z):.5f} +- {float(res.log_z_std):.5f} is {err:.4f} from the exact log Z {log_z:.5f}")
-    report["ais"] = {"log_z": float(res.log_z), "log_z_std": float(res.log_z_std), "exact": log_z}
+    _check_annealing(as_visible, data, v, "ais", k3, report)
+    bern = as_hidden.visible
+    data_b = layer_base.sample(bern, k1, jnp.full((200,) + bern.shape, -0.8, dtype))
+    _check_annealing(as_hidden, data_b, data_b[:6], "ais_layer_hidden", k4, report)
 
 
 def check_layer(layer, key: jax.Array, *, n_bernoulli: int = 3, max_states: int = 4096) -> dict:
@@ -296,9 +370,10 @@ def check_layer(layer, key: jax.Array, *, n_bernoulli: int = 3, max_states: int 
     as_visible, as_hidden = _pairings(layer, keys[1], n_bernoulli)
     as_visible.check("params")
     _check_free_energies_and_conditionals(as_visible, as_hidden, keys[2], report)
+    _check_shifted_and_bits(layer, jax.random.fold_in(keys[2], 1), n_bernoulli, report)
     _check_exact_grad(as_visible, keys[3], report)
     _check_gibbs_invariance(as_hidden, keys[4], report)
-    _check_annealing_and_ais(as_visible, keys[5], report)
+    _check_annealing_and_ais(as_visible, as_hidden, keys[5], report)
     return report
 
 

@@ -14,18 +14,18 @@
 # # 01 · The Bernoulli-Bernoulli RBM, derived and checked
 #
 # Section 2 of Cheng's *A Beginner's Tutorial of Restricted Boltzmann Machines*
-# (the seed tutorial, `shared/seed/rbm_tutorial_cheng.md`) derives the BB-RBM's
+# (Cheng, *A Beginner's Tutorial of Restricted Boltzmann Machines*) derives the BB-RBM's
 # marginal, conditionals and log-likelihood gradient. Each result is computed
 # here two ways, side by side, for a model small enough to enumerate every
 # state: once by brute force from the definition (eqs. 2.1-2.3), once by
 # `jrbm`. Every cell prints the largest absolute difference.
 #
-# Two conventions of `jrbm` to keep in mind (DESIGN.md):
+# Two conventions of `jrbm` to keep in mind:
 #
-# * the seed's `E` is the *negative* energy; `jrbm.energy` is the physical
-#   energy, so `jrbm.energy(v, h) = -E_seed(v, h)`;
+# * the tutorial's `E` is the *negative* energy; `jrbm.energy` is the physical
+#   energy, so `jrbm.energy(v, h) = -E_tutorial(v, h)`;
 # * `jrbm` gradients are gradients of the *loss* `-mean log p(v)`, so they are
-#   the negative of the seed's `dL/dθ`.
+#   the negative of the tutorial's `dL/dθ`.
 #
 # The last part compares CD-k with the exact gradient as k grows.
 
@@ -51,6 +51,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
+
 # %matplotlib inline
 import numpy as np
 
@@ -89,18 +90,18 @@ V = np.array(list(itertools.product([0.0, 1.0], repeat=I)))  # (32, 5)
 H = np.array(list(itertools.product([0.0, 1.0], repeat=J)))  # (16, 4)
 
 
-def E_seed(theta, v, h):
-    """The seed's eq. 2.3: E(v, h) = sum_ij v_i w_ij h_j + sum_i b_i v_i + sum_j c_j h_j (the NEGATIVE energy)."""
+def E_tutorial(theta, v, h):
+    """The tutorial's eq. 2.3: E(v, h) = sum_ij v_i w_ij h_j + sum_i b_i v_i + sum_j c_j h_j (the NEGATIVE energy)."""
     return v @ theta.W @ h + theta.b @ v + theta.c @ h
 
 
-# E_seed for every (v, h) pair, and the joint p(v, h) = exp(E) / Z of eqs. 2.1-2.2
-E_table = np.asarray(jax.vmap(jax.vmap(E_seed, (None, None, 0)), (None, 0, None))(params, V, H))
+# E_tutorial for every (v, h) pair, and the joint p(v, h) = exp(E) / Z of eqs. 2.1-2.2
+E_table = np.asarray(jax.vmap(jax.vmap(E_tutorial, (None, None, 0)), (None, 0, None))(params, V, H))
 Z = np.exp(E_table).sum()
 P_joint = np.exp(E_table) / Z
 print(f"{len(V)} x {len(H)} joint states, log Z = {np.log(Z):.6f} (brute force)")
 
-report("eq. 2.3: jrbm.energy(v, h) = -E_seed(v, h)", -E_table, jrbm.energy(params, V[:, None, :], H[None, :, :]))
+report("eq. 2.3: jrbm.energy(v, h) = -E_tutorial(v, h)", -E_table, jrbm.energy(params, V[:, None, :], H[None, :, :]))
 report("eq. 2.2: log Z, brute force vs jrbm.exact.log_partition", np.log(Z), jrbm.exact.log_partition(params));
 
 # %% [markdown]
@@ -114,8 +115,8 @@ report("eq. 2.2: log Z, brute force vs jrbm.exact.log_partition", np.log(Z), jrb
 p_v_brute = P_joint.sum(axis=1)
 p_v_jrbm = np.exp(-np.asarray(jrbm.free_energy(params, V)) - float(jrbm.exact.log_partition(params)))
 report("eq. 2.4: sum_h p(v, h) vs exp(-free_energy(v)) / Z", p_v_brute, p_v_jrbm)
-report("eq. 2.9: -log sum_h exp(E_seed) vs jrbm.free_energy", -np.log(np.exp(E_table).sum(axis=1)), jrbm.free_energy(params, V))
-report("eq. 2.18: -log sum_v exp(E_seed) vs jrbm.hidden_free_energy", -np.log(np.exp(E_table).sum(axis=0)), jrbm.hidden_free_energy(params, H))
+report("eq. 2.9: -log sum_h exp(E_tutorial) vs jrbm.free_energy", -np.log(np.exp(E_table).sum(axis=1)), jrbm.free_energy(params, V))
+report("eq. 2.18: -log sum_v exp(E_tutorial) vs jrbm.hidden_free_energy", -np.log(np.exp(E_table).sum(axis=0)), jrbm.hidden_free_energy(params, H))
 print(f"sum_v p(v) = {p_v_brute.sum():.15f}")
 
 # %% [markdown]
@@ -125,7 +126,7 @@ print(f"sum_v p(v) = {p_v_brute.sum():.15f}")
 # the product over hidden units of independent Bernoullis with
 # `P(h_j = 1 | v) = σ(c_j + sum_i v_i w_ij)` (`jrbm.p_h_given_v`).
 #
-# The seed prints the inner sum of eq. 2.10 as `sum_{i=1}^{J}`; it runs over the
+# The tutorial prints the inner sum of eq. 2.10 as `sum_{i=1}^{J}`; it runs over the
 # `I` visible units. With `I ≠ J` the printed range gives a different (wrong)
 # conditional, as the second line shows.
 
@@ -148,43 +149,43 @@ assert printed_err > 1e-3
 # ## Eqs. 2.11-2.13: conditional expectations of `∂E/∂θ`
 #
 # The data term of the gradient is `sum_h p(h | v) ∂E(v, h)/∂θ`. Brute force:
-# `jax.grad` of the seed's `E` (eq. 2.3) at every `h`, weighted by the
-# brute-force `p(h | v)`. The seed's closed forms: `v_i σ(x_j)` (2.11), `v_i`
+# `jax.grad` of the tutorial's `E` (eq. 2.3) at every `h`, weighted by the
+# brute-force `p(h | v)`. The tutorial's closed forms: `v_i σ(x_j)` (2.11), `v_i`
 # (2.12) and `σ(x_j)` (2.13) with `x_j = c_j + sum_i v_i w_ij`. And `jrbm`:
-# the conditional expectation of `∂E_seed/∂θ` is `-∂ free_energy / ∂θ`, which
+# the conditional expectation of `∂E_tutorial/∂θ` is `-∂ free_energy / ∂θ`, which
 # `jax.grad` of `jrbm.free_energy` gives.
 
 # %%
-dE = jax.vmap(jax.vmap(jax.grad(E_seed), (None, None, 0)), (None, 0, None))(params, jnp.asarray(V), jnp.asarray(H))
+dE = jax.vmap(jax.vmap(jax.grad(E_tutorial), (None, None, 0)), (None, 0, None))(params, jnp.asarray(V), jnp.asarray(H))
 # dE.W has shape (2^I, 2^J, I, J): the derivative for every (v, h) pair
 cond_brute = jax.tree.map(lambda d: np.einsum("vh,vh...->v...", p_h_given_v_brute, np.asarray(d)), dE)
 sig = np.asarray(jrbm.p_h_given_v(params, V))
-cond_seed = jrbm.BernoulliRBM(W=V[:, :, None] * sig[:, None, :], b=V, c=sig)  # eqs. 2.11, 2.12, 2.13
+cond_tutorial = jrbm.BernoulliRBM(W=V[:, :, None] * sig[:, None, :], b=V, c=sig)  # eqs. 2.11, 2.12, 2.13
 cond_jrbm = jax.vmap(jax.grad(lambda p, v: -jrbm.free_energy(p, v)), (None, 0))(params, jnp.asarray(V))
 for name in ("W", "b", "c"):
     eq = {"W": "2.11", "b": "2.12", "c": "2.13"}[name]
-    report(f"eq. {eq} ({name}): enumeration vs the seed's closed form", getattr(cond_brute, name), getattr(cond_seed, name))
+    report(f"eq. {eq} ({name}): enumeration vs the tutorial's closed form", getattr(cond_brute, name), getattr(cond_tutorial, name))
     report(f"eq. {eq} ({name}): enumeration vs -grad of jrbm.free_energy", getattr(cond_brute, name), getattr(cond_jrbm, name))
 
 # %% [markdown]
 # ## Eqs. 2.14-2.16: the exact gradient
 #
-# For a data set `v_1..v_N` the seed's gradient of the mean log-likelihood is
+# For a data set `v_1..v_N` the tutorial's gradient of the mean log-likelihood is
 # the mean data term minus the model term `sum_u p(u) (...)` (eqs. 2.14-2.16).
 # Here it is computed from the brute-force tables above, and compared with
 #
 # * `jrbm.exact.grad`: the same formula, model term summed by enumeration (no autodiff);
 # * `jax.grad` of `-mean jrbm.exact.log_likelihood`: autodiff of the exact loss.
 #
-# Both `jrbm` numbers are *loss* gradients, so they equal **minus** the seed's `dL/dθ`.
+# Both `jrbm` numbers are *loss* gradients, so they equal **minus** the tutorial's `dL/dθ`.
 
 # %%
 data = V[jax.random.choice(jax.random.key(1), len(V), (6,), replace=False)]
 rows = [int(np.flatnonzero((V == v).all(1))[0]) for v in data]
-seed_grad = jax.tree.map(lambda d: d[rows].mean(0) - np.einsum("v,v...->...", p_v_brute, d), cond_brute)  # dL/dθ
+tutorial_grad = jax.tree.map(lambda d: d[rows].mean(0) - np.einsum("v,v...->...", p_v_brute, d), cond_brute)  # dL/dθ
 loss = lambda p: -jnp.mean(jrbm.exact.log_likelihood(p, data))
-report("eqs. 2.14-2.16: -(seed's dL/dθ) vs jrbm.exact.grad", jax.tree.map(jnp.negative, seed_grad), jrbm.exact.grad(params, data))
-report("eqs. 2.14-2.16: -(seed's dL/dθ) vs jax.grad(-mean log p)", jax.tree.map(jnp.negative, seed_grad), jax.grad(loss)(params))
+report("eqs. 2.14-2.16: -(tutorial's dL/dθ) vs jrbm.exact.grad", jax.tree.map(jnp.negative, tutorial_grad), jrbm.exact.grad(params, data))
+report("eqs. 2.14-2.16: -(tutorial's dL/dθ) vs jax.grad(-mean log p)", jax.tree.map(jnp.negative, tutorial_grad), jax.grad(loss)(params))
 report("jrbm.exact.grad vs jax.grad(-mean log p)", jrbm.exact.grad(params, data), jax.grad(loss)(params));
 
 # %% [markdown]

@@ -13,16 +13,16 @@
 # %% [markdown]
 # # 02 · The Gaussian-Bernoulli RBM, derived and checked
 #
-# Section 3 of the seed tutorial (Cheng) does for the GB-RBM what section 2 did
+# Section 3 of the tutorial (Cheng) does for the GB-RBM what section 2 did
 # for the BB-RBM. The visible units are now real, so the sums over `v` become
 # integrals, and the brute-force side of each comparison uses numerical
 # quadrature (`numpy.trapezoid` on a 2-D grid) instead of enumeration.
 #
-# `jrbm` generalises the seed's single `a` (eq. 3.3) to one
-# `a_i = exp(-log_sigma_i)` per visible unit (DESIGN.md); the model below has
-# two different `a_i`, and every formula of the seed is used with `a -> a_i`.
-# As in notebook 01, `jrbm.energy = -E_seed` and `jrbm` gradients are loss
-# gradients (minus the seed's `dL/dθ`).
+# `jrbm` generalises the tutorial's single `a` (eq. 3.3) to one
+# `a_i = exp(-log_sigma_i)` per visible unit; the model below has
+# two different `a_i`, and every formula of the tutorial is used with `a -> a_i`.
+# As in notebook 01, `jrbm.energy = -E_tutorial` and `jrbm` gradients are loss
+# gradients (minus the tutorial's `dL/dθ`).
 #
 # Three places where the printed tutorial is wrong are shown with numbers:
 # the exponent of eq. 3.18, the product index of eq. 3.10, and (not a typo,
@@ -52,6 +52,7 @@ import math
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
+
 # %matplotlib inline
 import numpy as np
 
@@ -91,20 +92,20 @@ H = np.array(list(itertools.product([0.0, 1.0], repeat=J)))  # (16, 4)
 M = H @ W.T  # m = W h for every h, (16, 2)
 
 
-def E_seed(theta, v, h):
-    """The seed's eq. 3.3 with one a_i per unit: sum_ij a_i v_i w_ij h_j - sum_i a_i^2/2 (v_i - b_i)^2 + c.h."""
+def E_tutorial(theta, v, h):
+    """The tutorial's eq. 3.3 with one a_i per unit: sum_ij a_i v_i w_ij h_j - sum_i a_i^2/2 (v_i - b_i)^2 + c.h."""
     a = jnp.exp(-theta.log_sigma)
     return jnp.sum(a * v * (theta.W @ h)) - jnp.sum(a**2 / 2 * (v - theta.b) ** 2) + theta.c @ h
 
 
-E_all = jax.jit(jax.vmap(jax.vmap(E_seed, (None, None, 0)), (None, 0, None)))  # E[v, h] for points v, states h
+E_all = jax.jit(jax.vmap(jax.vmap(E_tutorial, (None, None, 0)), (None, 0, None)))  # E[v, h] for points v, states h
 
 # The grid covers every conditional mean b_i + m_i / a_i by 12 standard deviations 1 / a_i.
 means = b + M / a
 lo, hi = means.min(0) - 12 / a, means.max(0) + 12 / a
 axes = [np.linspace(lo[i], hi[i], N_GRID) for i in range(I)]
 U = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, I)  # grid points u
-E_grid = np.asarray(E_all(params, U, H)).reshape(N_GRID, N_GRID, len(H))  # E_seed(u, h)
+E_grid = np.asarray(E_all(params, U, H)).reshape(N_GRID, N_GRID, len(H))  # E_tutorial(u, h)
 
 
 def log_trapezoid_2d(log_f):
@@ -115,18 +116,18 @@ def log_trapezoid_2d(log_f):
 
 
 v_test = np.asarray(jax.random.normal(jax.random.key(1), (7, I), jnp.float64)) * 1.5  # a few points v
-report("eq. 3.3: jrbm.energy(v, h) = -E_seed(v, h)", -np.asarray(E_all(params, v_test, H)), jrbm.energy(params, v_test[:, None], H[None]));
+report("eq. 3.3: jrbm.energy(v, h) = -E_tutorial(v, h)", -np.asarray(E_all(params, v_test, H)), jrbm.energy(params, v_test[:, None], H[None]));
 
 # %% [markdown]
 # ## Eq. 3.18: the Gaussian integral over `v`
 #
-# For a fixed `h`, with `m_i = sum_j w_ij h_j`, the seed completes the square:
+# For a fixed `h`, with `m_i = sum_j w_ij h_j`, the tutorial completes the square:
 #
 # `∫ exp(E(u, h)) du = exp(c·h) prod_i exp((2 a_i b_i + m_i) m_i / 2) sqrt(2π) / a_i`.
 #
 # The last line of eq. 3.18 is printed with the factor `m_i` **twice**,
 # `exp((2 a b_i + m_i) m_i m_i / 2)`; the line before it is right. Against the
-# 2-D quadrature of `exp(E_seed(u, h))`, for all 16 hidden states (in log space):
+# 2-D quadrature of `exp(E_tutorial(u, h))`, for all 16 hidden states (in log space):
 
 # %%
 log_int_quad = log_trapezoid_2d(E_grid)  # (16,)
@@ -149,14 +150,14 @@ report("eq. 3.2: log Z by quadrature vs jrbm.exact.log_partition", log_Z_quad, j
 # %% [markdown]
 # ## Eqs. 3.4 and 3.9: the free energy
 #
-# Summing `exp(E_seed)` over the 16 hidden states against `jrbm.free_energy`
+# Summing `exp(E_tutorial)` over the 16 hidden states against `jrbm.free_energy`
 # (eq. 3.9 in closed form), on the whole grid; and the marginal density
 # `p(v) = exp(-free_energy(v)) / Z` integrates to one.
 
 # %%
 F_brute = -np.logaddexp.reduce(E_grid, axis=-1)  # (N_GRID, N_GRID)
 F_jrbm = np.asarray(jrbm.free_energy(params, U)).reshape(N_GRID, N_GRID)
-report("eq. 3.9: -log sum_h exp(E_seed) vs jrbm.free_energy", F_brute, F_jrbm)
+report("eq. 3.9: -log sum_h exp(E_tutorial) vs jrbm.free_energy", F_brute, F_jrbm)
 total = np.exp(log_trapezoid_2d((-F_jrbm - float(jrbm.exact.log_partition(params)))[..., None]))[0]
 print(f"∫ p(v) dv by quadrature = {total:.12f}")
 
@@ -167,7 +168,7 @@ print(f"∫ p(v) dv by quadrature = {total:.12f}")
 # Bernoullis with `P(h_j = 1 | v) = σ(c_j + sum_i a_i v_i w_ij)`
 # (`jrbm.p_h_given_v`).
 #
-# The seed prints the product of eq. 3.10 as `prod_{i=1}^{J}` of a factor in
+# The tutorial prints the product of eq. 3.10 as `prod_{i=1}^{J}` of a factor in
 # `h_j`, `c_j`, `w_ij`. Read as printed, the factor does not depend on the
 # product's index, so the product is one hidden unit's factor to the `J`-th
 # power, `P(h_j | v)^J`, which is not a distribution: the second line sums it
@@ -185,27 +186,27 @@ print(f"eq. 3.10 as printed (j = 1): sum over h_1 of P(h_1 | v)^J = {literal.min
 # %% [markdown]
 # ## Eqs. 3.11-3.13: conditional expectations of `∂E/∂θ`
 #
-# `jax.grad` of the seed's `E` (eq. 3.3) at every `h`, weighted by the
+# `jax.grad` of the tutorial's `E` (eq. 3.3) at every `h`, weighted by the
 # brute-force `p(h | v)`, against the closed forms `a_i v_i σ(x_j)` (3.11),
 # `a_i^2 (v_i - b_i)` (3.12), `σ(x_j)` (3.13), and against `-∂ free_energy/∂θ`
-# from `jrbm` (which also covers `log_sigma`, the seed's `a`, learned when
+# from `jrbm` (which also covers `log_sigma`, the tutorial's `a`, learned when
 # `fit(..., learn_sigma=True)`).
 
 # %%
-dE = jax.vmap(jax.vmap(jax.grad(E_seed), (None, None, 0)), (None, 0, None))(params, jnp.asarray(v_test), jnp.asarray(H))
+dE = jax.vmap(jax.vmap(jax.grad(E_tutorial), (None, None, 0)), (None, 0, None))(params, jnp.asarray(v_test), jnp.asarray(H))
 cond_brute = jax.tree.map(lambda d: np.einsum("vh,vh...->v...", p_h_brute, np.asarray(d)), dE)
 
 
-def cond_seed(v):
-    """The seed's closed forms (3.11, 3.12, 3.13) with a_i per unit, at points v of shape (n, I)."""
+def cond_tutorial(v):
+    """The tutorial's closed forms (3.11, 3.12, 3.13) with a_i per unit, at points v of shape (n, I)."""
     s = np.asarray(jrbm.p_h_given_v(params, v))
     return dict(W=(a * v)[:, :, None] * s[:, None, :], b=a**2 * (v - b), c=s)
 
 
 cond_jrbm = jax.vmap(jax.grad(lambda p, v: -jrbm.free_energy(p, v)), (None, 0))(params, jnp.asarray(v_test))
-closed = cond_seed(v_test)
+closed = cond_tutorial(v_test)
 for name, eq in (("W", "3.11"), ("b", "3.12"), ("c", "3.13")):
-    report(f"eq. {eq} ({name}): enumeration vs the seed's closed form", getattr(cond_brute, name), closed[name])
+    report(f"eq. {eq} ({name}): enumeration vs the tutorial's closed form", getattr(cond_brute, name), closed[name])
 report("eqs. 3.11-3.13 + log_sigma: enumeration vs -grad free_energy", cond_brute, cond_jrbm);
 
 # %% [markdown]
@@ -233,13 +234,13 @@ def model_mean(f):
     return np.trapezoid(np.trapezoid(g, axes[1], axis=1), axes[0], axis=0)
 
 
-cond_u = cond_seed(U)
-seed_grad = {k: cond_seed(data)[k].mean(0) - model_mean(cond_u[k]) for k in ("W", "b", "c")}  # dL/dθ
+cond_u = cond_tutorial(U)
+tutorial_grad = {k: cond_tutorial(data)[k].mean(0) - model_mean(cond_u[k]) for k in ("W", "b", "c")}  # dL/dθ
 exact = jrbm.exact.grad(params, data)
 loss = lambda p: -jnp.mean(jrbm.exact.log_likelihood(p, data))
 auto = jax.grad(loss)(params)
 for name, eq in (("W", "3.14"), ("b", "3.15"), ("c", "3.16")):
-    report(f"eq. {eq} ({name}): -(seed's dL/dθ by quadrature) vs jrbm.exact.grad", -seed_grad[name], getattr(exact, name))
+    report(f"eq. {eq} ({name}): -(tutorial's dL/dθ by quadrature) vs jrbm.exact.grad", -tutorial_grad[name], getattr(exact, name))
 report("jrbm.exact.grad vs jax.grad(-mean log p), all four leaves", exact, auto)
 
 with_b = (a**2 * (data - b)).mean(0) - model_mean(a**2 * (U - b))  # difference of the two expectations of 3.12

@@ -52,6 +52,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
+
 # %matplotlib inline
 import numpy as np
 import optax
@@ -214,7 +215,7 @@ for name, (acc, f1) in scores.items():
 # ## A Gaussian-Bernoulli RBM on the standardised digits
 #
 # Each pixel standardised with the training set's mean and standard deviation,
-# `sigma = 1` fixed (the seed's "`a` as a hyper-parameter"; `fit` freezes
+# `sigma = 1` fixed (the tutorial's "`a` as a hyper-parameter"; `fit` freezes
 # `log_sigma` unless `learn_sigma=True`), CD-1 with a smaller learning rate,
 # as Gaussian visible units need (Hinton's practical guide, section 13.2).
 # The reference is the model it starts from (up to its tiny weights): each

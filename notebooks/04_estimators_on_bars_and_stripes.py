@@ -57,6 +57,7 @@ import time
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
+
 # %matplotlib inline
 import numpy as np
 import optax

@@ -58,6 +58,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
+
 # %matplotlib inline
 import numpy as np
 import optax

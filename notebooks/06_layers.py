@@ -63,10 +63,10 @@ EPOCHS = 150 if SIZE == "full" else 20
 # %%
 k_theta, k_w, k_data, k_init, k_fit = jax.random.split(jax.random.key(0), 5)
 planted = jrbm.RBM(
-    Potts(0.5 * jax.random.normal(k_theta, (N_SITES, Q))),
-    dReLU(theta_pos=jnp.array([0.5, -0.5]), theta_neg=jnp.array([-0.5, 0.3]),
-          log_gamma_pos=jnp.zeros(N_HIDDEN), log_gamma_neg=jnp.array([0.3, 0.0])),
-    1.2 * jax.random.normal(k_w, (N_SITES, Q, N_HIDDEN)),
+    Potts(0.3 * jax.random.normal(k_theta, (N_SITES, Q))),
+    dReLU(theta_pos=jnp.full(N_HIDDEN, -1.0), theta_neg=jnp.full(N_HIDDEN, 1.0),
+          log_gamma_pos=jnp.zeros(N_HIDDEN), log_gamma_neg=jnp.zeros(N_HIDDEN)),
+    0.8 * jax.random.normal(k_w, (N_SITES, Q, N_HIDDEN)),
 )
 planted = zero_sum_gauge(planted)
 p_planted = jrbm.exact.marginal_visible(planted)
@@ -100,8 +100,11 @@ ll = {
 }
 for name, value in ll.items():
     print(f"held-out exact log-likelihood, {name:>17}: {value:.4f} nats per sequence")
-# The couplings carry information the site frequencies alone do not:
-assert ll["learned"] > ll["independent sites"] + 0.05, ll
+# The couplings carry information the site frequencies alone do not; the learned model recovers
+# most of what the planted one has over independent sites:
+recovered = (ll["learned"] - ll["independent sites"]) / (ll["planted"] - ll["independent sites"])
+print(f"fraction of the planted model's gain over independent sites recovered: {recovered:.2f}")
+assert recovered > 0.5, ll
 
 # %% [markdown]
 # ## The weights, gauge fixed
@@ -125,7 +128,7 @@ for perm in itertools.permutations(range(N_HIDDEN)):
     if best is None or sum(corr) > sum(best[1]):
         best = (matched, corr)
 matched, corr = best
-print("correlation of gauge-fixed weights, per hidden unit:", [round(c, 3) for c in corr])
+print("correlation of gauge-fixed weights, per hidden unit:", [round(float(c), 3) for c in corr])
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 axes[0].plot(history["epoch"], history["log_likelihood"], label="training data")

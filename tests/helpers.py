@@ -35,14 +35,14 @@ def all_binary(n: int) -> np.ndarray:
     return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
 
 
-def seed_negative_energy_bb(params, v, h):
-    """The seed's E(v, h) of eq. 2.3, written out in numpy."""
+def tutorial_negative_energy_bb(params, v, h):
+    """The tutorial's E(v, h) of eq. 2.3, written out in numpy."""
     W, b, c = (np.asarray(x) for x in params)
     return v @ W @ h + b @ v + c @ h
 
 
-def seed_negative_energy_gb(params, v, h):
-    """The seed's E(v, h) of eq. 3.3 with one a_i per visible unit, written out in numpy."""
+def tutorial_negative_energy_gb(params, v, h):
+    """The tutorial's E(v, h) of eq. 3.3 with one a_i per visible unit, written out in numpy."""
     W, b, c, log_sigma = (np.asarray(x) for x in params)
     a = np.exp(-log_sigma)
     return np.sum(a * v * (W @ h)) - np.sum(a**2 / 2 * (v - b) ** 2) + c @ h
@@ -53,10 +53,10 @@ def sigmoid(x):
 
 
 def bb_transition_matrix(params) -> np.ndarray:
-    """The exact one-sweep Gibbs kernel T[v, v'] = sum_h p(h | v) p(v' | h), from the seed's energy."""
+    """The exact one-sweep Gibbs kernel T[v, v'] = sum_h p(h | v) p(v' | h), from the tutorial's energy."""
     W, b, c = (np.asarray(x, np.float64) for x in params)
     V, H = all_binary(W.shape[0]), all_binary(W.shape[1])
-    logits = (V @ W) @ H.T + (V @ b)[:, None] + (H @ c)[None, :]  # E_seed(v, h)
+    logits = (V @ W) @ H.T + (V @ b)[:, None] + (H @ c)[None, :]  # E_tutorial(v, h)
     p_h_v = np.exp(logits - logits.max(1, keepdims=True))
     p_h_v /= p_h_v.sum(1, keepdims=True)  # p(h | v), rows v
     p_v_h = np.exp(logits - logits.max(0, keepdims=True))
@@ -80,7 +80,7 @@ def state_index(v) -> np.ndarray:
 
 
 def bb_stats(params, v) -> list:
-    """Mean of the seed's conditional expectations (eqs. 2.11-2.13) over rows v, in numpy: [W, b, c]."""
+    """Mean of the tutorial's conditional expectations (eqs. 2.11-2.13) over rows v, in numpy: [W, b, c]."""
     W, b, c = (np.asarray(x, np.float64) for x in params)
     p = sigmoid(v @ W + c)
     return [v.T @ p / len(v), v.mean(0), p.mean(0)]

@@ -12,11 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import random_bernoulli, random_gaussian
 
 import jrbm
 import jrbm.ais as ais
 from jrbm import model
-from helpers import random_bernoulli, random_gaussian
 
 
 def _cd_trained_bernoulli():

@@ -23,10 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
-import jrbm
 from helpers import random_bernoulli, random_gaussian
 from test_sharding import run_script
+
+import jrbm
 
 # Rounding of float64 arithmetic reordered by fusion: a few ulps of the largest
 # intermediate (values here are O(10)), far below any statistical effect.

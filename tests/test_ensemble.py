@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from test_sharding import run_script
 
 import jrbm
 from jrbm import datasets
 from jrbm.train import fit_ensemble
-from test_sharding import run_script
 
 BAS = datasets.bars_and_stripes(3)  # (16, 9)
 

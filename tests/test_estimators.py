@@ -11,8 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import jrbm
 from helpers import (
     all_binary,
     bb_marginal,
@@ -22,6 +20,8 @@ from helpers import (
     random_gaussian,
     state_index,
 )
+
+import jrbm
 
 N_KEYS = 4000
 

@@ -4,13 +4,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import all_binary, random_bernoulli, random_gaussian, tutorial_negative_energy_gb
 
 import jrbm
-from helpers import all_binary, random_bernoulli, random_gaussian, seed_negative_energy_gb
 
 
 def brute_log_z_bb(params):
-    """log of the double sum over all (v, h) of exp(E_seed(v, h)), eqs. 2.2-2.3, vectorised in numpy."""
+    """log of the double sum over all (v, h) of exp(E_tutorial(v, h)), eqs. 2.2-2.3, vectorised in numpy."""
     W, b, c = (np.asarray(x) for x in params)
     V, H = all_binary(W.shape[0]), all_binary(W.shape[1])
     logits = (V @ W) @ H.T + (V @ b)[:, None] + (H @ c)[None, :]
@@ -25,7 +25,7 @@ def test_bb_log_partition_equals_double_sum(shape):
 
 
 def test_gb_log_partition_equals_quadrature_over_two_visible_units():
-    """log Z = log of the integral over R^2 of sum_h exp(E_seed(v, h)), by a 2-D trapezoid rule.
+    """log Z = log of the integral over R^2 of sum_h exp(E_tutorial(v, h)), by a 2-D trapezoid rule.
 
     The integrand is a mixture of Gaussians (smooth, decaying like exp(-v^2)), for
     which the trapezoid rule on a fine grid is accurate far below the tolerance.
@@ -40,9 +40,9 @@ def test_gb_log_partition_equals_quadrature_over_two_visible_units():
     a = np.exp(-log_sigma)
     H = all_binary(4)
     E = (a * v) @ W @ H.T - (a**2 / 2 * (v - b) ** 2).sum(1)[:, None] + (H @ c)[None, :]
-    # the vectorised integrand is the seed's E (helpers.seed_negative_energy_gb), checked on some grid points
+    # the vectorised integrand is the tutorial's E (helpers.tutorial_negative_energy_gb), checked on some grid points
     some = np.arange(0, len(v), 99_991)
-    np.testing.assert_allclose(E[some], [[seed_negative_energy_gb(params, v[n], h) for h in H] for n in some], rtol=1e-12)
+    np.testing.assert_allclose(E[some], [[tutorial_negative_energy_gb(params, v[n], h) for h in H] for n in some], rtol=1e-12)
     f = np.exp(np.logaddexp.reduce(E, axis=1)).reshape(g0.shape)
     Z = np.trapezoid(np.trapezoid(f, axes[1], axis=1), axes[0])
     assert np.isclose(jrbm.exact.log_partition(params), np.log(Z), rtol=1e-9)

@@ -135,3 +135,44 @@ def test_the_kit_catches_a_wrong_cgf():
 
     with pytest.raises(jrbm.testing.ConformanceError, match="cgf"):
         jrbm.testing.check_layer(Wrong(jnp.array([0.3, -0.8], F64)), jax.random.key(1))
+
+
+class _CgfPlusOne(layers.Spin):
+    def cgf(self, inputs):
+        return super().cgf(inputs) + 1.0
+
+
+class _HalfMean(layers.Spin):
+    def mean(self, inputs):
+        return 0.5 * super().mean(inputs)
+
+
+class _WrongBits(layers.Spin):
+    def affine_bits(self):
+        return -1.0, 1.0
+
+
+class _WrongShift(layers.Spin):
+    def shifted(self, inputs):
+        return layers.Spin(self.theta - inputs)
+
+
+class _DoubledAnnealingStep(layers.Bernoulli):
+    def annealed_cgf_difference(self, base_layer, inputs, beta0, beta1):
+        return 2 * super().annealed_cgf_difference(base_layer, inputs, beta0, beta1)
+
+
+@pytest.mark.parametrize(
+    "make, check",
+    [
+        (lambda: _CgfPlusOne(jnp.array([0.3, -0.7, 0.1], F64)), "cgf"),
+        (lambda: _HalfMean(jnp.array([0.3, -0.7, 0.1], F64)), "mean"),
+        (lambda: _WrongBits(jnp.array([0.3, -0.7, 0.1], F64)), "affine_bits"),
+        (lambda: _WrongShift(jnp.array([0.3, -0.7, 0.1], F64)), "shifted"),
+        (lambda: _DoubledAnnealingStep(jnp.array([0.5, -1.0, 0.2], F64)), "annealing path"),
+    ],
+    ids=["cgf + 1", "half the mean", "wrong affine_bits", "wrong shifted", "doubled annealing step"],
+)
+def test_the_kit_catches_each_kind_of_mistake(make, check):
+    with pytest.raises(jrbm.testing.ConformanceError, match=f"^{check}"):
+        jrbm.testing.check_layer(make(), jax.random.key(1))

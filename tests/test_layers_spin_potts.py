@@ -344,7 +344,7 @@ def test_zero_sum_gauge_keeps_the_distribution(vis, hid):
     # one constant over all (v, h): the normalised p(v, h) is unchanged
     np.testing.assert_allclose(diff, diff.flat[0], atol=1e-12)
     assert np.ptp(joint_energies(model)) > 1  # the check is not vacuous
-    for side, layer in (("visible", gauged.visible), ("hidden", gauged.hidden)):
+    for _side, layer in (("visible", gauged.visible), ("hidden", gauged.hidden)):
         if isinstance(layer, Potts):
             np.testing.assert_allclose(layer.theta.mean(axis=-1), 0.0, atol=1e-14)
     if isinstance(visible, Potts):

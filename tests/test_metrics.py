@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import all_binary, random_bernoulli, random_gaussian
 
 import jrbm
 import jrbm.metrics as metrics
-from helpers import all_binary, random_bernoulli, random_gaussian
 
 I, J = 5, 3
 

@@ -1,6 +1,6 @@
-"""Model functions against brute force: energies, free energies and every conditional of the seed.
+"""Model functions against brute force: energies, free energies and every conditional of the tutorial.
 
-References are computed independently of jrbm's formulas: the seed's negative
+References are computed independently of jrbm's formulas: the tutorial's negative
 energy written out in numpy (tests/helpers.py), explicit sums over all states,
 and trapezoid quadrature over a fine grid for the Gaussian visible units.
 """
@@ -9,15 +9,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import jrbm
 from helpers import (
     all_binary,
     random_bernoulli,
     random_gaussian,
-    seed_negative_energy_bb,
-    seed_negative_energy_gb,
+    tutorial_negative_energy_bb,
+    tutorial_negative_energy_gb,
 )
+
+import jrbm
 
 I, J = 4, 3
 
@@ -36,40 +36,40 @@ def test_energy_is_minus_seed_E(bb, gb):
     rng = np.random.default_rng(0)
     for v in all_binary(I):
         for h in all_binary(J):
-            assert np.isclose(jrbm.energy(bb, v, h), -seed_negative_energy_bb(bb, v, h), rtol=1e-12)
+            assert np.isclose(jrbm.energy(bb, v, h), -tutorial_negative_energy_bb(bb, v, h), rtol=1e-12)
             x = rng.normal(size=I)
-            assert np.isclose(jrbm.energy(gb, x, h), -seed_negative_energy_gb(gb, x, h), rtol=1e-12)
+            assert np.isclose(jrbm.energy(gb, x, h), -tutorial_negative_energy_gb(gb, x, h), rtol=1e-12)
 
 
 def test_gaussian_with_equal_sigmas_is_the_seeds_scalar_a_model(gb):
-    """Eq. 3.3 with one scalar a: every a_i equal gives the seed's model exactly."""
+    """Eq. 3.3 with one scalar a: every a_i equal gives the tutorial's model exactly."""
     a = 1.7
     params = gb._replace(log_sigma=jnp.full((I,), -np.log(a)))
     W, b, c = (np.asarray(x) for x in params[:3])
     rng = np.random.default_rng(1)
     for _ in range(5):
         v, h = rng.normal(size=I), rng.integers(0, 2, J).astype(float)
-        E_seed = a * v @ W @ h - a**2 / 2 * np.sum((v - b) ** 2) + c @ h
-        assert np.isclose(jrbm.energy(params, v, h), -E_seed, rtol=1e-12)
+        E_tutorial = a * v @ W @ h - a**2 / 2 * np.sum((v - b) ** 2) + c @ h
+        assert np.isclose(jrbm.energy(params, v, h), -E_tutorial, rtol=1e-12)
 
 
 def test_bb_free_energy_is_log_sum_over_h(bb):
     H = all_binary(J)
     for v in all_binary(I):
-        brute = -np.log(np.sum(np.exp([seed_negative_energy_bb(bb, v, h) for h in H])))
+        brute = -np.log(np.sum(np.exp([tutorial_negative_energy_bb(bb, v, h) for h in H])))
         assert np.isclose(jrbm.free_energy(bb, v), brute, rtol=1e-12)
 
 
 def test_gb_free_energy_is_log_sum_over_h(gb):
     H = all_binary(J)
     for v in np.random.default_rng(2).normal(size=(5, I)):
-        brute = -np.log(np.sum(np.exp([seed_negative_energy_gb(gb, v, h) for h in H])))
+        brute = -np.log(np.sum(np.exp([tutorial_negative_energy_gb(gb, v, h) for h in H])))
         assert np.isclose(jrbm.free_energy(gb, v), brute, rtol=1e-12)
 
 
 def _joint_bb(params):
     V, H = all_binary(I), all_binary(J)
-    logp = np.array([[seed_negative_energy_bb(params, v, h) for h in H] for v in V])
+    logp = np.array([[tutorial_negative_energy_bb(params, v, h) for h in H] for v in V])
     p = np.exp(logp - logp.max())
     return V, H, p / p.sum()
 
@@ -98,7 +98,7 @@ def test_eq_2_19_p_v_given_h_by_normalising_the_joint(bb):
 def test_eq_3_10_p_h_given_v_gaussian(gb):
     H = all_binary(J)
     for v in np.random.default_rng(3).normal(size=(5, I)):
-        logp = np.array([seed_negative_energy_gb(gb, v, h) for h in H])
+        logp = np.array([tutorial_negative_energy_gb(gb, v, h) for h in H])
         cond = np.exp(logp - logp.max())
         cond /= cond.sum()
         np.testing.assert_allclose(jrbm.p_h_given_v(gb, v), cond @ H, rtol=1e-12)
@@ -125,7 +125,7 @@ def test_eq_3_19_mean_and_std_against_the_normalised_density_on_a_grid(gb):
 def test_hidden_free_energy_bb_is_log_sum_over_v(bb):
     V = all_binary(I)
     for h in all_binary(J):
-        brute = -np.log(np.sum(np.exp([seed_negative_energy_bb(bb, v, h) for v in V])))
+        brute = -np.log(np.sum(np.exp([tutorial_negative_energy_bb(bb, v, h) for v in V])))
         assert np.isclose(jrbm.hidden_free_energy(bb, h), brute, rtol=1e-12)
 
 

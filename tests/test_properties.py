@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import all_binary
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import jrbm
-from helpers import all_binary
 
 EXAMPLES = 25
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -197,7 +197,7 @@ def test_gaussian_log_sigma_extremes_float32_agrees_with_float64(log_sigma):
     assert abs(z32 - z64) <= 1e-5 * abs(z64) + 1e-4
     # log p(v) = -U(v) + sum_j softplus(x_j(v)) - log Z: each term carries float32 roundings of a few eps32 of
     # its size (the hidden logits x_j reach ~4e3 at sigma = e^-8, log Z ~ 1.4e4); allow 8.
-    scale = (np.sum(np.abs(np.asarray((jrbm.model.hidden_input(p64, v) + p64.c))), axis=1)
+    scale = (np.sum(np.abs(np.asarray(jrbm.model.hidden_input(p64, v) + p64.c)), axis=1)
              + np.sum((v - np.asarray(p64.b)) ** 2, axis=1) / (2 * np.exp(2 * log_sigma)) + abs(z64))
     ll32 = np.asarray(jrbm.exact.log_likelihood(p32, v.astype(np.float32)), np.float64)
     assert np.all(np.abs(ll32 - np.asarray(jrbm.exact.log_likelihood(p64, v))) <= 8 * np.finfo(np.float32).eps * scale)

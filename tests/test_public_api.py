@@ -1,13 +1,15 @@
-"""The public surface: every name in __all__ imports, and DESIGN.md's names are there."""
+"""The public surface: every name in __all__ imports, and the documented names are there."""
 
 import subprocess
 import sys
 import textwrap
 
-import jrbm
 from test_sharding import _env
 
+import jrbm
+
 DESIGN_NAMES = {
+    "RBM", "init", "as_rbm", "layers", "testing", "init_state",
     "BernoulliRBM", "GaussianRBM", "init_bernoulli", "init_gaussian",
     "energy", "free_energy", "p_h_given_v", "p_v_given_h", "sample_h_given_v", "sample_v_given_h",
     "gibbs_step", "gibbs_chain", "cd_grad", "pcd_grad", "CD", "PCD", "exact",
@@ -22,6 +24,14 @@ def test_all_names_import():
 
 def test_design_names_are_public():
     assert DESIGN_NAMES <= set(jrbm.__all__)
+
+
+def test_layer_names_are_public():
+    from jrbm import layers
+
+    assert {"Layer", "Bernoulli", "Spin", "Potts", "Gaussian", "ReLU", "dReLU", "one_hot", "zero_sum_gauge"} <= set(layers.__all__)
+    for name in layers.__all__:
+        assert getattr(layers, name) is not None, name
     for name in ("log_partition", "log_likelihood", "grad"):
         assert callable(getattr(jrbm.exact, name))
 

@@ -5,8 +5,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import jrbm
 from helpers import (
     bb_marginal,
     bb_transition_matrix,
@@ -15,6 +13,8 @@ from helpers import (
     state_index,
     tv_bound,
 )
+
+import jrbm
 
 
 def test_gibbs_chain_samples_the_exact_marginal():

@@ -15,11 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import all_binary, bb_marginal, bb_transition_matrix, random_bernoulli, random_gaussian, state_index, tv_bound
 
 import jrbm
 import jrbm.tempering as pt
 from jrbm.model import annealed_free_energy, base_rate, hidden_free_energy, interpolate
-from helpers import all_binary, bb_marginal, bb_transition_matrix, random_bernoulli, random_gaussian, state_index, tv_bound
 
 I, J = 6, 4
 M = 4  # temperatures 0, 1/3, 2/3, 1

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import random_bernoulli, random_gaussian
 
 import jrbm
-from helpers import random_bernoulli, random_gaussian
 
 BB = random_bernoulli(0, 5, 3)
 GB = random_gaussian(0, 5, 3)

@@ -14,8 +14,8 @@ Every layer implements :class:`Layer`; see :mod:`jrbm.layers.base`.
 
 from jrbm.layers.base import Layer, cgf_difference, enumerate_states, is_discrete, sample
 from jrbm.layers.bernoulli import Bernoulli
-from jrbm.layers.gaussian import Gaussian
 from jrbm.layers.drelu import dReLU
+from jrbm.layers.gaussian import Gaussian
 from jrbm.layers.potts import Potts, one_hot, zero_sum_gauge
 from jrbm.layers.relu import ReLU
 from jrbm.layers.spin import Spin

@@ -173,8 +173,10 @@ def zeros(shape, dtype=None) -> Array:
     return jnp.zeros(tuple(shape), dtype)
 
 
-def data_mean(data, dtype) -> Array:
-    return jnp.mean(jnp.asarray(data, dtype).reshape((-1,) + tuple(jnp.shape(data)[1:])), axis=0)
+def data_mean(layer, data) -> Array:
+    """The mean state of ``data`` (``(..., *layer.shape)``) in the layer's dtype."""
+    dtype = jax.tree.leaves(layer)[0].dtype
+    return jnp.mean(jnp.asarray(data, dtype).reshape((-1,) + tuple(layer.shape)), axis=0)
 
 
 __all__ = ["Layer", "sample", "cgf_difference", "is_discrete", "enumerate_states"]

@@ -149,7 +149,7 @@ class Bernoulli(NamedTuple):
         """``theta = logit(p)`` with ``p`` the data's mean clipped to ``[1e-3, 1 - 1e-3]``; ``theta = 0`` without data."""
         if data is None:
             return Bernoulli(jnp.zeros_like(self.theta))
-        p = jnp.clip(base.data_mean(data, self.theta.dtype), 1e-3, 1 - 1e-3)
+        p = jnp.clip(base.data_mean(self, data), 1e-3, 1 - 1e-3)
         return Bernoulli(jnp.log(p) - jnp.log1p(-p))
 
     def interpolate(self, base_layer: "Bernoulli", beta) -> tuple["Bernoulli", Array]:

@@ -88,7 +88,7 @@ class Gaussian(NamedTuple):
         """The data's mean and standard deviation (at least 1e-3); the layer itself without data."""
         if data is None:
             return self
-        x = jnp.asarray(data, self.b.dtype)
+        x = jnp.asarray(data, self.b.dtype).reshape((-1,) + self.shape)
         return Gaussian(jnp.mean(x, axis=0), jnp.log(jnp.maximum(jnp.std(x, axis=0), 1e-3)))
 
     def interpolate(self, base_layer: "Gaussian", beta) -> tuple["Gaussian", Array]:

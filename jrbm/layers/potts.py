@@ -165,7 +165,7 @@ class Potts(NamedTuple):
         and renormalised (the zero-sum gauge); ``theta = 0`` without data."""
         if data is None:
             return Potts(jnp.zeros_like(self.theta))
-        f = jnp.maximum(base.data_mean(data, self.theta.dtype), 1e-3)
+        f = jnp.maximum(base.data_mean(self, data), 1e-3)
         logf = jnp.log(f / jnp.sum(f, axis=-1, keepdims=True))
         return Potts(logf - jnp.mean(logf, axis=-1, keepdims=True))
 

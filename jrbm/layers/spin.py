@@ -123,7 +123,7 @@ class Spin(NamedTuple):
         (``P(x = +1)`` in ``[1e-3, 1 - 1e-3]``, as for :class:`Bernoulli`); ``theta = 0`` without data."""
         if data is None:
             return Spin(jnp.zeros_like(self.theta))
-        m = jnp.clip(base.data_mean(data, self.theta.dtype), -1 + 2e-3, 1 - 2e-3)
+        m = jnp.clip(base.data_mean(self, data), -1 + 2e-3, 1 - 2e-3)
         return Spin(jnp.arctanh(m))
 
     def interpolate(self, base_layer: "Spin", beta) -> tuple["Spin", Array]:

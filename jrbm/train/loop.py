@@ -1,0 +1,264 @@
+"""``fit``: the training loop around the compiled epoch, its checks, monitors and progress bar."""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Callable
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array, lax
+from jax.sharding import Mesh
+from jax.typing import ArrayLike
+
+from jrbm import _checks, exact, parallel
+from jrbm.estimators import CD, Estimator
+from jrbm.model import check
+from jrbm.params import Model
+from jrbm.train.monitor import _eval_settings, _evaluate
+from jrbm.train.step import Optimizer, TrainState, fit_epoch, has_sigma, init_state, make_optimizer
+
+
+def _cached(builder):
+    """``lru_cache`` for builders of jitted functions, falling back to a fresh build for unhashable arguments.
+
+    Rebuilding ``jax.jit(partial(...))`` per call would recompile the same
+    program on every :func:`fit`; with the cache, calls with the same
+    optimizer and estimator objects (and settings) reuse it. The estimator's
+    type is part of the key, since NamedTuples of equal fields compare equal.
+    """
+    cached = functools.lru_cache(maxsize=32)(builder)
+
+    @functools.wraps(builder)
+    def get(*args):
+        try:
+            return cached(*args)
+        except TypeError:
+            return builder(*args)
+
+    return get
+
+
+@_cached
+def _compiled_eval(kind, n_runs, mesh, ensemble, spmd_axis):
+    f = functools.partial(_evaluate, kind=kind, n_runs=n_runs, mesh=mesh)
+    if ensemble:
+        f = jax.vmap(f, in_axes=(0, None, 0, None, None, None), spmd_axis_name=spmd_axis)
+    return jax.jit(f)
+
+
+@_cached
+def _compiled_epoch(batch_size, optimizer, estimator, estimator_type, mesh):
+    return jax.jit(functools.partial(fit_epoch, batch_size=batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh))
+
+
+@_cached
+def _compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type, mesh, spmd_axis):
+    """``n_epochs`` of :func:`fit_epoch` under ``lax.scan``, vmapped over models, jitted."""
+    epoch_fn = functools.partial(fit_epoch, batch_size=batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh)
+
+    def run(key_train, first_epoch, state, data, validation):
+        def body(state, epoch):
+            return epoch_fn(key_train, epoch, state, data, validation)
+
+        return lax.scan(body, state, first_epoch + jnp.arange(n_epochs, dtype=jnp.int32))
+
+    return jax.jit(jax.vmap(run, in_axes=(0, None, 0, None, None), spmd_axis_name=spmd_axis))
+
+
+def _prepare(params, data, validation, *, epochs, batch_size, log_likelihood, learn_sigma, estimator, optimizer, mesh):
+    """The checks and conversions :func:`fit` and :func:`fit_ensemble` share (``params``: one model)."""
+    check(params)
+    data = _checks.data_batch("data", data, params.visible, params.W.dtype)
+    if validation is not None:
+        validation = _checks.data_batch("validation", validation, params.visible, params.W.dtype)
+    epochs = _checks.positive_int("epochs", epochs)
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    if batch_size > data.shape[0]:
+        raise ValueError(f"batch_size: expected at most the number of examples ({data.shape[0]}), got {batch_size}")
+    if log_likelihood not in (None, "exact", "ais"):
+        raise ValueError(f"log_likelihood: expected None, 'exact' or 'ais', got {log_likelihood!r}")
+    if log_likelihood is not None:
+        params.visible.check_data("data", data)
+        if validation is not None:
+            params.visible.check_data("validation", validation)
+    if log_likelihood == "exact":
+        exact.plan(params)  # fail now, not after the first epoch
+    if learn_sigma and not has_sigma(params):
+        raise ValueError(f"learn_sigma: only a GaussianRBM (or an RBM with a Gaussian layer) has log_sigma, got {type(params).__name__}")
+    estimator = CD(1) if estimator is None else estimator
+    _checks.estimator("estimator", estimator)
+    _checks.optimizer("optimizer", optimizer)
+    optimizer = make_optimizer(params, optimizer, learn_sigma)
+    if mesh is not None:
+        parallel.check_divisible("batch_size", batch_size, mesh, "minibatch")
+    return data, validation, epochs, batch_size, estimator, optimizer
+
+
+def _check_chains(estimator_state, mesh):
+    n = parallel.n_chains(estimator_state)
+    if mesh is not None and n is not None:
+        parallel.check_divisible("estimator.n_chains", n, mesh, "persistent chains")
+
+
+def _diverged(model: Optional[int], params: Model, index: int, epoch: int) -> FloatingPointError:
+    """The error for entry ``index`` of an epoch record's ``finite`` flags (the leaves, then the reconstruction error)."""
+    which = "" if model is None else f"model {model}: "
+    names = _checks.leaf_names(params, "params")
+    if index < len(names):
+        what = f"{names[index]} has non-finite values"
+    else:
+        what = "the reconstruction error is not finite (the parameters overflow the model's functions)"
+    return FloatingPointError(
+        f"training diverged: {which}{what} after epoch {epoch}; "
+        "lower the learning rate (or pass check_finite=False to continue anyway)"
+    )
+
+
+def _progress_bar(total: int, enabled: bool):
+    """A ``tqdm`` bar over ``total`` epochs, or ``None`` when disabled.
+
+    tqdm is imported here, not with the module, so that jrbm imports and trains
+    where only jax, optax and chex are installed (an accelerator machine running
+    a checkout); there a requested bar is replaced by a warning.
+    """
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        warnings.warn("progress=True, but tqdm is not installed: training without a progress bar", stacklevel=3)
+        return None
+    return tqdm(total=total, desc="epochs", unit="epoch")
+
+
+def fit(
+    key: Array,
+    params: Model,
+    data: ArrayLike,
+    *,
+    optimizer: Optimizer,
+    estimator: Optional[Estimator] = None,
+    epochs: int,
+    batch_size: int,
+    validation: Optional[ArrayLike] = None,
+    learn_sigma: bool = False,
+    log_likelihood: Optional[str] = None,
+    eval_every: int = 1,
+    ais_kwargs: Optional[dict] = None,
+    progress: bool = True,
+    check_finite: bool = True,
+    callback: Optional[Callable[[int, Model, dict], None]] = None,
+    mesh: Optional[Mesh] = None,
+) -> tuple[Model, dict]:
+    """Trains an Model; returns ``(params, history)``.
+
+    Each epoch is one jit-compiled ``lax.scan`` over shuffled minibatches
+    (:func:`fit_epoch`, :func:`train_epoch`), compiled once and reused by
+    later calls with the same optimizer and estimator objects. After
+    each epoch the history records, per visible unit where it says so:
+
+    * ``recon_error``: mean squared one-step reconstruction error of the training data;
+    * ``free_energy_gap``: mean free energy of ``validation`` minus training data
+      (Hinton's overfitting monitor; only with ``validation``);
+    * with ``log_likelihood="exact"`` (small models) or ``"ais"`` (any size), every
+      ``eval_every`` epochs and at the last: ``log_likelihood`` of the training
+      data (mean per example) and ``val_log_likelihood``; AIS also records
+      ``log_z_std``. Epochs without an evaluation hold ``nan``.
+
+    Keys: ``key_init, key_train = jax.random.split(key)``; epoch ``e`` uses
+    :func:`epoch_keys` ``(key_train, e)``. :func:`fit_ensemble` derives them
+    the same way, so its model ``n`` is this function's run with ``keys[n]``.
+
+    Args:
+      key: a ``jax.random`` key; shuffling, chains and AIS all derive from it.
+      params: initial model, e.g. from :func:`jrbm.init_bernoulli` with ``data``.
+      data: ``(n_examples, n_visible)`` training set.
+      optimizer: any ``optax.GradientTransformation`` (e.g. ``optax.sgd(0.05, momentum=0.9)``).
+      estimator: ``jrbm.CD(k)`` (default ``CD(1)``), ``jrbm.PCD(k, n_chains)`` or ``jrbm.PT(betas, k)``.
+      epochs: number of passes over the data.
+      batch_size: examples per update; at most ``len(data)``.
+      validation: optional held-out data for the free-energy gap and likelihood.
+      learn_sigma: GB-RBM only: learn ``log_sigma`` (default: frozen).
+      log_likelihood: ``None``, ``"exact"`` or ``"ais"``.
+      eval_every: epochs between likelihood evaluations.
+      ais_kwargs: ``betas`` and ``n_runs`` of :func:`jrbm.ais.log_partition`.
+      progress: show a ``tqdm`` progress bar with the latest metrics (with a warning and
+        no bar where tqdm is not installed).
+      check_finite: raise ``FloatingPointError`` naming the epoch and the leaf when
+        a parameter becomes NaN or infinite, or the epoch's reconstruction error
+        overflows (a learning rate too large), instead of training on.
+      callback: called as ``callback(epoch, params, record)`` after each epoch.
+      mesh: optional :class:`jax.sharding.Mesh` with a ``"data"`` axis
+        (:func:`jrbm.parallel.make_mesh`): each minibatch, the estimator's
+        persistent chains and the AIS runs are split across its devices, the
+        parameters replicated, and XLA reduces the gradient across devices
+        inside the compiled step. ``batch_size`` and the estimator's
+        ``n_chains`` must be multiples of the axis size. The result equals the
+        single-device run up to floating-point reduction order.
+
+    Example:
+      >>> import jax, optax, jrbm
+      >>> data = jrbm.datasets.bars_and_stripes(3)
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 9, 6, data=data)
+      >>> params, history = jrbm.fit(jax.random.key(1), params, data, optimizer=optax.sgd(0.1),
+      ...                            estimator=jrbm.CD(1), epochs=5, batch_size=4, progress=False)
+      >>> len(history["recon_error"])
+      5
+    """
+    _checks.key("key", key)
+    if mesh is not None:
+        mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
+    eval_every = _checks.positive_int("eval_every", eval_every)
+    data, validation, epochs, batch_size, estimator, optimizer = _prepare(
+        params, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
+        learn_sigma=learn_sigma, estimator=estimator, optimizer=optimizer, mesh=mesh,
+    )
+    _checks.finite_leaves("params", params)  # fit_ensemble checks its whole stack instead
+    betas, n_runs = _eval_settings(log_likelihood, ais_kwargs, params.W.dtype, mesh)
+
+    key_init, key_train = jax.random.split(key)
+    state = init_state(key_init, params, data, optimizer=optimizer, estimator=estimator)
+    if mesh is not None:
+        _check_chains(state.estimator_state, mesh)
+        est = state.estimator_state
+        state = TrainState(
+            parallel.place(state.params, mesh), parallel.place(state.opt_state, mesh),
+            parallel.place(est, mesh, parallel.estimator_state_specs(est, mesh)),
+        )
+        key_train, data, validation, betas = parallel.place((key_train, data, validation, betas), mesh)
+    step = _compiled_epoch(batch_size, optimizer, estimator, type(estimator), mesh)
+    evaluate = None if log_likelihood is None else _compiled_eval(log_likelihood, n_runs, mesh, False, None)
+
+    history: dict[str, list] = {"epoch": [], "recon_error": []}
+    if validation is not None:
+        history["free_energy_gap"] = []
+    bar = _progress_bar(epochs, progress)
+    for epoch in range(1, epochs + 1):
+        state, out = step(key_train, np.int32(epoch), state, data, validation)
+        out = parallel.gather(out)
+        if check_finite and not out["finite"].all():
+            raise _diverged(None, state.params, int(np.argmin(out["finite"])), epoch)
+        record = {"epoch": epoch, "recon_error": float(out["recon_error"])}
+        if validation is not None:
+            record["free_energy_gap"] = float(out["free_energy_gap"])
+        if evaluate is not None and (epoch % eval_every == 0 or epoch == epochs):
+            values = parallel.gather(evaluate(key_train, np.int32(epoch), state.params, data, validation, betas))
+            record.update({name: float(value) for name, value in values.items()})
+        for name, value in record.items():
+            history.setdefault(name, [math.nan] * (epoch - 1)).append(value)
+        for name in history:
+            if len(history[name]) < epoch:
+                history[name].append(math.nan)
+        if callback is not None:
+            callback(epoch, state.params, record)
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"}, refresh=False)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return state.params, history

@@ -1,0 +1,178 @@
+"""The pure training step and epoch: an estimator's loss gradient, an ``optax`` update, one ``lax.scan`` per epoch."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple, Optional, Protocol
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import Array, lax
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
+from jax.typing import ArrayLike
+
+from jrbm import metrics, parallel
+from jrbm.estimators import Estimator
+from jrbm.model import _free_energy
+from jrbm.params import Model
+
+
+class Optimizer(Protocol):
+    """What training needs of an optimiser: ``optax.GradientTransformation``'s ``init`` and ``update``."""
+
+    def init(self, params: Any) -> Any: ...
+
+    def update(self, updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]: ...
+
+
+class TrainState(NamedTuple):
+    """Everything a training loop carries between steps besides the key."""
+
+    params: Any
+    opt_state: Any
+    estimator_state: Any
+
+
+def _is_sigma(path) -> bool:
+    return bool(path) and getattr(path[-1], "name", None) == "log_sigma"
+
+
+def has_sigma(params: Model) -> bool:
+    """True when the model has ``log_sigma`` leaves (a Gaussian layer)."""
+    return any(_is_sigma(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0])
+
+
+def weights_only(params: Model) -> Model:
+    """An ``optax`` mask that is true on ``W`` only (weight decay on the weights, not the fields)."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: getattr(path[-1], "name", None) == "W", params)
+
+
+def make_optimizer(params: Model, optimizer: Optimizer, learn_sigma: bool = False):
+    """``optimizer`` on every leaf, except the ``log_sigma`` leaves of Gaussian layers, which stay fixed unless ``learn_sigma``."""
+    if has_sigma(params) and not learn_sigma:
+        labels = jax.tree_util.tree_map_with_path(lambda path, _: "freeze" if _is_sigma(path) else "train", params)
+        structure = jax.tree.structure(params)
+        try:
+            return _frozen_sigma(optimizer, structure, tuple(jax.tree.leaves(labels)))
+        except TypeError:  # an unhashable optimizer: build it afresh
+            return _frozen_sigma.__wrapped__(optimizer, structure, tuple(jax.tree.leaves(labels)))
+    return optimizer
+
+
+@functools.lru_cache(maxsize=32)
+def _frozen_sigma(optimizer, structure, labels):
+    """The same wrapped optimizer object for the same ``optimizer``, so compiled epochs are reused (:func:`_cached`)."""
+    tree = jax.tree.unflatten(structure, labels)
+    return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, tree)
+
+
+def init_state(key: Array, params: Model, data: ArrayLike, *, optimizer: Optimizer, estimator: Estimator) -> TrainState:
+    """The :class:`TrainState` at the start of training."""
+    return TrainState(params, optimizer.init(params), estimator.init(key, params, data))
+
+
+def train_step(key: Array, state: TrainState, batch: Array, *, optimizer: Optimizer, estimator: Estimator) -> TrainState:
+    """One pure update: estimate the loss gradient on ``batch``, apply ``optimizer``.
+
+    Put it in your own loop or ``lax.scan``; ``optimizer`` and ``estimator`` are
+    static (close over them or use ``functools.partial`` before ``jax.jit``).
+
+    Example:
+      >>> import functools, jax, jax.numpy as jnp, optax, jrbm
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 6, 4)
+      >>> data = jnp.ones((8, 6))
+      >>> opt, est = optax.sgd(0.1), jrbm.CD(1)
+      >>> state = jrbm.train.init_state(jax.random.key(1), params, data, optimizer=opt, estimator=est)
+      >>> step = jax.jit(functools.partial(jrbm.train_step, optimizer=opt, estimator=est))
+      >>> state = step(jax.random.key(2), state, data)
+    """
+    grads, est_state = estimator.grad(key, state.params, batch, state.estimator_state)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    return TrainState(optax.apply_updates(state.params, updates), opt_state, est_state)
+
+
+def _constrain_state(state: TrainState, mesh: Optional[Mesh]) -> TrainState:
+    """Parameters and optimiser state replicated, the estimator's chains split over the mesh's ``"data"`` axis."""
+    if mesh is None:
+        return state
+    est = state.estimator_state
+    return TrainState(
+        parallel.constrain(state.params, mesh, P()),
+        parallel.constrain(state.opt_state, mesh, P()),
+        parallel.constrain(est, mesh, parallel.estimator_state_specs(est, mesh)),
+    )
+
+
+def train_epoch(
+    key: Array, state: TrainState, data: Array, batch_size: int, *, optimizer, estimator, mesh: Optional[Mesh] = None
+) -> TrainState:
+    """One epoch: shuffle ``data`` with ``key``, then ``len(data) // batch_size`` steps under ``lax.scan``.
+
+    The last incomplete minibatch of a permutation is dropped, so every step
+    sees ``batch_size`` examples and the step compiles once.
+
+    With a ``mesh`` (call it under ``jax.jit``), every minibatch and the
+    estimator's chains are constrained to be split along the mesh's ``"data"``
+    axis and the parameters and optimiser state to be replicated
+    (``jax.lax.with_sharding_constraint``); XLA then reduces the gradient's
+    mean over the minibatch across devices inside the step. See
+    :mod:`jrbm.parallel`.
+    """
+    n_batches = data.shape[0] // batch_size
+    key_perm, key_steps = jax.random.split(key)
+    order = jax.random.permutation(key_perm, data.shape[0])[: n_batches * batch_size].reshape(n_batches, batch_size)
+
+    def body(state, xs):
+        idx, k = xs
+        batch = parallel.constrain_rows(data[idx], mesh)
+        state = train_step(k, state, batch, optimizer=optimizer, estimator=estimator)
+        return _constrain_state(state, mesh), None
+
+    state, _ = lax.scan(body, state, (order, jax.random.split(key_steps, n_batches)))
+    return state
+
+
+def epoch_keys(key_train: Array, epoch) -> Array:
+    """``(key_epoch, key_eval)`` of epoch ``epoch`` (counted from 1): ``split(fold_in(key_train, epoch))``.
+
+    :func:`fit` and :func:`fit_ensemble` derive every key the same way from a
+    run's key: ``key_init, key_train = jax.random.split(key)``, ``key_init``
+    for the estimator's initial state and ``key_train`` for the epochs
+    (shuffling and chains from ``key_epoch``, AIS from ``key_eval``).
+    """
+    return jax.random.split(jax.random.fold_in(key_train, epoch))
+
+
+def fit_epoch(
+    key_train: Array,
+    epoch,
+    state: TrainState,
+    data: Array,
+    validation: Optional[Array] = None,
+    *,
+    batch_size: int,
+    optimizer,
+    estimator,
+    mesh: Optional[Mesh] = None,
+) -> tuple[TrainState, dict]:
+    """One epoch of one model, pure: the function :func:`fit` jits and :func:`fit_ensemble` vmaps.
+
+    Trains with ``key_epoch`` of :func:`epoch_keys` (:func:`train_epoch`), then
+    returns ``(state, record)``; ``record`` holds scalars: ``recon_error``
+    (:func:`jrbm.metrics.reconstruction_error` of ``data``), ``free_energy_gap``
+    (with ``validation``) and ``finite``, one bool per parameter leaf (all
+    entries finite) and a last one for the reconstruction error (finite
+    parameters can still overflow the model's functions, e.g. a visible bias
+    of 1e200).
+    """
+    key_epoch, _ = epoch_keys(key_train, epoch)
+    state = train_epoch(key_epoch, state, data, batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh)
+    params = state.params
+    record = {"recon_error": metrics._reconstruction_error(params, data)}
+    if validation is not None:
+        record["free_energy_gap"] = jnp.mean(_free_energy(params, validation)) - jnp.mean(_free_energy(params, data))
+    finite = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(params)]
+    record["finite"] = jnp.stack(finite + [jnp.isfinite(record["recon_error"])])
+    return state, record
