@@ -137,6 +137,11 @@ def write_results_md(out_dir: str, path: str) -> None:
             "",
             render(doc["suite"], doc["results"]),
         ]
+    for f in sorted(glob.glob(os.path.join(out_dir, "compare-*.json"))):
+        from benchmarks import compare
+
+        with open(f) as fh:
+            lines += ["", compare.render(json.load(fh))]
     common.write_text(path, "\n".join(lines) + "\n")
 
 

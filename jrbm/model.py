@@ -293,17 +293,25 @@ def _side_grad(params: Model, x: Array, weights: Array, own: str, inputs: Array 
     s = own_layer.statistic(x)
     if inputs is None:
         inputs = couple_to_hidden(params, s) if visible_side else couple_to_visible(params, s)
-    _, pull = jax.vjp(lambda layer, i: layer.cgf(i), other, inputs)
-    d_other, mu = pull(weights)  # mu = weights_n E[s_other | I_n]
+    # Per-example derivatives, then one weighted sum over the batch as a product with ``weights``
+    # (a dot, which XLA runs faster on a CPU than the column reductions autodiff would emit).
+    d_other, mean = jax.vmap(jax.grad(lambda layer, i: layer.cgf(i), argnums=(0, 1)), in_axes=(None, 0))(other, inputs)
+    mu = weights.reshape((-1,) + (1,) * (mean.ndim - 1)) * mean  # weights_n E[s_other | I_n]
     n = x.shape[0]
     s_flat, mu_flat = s.reshape(n, -1), mu.reshape(n, -1)
     if visible_side:
         dW = -(s_flat.T @ mu_flat)
-        field = couple_to_visible(params, mu)
+        field = couple_to_visible(params, mean)
     else:
         dW = -(mu_flat.T @ s_flat)
-        field = couple_to_hidden(params, mu)
-    d_own = jax.grad(lambda layer: jnp.sum(weights * layer.energy(x)) - jnp.sum(layer.statistic(x) * field))(own_layer)
+        field = couple_to_hidden(params, mean)
+
+    def own_free_energy(layer, xi, fi):
+        return layer.energy(xi) - jnp.sum(layer.statistic(xi) * fi)
+
+    d_own = jax.vmap(jax.grad(own_free_energy), in_axes=(None, 0, 0))(own_layer, x, field)
+    d_own = jax.tree.map(lambda g: jnp.tensordot(weights, g, axes=1), d_own)
+    d_other = jax.tree.map(lambda g: jnp.tensordot(weights, g, axes=1), d_other)
     d_other = jax.tree.map(jnp.negative, d_other)
     dW = dW.reshape(params.W.shape)
     return params.assemble(d_own, d_other, dW) if visible_side else params.assemble(d_other, d_own, dW)
