@@ -65,11 +65,11 @@ from jax.typing import ArrayLike
 from jrbm import _checks, parallel
 from jrbm.layers import base as layer_base
 from jrbm.model import (
-    _free_energy,
     annealed_log_ratio,
     base_rate,
     check,
     couple_to_visible,
+    free_energy_unchecked,
     hidden_input,
     interpolated_layers,
     visible_data,
@@ -101,7 +101,7 @@ class AISResult(NamedTuple):
       log_weights: ``(M,)`` per-run estimates of ``log Z``: forward,
         ``exp(log_weights)`` is unbiased for ``Z``; reverse, ``exp(-log_weights)``
         is unbiased for ``1 / Z`` when the starts are exact samples of the model.
-      v: ``(M, n_visible)`` the runs' last visible states: forward, samples that
+      v: ``(M, *visible.shape)`` the runs' last visible states: forward, samples that
         ``exp(log_weights)`` importance-weights towards the model; reverse,
         approximate samples of the base model.
     """
@@ -160,10 +160,9 @@ def _anneal(key: Array, base: Model, params: Model, betas: Array, v0: Array, mes
 
     ``sum_k log f_{beta_k}(v_{k-1}) / f_{beta_{k-1}}(v_{k-1})`` with
     ``v_k ~ T_{beta_k}(v_{k-1})`` for ``k = 1 .. K - 1`` (no move after the last
-    weight). The hidden logits ``x(v)`` of the model are carried, since the
-    weight and the next move both need them: the intermediate's
-    ``P(h = 1 | v)`` is ``sigmoid(beta x(v))`` by the definition of
-    ``annealed_free_energy``. The log-weights are summed with Kahan compensation.
+    weight). The hidden inputs ``x = I_hid(v)`` of the model are carried, since
+    the weight and the next move both need them: the intermediate's hidden
+    layer sees ``beta scale x`` by the definition of ``annealed_free_energy``. The log-weights are summed with Kahan compensation.
     With a ``mesh``, the runs are constrained to be split over its ``"data"`` axis.
     """
     v0 = parallel.constrain_rows(v0, mesh)
@@ -250,11 +249,12 @@ def log_partition(
 
     Args:
       key: a ``jax.random`` key.
-      params: a :class:`~jrbm.BernoulliRBM` or :class:`~jrbm.GaussianRBM`.
-      data: optional ``(n_examples, n_visible)`` training data for the base
+      params: a model (:class:`~jrbm.RBM`, :class:`~jrbm.BernoulliRBM`, :class:`~jrbm.GaussianRBM`).
+      data: optional ``(n_examples, *visible.shape)`` training data for the base
         model (:func:`jrbm.model.base_rate`: the data's marginals, which lowers
-        the variance); without it the base is uniform (BB) or the model's own
-        ``b`` and ``sigma`` (GB).
+        the variance); without it the visible layer's neutral choice (uniform
+        for Bernoulli, Spin and Potts units; the model's own ``b`` and
+        ``sigma`` for the tutorial's Gaussian).
       betas: the schedule: ``None`` for :func:`default_betas` (14,500 values),
         an int ``K >= 2`` for ``K`` equally spaced values, or a non-decreasing
         1-D array from exactly 0 to exactly 1. Its length is static under jit.
@@ -320,7 +320,7 @@ def reverse_log_partition(
     Args:
       key: a ``jax.random`` key.
       params: a model.
-      v_init: ``(M, n_visible)`` start states (any leading shape is flattened
+      v_init: ``(M, *visible.shape)`` start states (any leading shape is flattened
         into runs); binary for a BB-RBM.
       data: optional training data for the base model, as in :func:`log_partition`.
       betas: the schedule, given increasing as in :func:`log_partition`.
@@ -378,4 +378,4 @@ def log_likelihood(key: Array, params: Model, v: ArrayLike, **ais_kwargs) -> tup
     v = visible_data(params, v)
     params.visible.check_data("v", v)
     result = log_partition(key, params, **ais_kwargs)
-    return jnp.mean(-_free_energy(params, v)) - result.log_z, result
+    return jnp.mean(-free_energy_unchecked(params, v)) - result.log_z, result

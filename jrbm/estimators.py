@@ -155,7 +155,7 @@ class PCD(NamedTuple):
     """Persistent contrastive divergence: ``n_chains`` chains, ``k`` sweeps per update.
 
     ``init`` starts the chains at examples drawn from ``data`` (with
-    replacement), the usual choice; the state is the ``(n_chains, n_visible)``
+    replacement), the usual choice; the state is the ``(n_chains, *visible.shape)``
     array of chain states.
     """
 

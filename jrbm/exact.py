@@ -42,12 +42,12 @@ from jrbm import _checks, model
 from jrbm.layers import base as layer_base
 from jrbm.layers.bernoulli import softplus_sum  # noqa: F401  (public here since the first release)
 from jrbm.model import (
-    _free_energy,
-    _hidden_free_energy,
     couple_to_hidden,
     couple_to_visible,
     free_energy_grad,
+    free_energy_unchecked,
     hidden_free_energy_grad,
+    hidden_free_energy_unchecked,
     visible_data,
 )
 from jrbm.params import Model
@@ -83,19 +83,31 @@ def enumerated_layer(params: Model) -> str:
     return min(options)[2]
 
 
-def plan(params: Model, max_bits: int = MAX_BITS, chunk_size: int = CHUNK_SIZE) -> Plan:
-    """The enumeration :func:`log_partition` would do, checked against ``max_bits`` (fails fast, no compute)."""
-    side = enumerated_layer(params)
-    layer = getattr(params, side)
-    bits = layer_base.log2_states(layer)
+def plan(params: Model, max_bits: int = MAX_BITS, chunk_size: int = CHUNK_SIZE, layer: str | None = None) -> Plan:
+    """The enumeration :func:`log_partition` would do, checked against ``max_bits`` (fails fast, no compute).
+
+    ``layer`` (``"visible"`` or ``"hidden"``) forces which layer is enumerated; by default the
+    discrete one with fewer states (:func:`enumerated_layer`).
+    """
+    max_bits = _checks.positive_int("max_bits", max_bits)
+    if max_bits > 32:
+        raise ValueError(f"max_bits: expected at most 32 (states are indexed by 32-bit integers), got {max_bits}")
+    if layer is None:
+        side = enumerated_layer(params)
+    elif layer in ("visible", "hidden") and layer_base.is_discrete(getattr(params, layer)):
+        side = layer
+    else:
+        raise ValueError(f"layer: expected None or the name of a discrete layer ('visible' or 'hidden'), got {layer!r}")
+    enumerated = getattr(params, side)
+    bits = layer_base.log2_states(enumerated)
     if bits > max_bits + 1e-9:
         raise ValueError(
-            f"params: exact enumeration of the {side} layer needs {layer.unit_states().shape[0]}^{layer.shape[0]} "
+            f"params: exact enumeration of the {side} layer needs {enumerated.unit_states().shape[0]}^{enumerated.shape[0]} "
             f"= 2^{bits:.4g} states, over the limit of max_bits={max_bits} (2^{max_bits} states); use jrbm.ais "
             "for a model of this size or raise max_bits"
         )
     chunk_size = _checks.positive_int("chunk_size", chunk_size)
-    n_states = layer.unit_states().shape[0] ** layer.shape[0]
+    n_states = enumerated.unit_states().shape[0] ** enumerated.shape[0]
     chunk = min(n_states, 1 << (chunk_size.bit_length() - 1))
     return Plan(side, n_states, chunk, -(-n_states // chunk))
 
@@ -107,7 +119,7 @@ def states(n: int, start, count: int, dtype) -> Array:
 
 
 def _log_weights(params, side, s):
-    return -_free_energy(params, s) if side == "visible" else -_hidden_free_energy(params, s)
+    return -free_energy_unchecked(params, s) if side == "visible" else -hidden_free_energy_unchecked(params, s)
 
 
 def _block(params, p: Plan, i):
@@ -119,8 +131,8 @@ def _block(params, p: Plan, i):
     return s, valid
 
 
-def log_partition(params: Model, *, max_bits: int = MAX_BITS, chunk_size: int = CHUNK_SIZE) -> Array:
-    """Exact ``log Z`` (Cheng eqs. 2.2, 3.2), summing the smaller discrete layer in blocks.
+def log_partition(params: Model, *, max_bits: int = MAX_BITS, chunk_size: int = CHUNK_SIZE, layer: str | None = None) -> Array:
+    """Exact ``log Z`` (Cheng eqs. 2.2, 3.2), summing the smaller discrete layer (or ``layer``) in blocks.
 
     Example:
       >>> import jax, jrbm
@@ -129,7 +141,7 @@ def log_partition(params: Model, *, max_bits: int = MAX_BITS, chunk_size: int = 
       True
     """
     model.check(params)
-    return _log_partition(params, plan(params, max_bits, chunk_size))
+    return _log_partition(params, plan(params, max_bits, chunk_size, layer))
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -204,7 +216,7 @@ def log_likelihood(params: Model, v: ArrayLike, *, check: bool = True, **kwargs)
     """
     model.check(params)
     v = _check_data(params, v, check)
-    return -_free_energy(params, v) - log_partition(params, **kwargs)
+    return -free_energy_unchecked(params, v) - log_partition(params, **kwargs)
 
 
 def grad(params: Model, v: ArrayLike, *, check: bool = True, max_bits: int = MAX_BITS, chunk_size: int = CHUNK_SIZE) -> Model:
@@ -252,7 +264,7 @@ def marginal_visible(params: Model, **kwargs) -> Array:
         raise ValueError(f"params: {vis.shape[0]} visible units exceed max_bits={max_bits} for marginal_visible")
     n_states = vis.unit_states().shape[0] ** vis.shape[0]
     s = layer_base.enumerate_states(vis, 0, n_states, params.W.dtype)
-    return jnp.exp(-_free_energy(params, s) - log_partition(params, **kwargs))
+    return jnp.exp(-free_energy_unchecked(params, s) - log_partition(params, **kwargs))
 
 
 def visible_states(params: Model) -> Array:

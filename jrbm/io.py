@@ -217,7 +217,7 @@ def save(path: PathLike, params: RBM, metadata: Optional[Mapping[str, Any]] = No
 
     Args:
       path: file to write.
-      params: a :class:`~jrbm.BernoulliRBM` or :class:`~jrbm.GaussianRBM`
+      params: a model: :class:`~jrbm.RBM`, :class:`~jrbm.BernoulliRBM` or :class:`~jrbm.GaussianRBM`
         with finite leaves.
       metadata: optional JSON-serialisable dict (str keys; lists, str, int,
         finite float, bool, None), e.g. training settings. Tuples are stored

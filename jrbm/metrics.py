@@ -14,7 +14,7 @@ UTML TR 2010-003) suggests watching during training:
   of held-out data minus that of (a subset of) the training data. ``log Z``
   cancels, so it is the mean log-likelihood of the training data minus that of
   the held-out data; a gap that starts to grow means overfitting.
-* **Pseudo-log-likelihood** (Besag 1975), BB-RBM only:
+* **Pseudo-log-likelihood** (Besag 1975), for visible layers of two-state units (Bernoulli, Spin):
   ``sum_i log P(v_i | v_{-i})``, each term a ratio of two probabilities of the
   model in which ``Z`` cancels. With ``v^(i)`` the vector ``v`` with bit ``i``
   flipped and ``F`` the free energy,
@@ -27,11 +27,13 @@ UTML TR 2010-003) suggests watching during training:
   per example (as scikit-learn's ``BernoulliRBM.score_samples``, there times
   ``n_visible``) is an unbiased estimate of the same per-unit value.
 
-For a BB-RBM, ``energy = -b^T v - c^T h - v^T W h`` (the tutorial's eq. 2.3 with the
-sign flipped, ``energy = -E_tutorial``) and flipping bit ``i`` changes ``v`` by
-``d_i = 1 - 2 v_i``, so with the hidden logits ``x = c + W^T v``
+Flipping unit ``i`` of a two-state layer (states ``o`` and ``o + g``) changes
+it by ``d_i = +-g``; the layer's energy is affine in the state, so with the
+hidden input ``I = I_hid(v)`` and the free energy ``F = U - cgf_hid(I)``
+(for a BB-RBM, ``U(v) = -b^T v`` and ``cgf = sum softplus(c + I)``, the
+tutorial's eq. 2.9 with ``energy = -E_tutorial``)
 
-    F(v) - F(v^(i)) = b_i d_i + sum_j [softplus(x_j + d_i W_ij) - softplus(x_j)],
+    F(v) - F(v^(i)) = -slope_i d_i + cgf_hid(I + d_i W_i / g) - cgf_hid(I),
 
 which evaluates all ``n_visible`` flips in ``O(n_visible n_hidden)`` per example
 instead of ``n_visible`` full free energies.
@@ -56,8 +58,8 @@ from jax.typing import ArrayLike
 
 from jrbm import _checks
 from jrbm.layers import base as layer_base
-from jrbm.model import _free_energy, couple_to_hidden, couple_to_visible, hidden_input, visible_data
 from jrbm.model import check as check_model
+from jrbm.model import couple_to_hidden, couple_to_visible, free_energy_unchecked, hidden_input, visible_data
 from jrbm.params import Model
 
 
@@ -73,7 +75,7 @@ def reconstruction_error(params: Model, v: ArrayLike, *, key: Optional[Array] = 
 
     Args:
       params: a model.
-      v: ``(..., n_visible)`` data.
+      v: ``(..., *visible.shape)`` data.
       key: ``None`` (mean field) or a ``jax.random`` key (sampled ``h``).
 
     Returns:
@@ -87,10 +89,10 @@ def reconstruction_error(params: Model, v: ArrayLike, *, key: Optional[Array] = 
     """
     check_model(params)
     v = visible_data(params, v)
-    return _reconstruction_error(params, v, key)
+    return reconstruction_error_unchecked(params, v, key)
 
 
-def _reconstruction_error(params: Model, v: Array, key: Optional[Array] = None) -> Array:
+def reconstruction_error_unchecked(params: Model, v: Array, key: Optional[Array] = None) -> Array:
     """:func:`reconstruction_error` of checked data (what :func:`jrbm.fit` monitors inside its compiled epoch)."""
     vis, hid = params.visible, params.hidden
     inputs = hidden_input(params, v)
@@ -121,25 +123,25 @@ def free_energy_gap(params: Model, train: ArrayLike, held_out: ArrayLike) -> Arr
     check_model(params)
     train = visible_data(params, train, "train")
     held_out = visible_data(params, held_out, "held_out")
-    return jnp.mean(_free_energy(params, held_out)) - jnp.mean(_free_energy(params, train))
+    return jnp.mean(free_energy_unchecked(params, held_out)) - jnp.mean(free_energy_unchecked(params, train))
 
 
 def pseudo_log_likelihood(params: Model, v: ArrayLike, *, key: Optional[Array] = None, check: bool = True) -> Array:
-    """Pseudo-log-likelihood per visible unit, per example (BB-RBM only).
+    """Pseudo-log-likelihood per visible unit, per example (visible units of two states: Bernoulli, Spin).
 
     ``(1 / n_visible) sum_i log P(v_i | v_{-i})`` with
     ``log P(v_i | v_{-i}) = -softplus(F(v) - F(v^(i)))`` (module docstring).
 
     Args:
-      params: a :class:`jrbm.BernoulliRBM`; a GB-RBM raises ``TypeError``
-        (the pseudo-likelihood here is defined for binary visible units).
-      v: ``(..., n_visible)`` binary data (checked when ``check`` and ``v`` is
-        concrete).
+      params: a model whose visible units have two states (Bernoulli, Spin)
+        and any hidden layer; other visible layers raise ``TypeError``.
+      v: ``(..., n_visible)`` states of the visible layer (checked when
+        ``check`` and ``v`` is concrete).
       key: ``None`` for the exact average over all bits; a ``jax.random`` key
         for the sampled form, ``log P(v_i | v_{-i})`` at one bit ``i`` drawn
         uniformly per example: an unbiased estimate of the exact value at
         ``O(n_hidden)`` cost per example.
-      check: validate that ``v`` is binary.
+      check: validate that ``v`` lies in the visible layer's states.
 
     Returns:
       ``(...)``, one value (``<= 0``) per example, in the parameters' dtype.

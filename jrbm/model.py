@@ -108,12 +108,14 @@ def visible_input(params: Model, h: Array) -> Array:
     return couple_to_visible(params, params.hidden.statistic(h))
 
 
-def _free_energy(params: Model, v: Array, inputs: Array | None = None) -> Array:
+def free_energy_unchecked(params: Model, v: Array, inputs: Array | None = None) -> Array:
+    """:func:`free_energy` of checked states, for use inside compiled code (``inputs``: ``I_hid(v)`` if known)."""
     inputs = hidden_input(params, v) if inputs is None else inputs
     return params.visible.energy(v) - params.hidden.cgf(inputs)
 
 
-def _hidden_free_energy(params: Model, h: Array) -> Array:
+def hidden_free_energy_unchecked(params: Model, h: Array) -> Array:
+    """:func:`hidden_free_energy` of checked states, for use inside compiled code."""
     return params.hidden.energy(h) - params.visible.cgf(visible_input(params, h))
 
 
@@ -145,13 +147,13 @@ def free_energy(params: Model, v: ArrayLike) -> Array:
     So ``p(v) = exp(-free_energy(v)) / Z``; for continuous hidden units the sum is an integral.
     """
     check(params)
-    return _free_energy(params, visible_data(params, v))
+    return free_energy_unchecked(params, visible_data(params, v))
 
 
 def hidden_free_energy(params: Model, h: ArrayLike) -> Array:
     """``-log sum_v exp(-energy(v, h))`` (Cheng eq. 2.18), or the integral over ``v`` (eq. 3.18)."""
     check(params)
-    return _hidden_free_energy(params, hidden_data(params, h))
+    return hidden_free_energy_unchecked(params, hidden_data(params, h))
 
 
 def p_h_given_v(params: Model, v: ArrayLike) -> Array:

@@ -96,7 +96,7 @@ class PTState(NamedTuple):
     """The state of ``n_chains`` independent parallel-tempering runs of ``M`` replicas each.
 
     Attributes:
-      chains: ``(n_chains, M, n_visible)`` visible states; ``chains[:, m]`` is
+      chains: ``(n_chains, M, *visible.shape)`` visible states; ``chains[:, m]`` is
         the replica at ``betas[m]``, ``chains[:, -1]`` the model (``beta = 1``).
       step: int32 scalar, the number of swap rounds so far; its parity picks
         the pairs of the next round.
@@ -187,7 +187,7 @@ def _check_state(params: Model, state, n_temps: int) -> PTState:
 
 @functools.partial(jax.jit, static_argnums=4)
 def _pt_step(key: Array, params: Model, state: PTState, betas: Array, k: int) -> tuple[PTState, Array]:
-    """:func:`pt_step` returning also the model's hidden logits ``x(v)`` of the new chains, ``(n_chains, M, n_hidden)``.
+    """:func:`pt_step` returning also the model's hidden inputs ``I_hid(v)`` of the new chains, ``(n_chains, M, *hidden.shape)``.
 
     Compiled once per shape and ``k``, so eager calls do not re-trace the sweeps;
     callers check ``state`` first (:func:`_check_state`).
@@ -250,7 +250,7 @@ def pt_step(key: Array, params: Model, state: PTState, betas, k: int = 1) -> PTS
     Args:
       key: a ``jax.random`` key.
       params: the model (``beta = 1``).
-      state: a :class:`PTState` with ``chains`` of shape ``(n_chains, M, n_visible)``.
+      state: a :class:`PTState` with ``chains`` of shape ``(n_chains, M, *visible.shape)``.
       betas: the ``M`` inverse temperatures (see :func:`temperature_ladder`).
       k: Gibbs sweeps per step (static, >= 1).
 
@@ -300,7 +300,7 @@ def pt_chain(key: Array, params: Model, state: PTState, betas, n_steps: int, *, 
 
     Returns the final :class:`PTState`; with ``trajectory=True``, the pair
     ``(state, samples)`` where ``samples`` of shape ``(n_steps, n_chains,
-    n_visible)`` holds the ``beta = 1`` replicas after every step. Step ``t``
+    *visible.shape)`` holds the ``beta = 1`` replicas after every step. Step ``t``
     (from 0) uses ``jax.random.fold_in(key, t)``, derived inside the loop so
     that memory does not grow with ``n_steps``.
 

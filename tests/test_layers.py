@@ -176,3 +176,37 @@ class _DoubledAnnealingStep(layers.Bernoulli):
 def test_the_kit_catches_each_kind_of_mistake(make, check):
     with pytest.raises(jrbm.testing.ConformanceError, match=f"^{check}"):
         jrbm.testing.check_layer(make(), jax.random.key(1))
+
+
+def _pairing_data(visible, n, key):
+    """Valid states of ``visible``: draws of the layer on its own."""
+    return layer_base.sample(visible, key, jnp.zeros((n,) + visible.shape, F64))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "visible, hidden",
+    [
+        (lambda: layers.Potts.init(4, 3, F64), lambda: layers.ReLU.init(2, F64)),
+        (lambda: layers.Spin.init(5, F64), lambda: layers.dReLU.init(2, F64)),
+        (lambda: layers.Gaussian.init(3, F64), lambda: layers.Spin.init(3, F64)),
+        (lambda: layers.Bernoulli.init(4, F64), lambda: layers.Potts.init(2, 3, F64)),
+    ],
+    ids=["Potts-ReLU", "Spin-dReLU", "Gaussian-Spin", "Bernoulli-Potts"],
+)
+def test_any_pairing_trains_with_fit_and_fit_ensemble(visible, hidden):
+    import optax
+
+    vis, hid = visible(), hidden()
+    data = _pairing_data(vis.shifted(jnp.full(vis.shape, 0.5, F64)), 64, jax.random.key(0))
+    params = jrbm.init(jax.random.key(1), vis, hid, data=data, weight_std=0.1)
+    learn_sigma = jrbm.train.has_sigma(params)
+    trained, history = jrbm.fit(jax.random.key(2), params, data, optimizer=optax.sgd(0.05), estimator=jrbm.PCD(1, 16),
+                                epochs=3, batch_size=16, log_likelihood="exact", learn_sigma=learn_sigma, progress=False)
+    assert np.all(np.isfinite(history["log_likelihood"]))
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(trained)):  # every leaf trained (sigma too, when asked)
+        assert not np.array_equal(np.asarray(a), np.asarray(b))
+    stack = jax.vmap(lambda k: jrbm.init(k, vis, hid, data=data, weight_std=0.1))(jax.random.split(jax.random.key(3), 2))
+    _, hist = jrbm.fit_ensemble(jax.random.split(jax.random.key(4), 2), stack, data, optimizer=optax.sgd(0.05),
+                                estimator=jrbm.CD(1), epochs=2, batch_size=16, log_likelihood="exact", progress=False)
+    assert hist["log_likelihood"].shape == (2, 2) and np.all(np.isfinite(hist["log_likelihood"][:, -1]))

@@ -89,7 +89,7 @@ def test_sharded_fit_matches_single_device_and_all_reduces_in_the_step():
 
             # Inside fit's compiled epoch (the same cached program): the minibatch and the
             # chains are split across the devices and the gradient is all-reduced.
-            step = jrbm.train.loop._compiled_epoch(8, opt, est, type(est), mesh)
+            step = jrbm.train.loop.compiled_epoch(8, opt, est, type(est), mesh)
             state = jrbm.train.init_state(jax.random.key(2), params, jnp.asarray(data), optimizer=opt, estimator=est)
             compiled = step.lower(jax.random.key(3), np.int32(1), state, jnp.asarray(data), None).compile()
             assert "all-reduce" in compiled.as_text()

@@ -8,6 +8,7 @@ import pytest
 from helpers import random_bernoulli, random_gaussian
 
 import jrbm
+from jrbm import layers
 
 BB = random_bernoulli(0, 5, 3)
 GB = random_gaussian(0, 5, 3)
@@ -16,6 +17,7 @@ V = np.zeros((4, 5))
 NAN_V = V.copy()
 NAN_V[2, 1] = np.nan
 DATA = np.random.default_rng(0).integers(0, 2, (16, 5)).astype(np.float64)
+POTTS = jrbm.RBM(layers.Potts(jnp.zeros((4, 3))), layers.Bernoulli(jnp.zeros(2)), jnp.zeros((4, 3, 2)))
 
 
 def fit(params=BB, data=DATA, **kw):
@@ -89,6 +91,19 @@ CASES = [
     ("bars and stripes of size 0", lambda: jrbm.datasets.bars_and_stripes(0), ValueError, r"n: expected a positive integer, got 0"),
     ("saving NaN parameters", lambda: jrbm.save("unused.npz", BB._replace(W=BB.W.at[0, 0].set(jnp.nan))), ValueError, r"params.W: expected finite values"),
     ("loading a directory", lambda: jrbm.load("."), IsADirectoryError, r"path: '.' is a directory, not a checkpoint file"),
+    # models of any pairing of layers
+    ("a visible layer that is not a layer", lambda: jrbm.free_energy(jrbm.RBM(BB.b, layers.Bernoulli(BB.c), BB.W), V), TypeError, r"params.visible: expected a layer"),
+    ("W not shaped visible + hidden", lambda: jrbm.free_energy(jrbm.RBM(layers.Bernoulli(BB.b), layers.Bernoulli(BB.c), BB.W.T), V), ValueError, r"params.W: expected shape visible.shape \+ hidden.shape = \(5, 3\), got \(3, 5\)"),
+    ("layers of different dtypes", lambda: jrbm.free_energy(jrbm.RBM(layers.Bernoulli(BB.b), layers.Bernoulli(BB.c.astype(jnp.float32)), BB.W), V), TypeError, r"params.hidden: expected dtype float64"),
+    ("Potts states of the wrong shape", lambda: jrbm.free_energy(POTTS, np.zeros((2, 4, 2))), ValueError, r"v: expected shape \(\.\.\., 4, 3\) for 4 visible units of shape \(3,\)"),
+    ("Potts data that are not one-hot", lambda: jrbm.exact.log_likelihood(POTTS, np.full((4, 3), 1 / 3)), ValueError, r"v: expected .*one-hot"),
+    ("Spin data in {0, 1}", lambda: jrbm.init(KEY, layers.Spin.init(5), layers.Bernoulli.init(3), data=DATA), ValueError, r"data: expected .*-1.*\+1"),
+    ("negative data for a ReLU layer", lambda: jrbm.exact.log_likelihood(jrbm.RBM(layers.ReLU.init(2), layers.Bernoulli.init(3), jnp.zeros((2, 3))), -np.ones(2)), ValueError, r"v: expected .*>= 0"),
+    ("no discrete layer to enumerate", lambda: jrbm.exact.log_partition(jrbm.RBM(layers.Gaussian.init(2), layers.ReLU.init(3), jnp.zeros((2, 3)))), TypeError, r"params: exact enumeration needs a discrete layer, got Gaussian visible and ReLU hidden units"),
+    ("max_bits beyond 32-bit indices", lambda: jrbm.exact.log_partition(BB, max_bits=40), ValueError, r"max_bits: expected at most 32"),
+    ("enumerating a continuous layer", lambda: jrbm.exact.log_partition(GB, layer="visible"), ValueError, r"layer: expected None or the name of a discrete layer"),
+    ("integer codes out of range for one_hot", lambda: layers.one_hot(np.array([[0, 3]]), 3), ValueError, r"codes: expected"),
+    ("init with a layer that is not a layer", lambda: jrbm.init(KEY, "Bernoulli", layers.Bernoulli.init(3)), TypeError, r"init.visible: expected a layer"),
 ]
 
 

@@ -16,8 +16,8 @@ from jax.typing import ArrayLike
 from jrbm import _checks, parallel
 from jrbm.estimators import Estimator
 from jrbm.params import Model
-from jrbm.train.loop import _check_chains, _compiled_eval, _compiled_segment, _diverged, _prepare, _progress_bar
-from jrbm.train.monitor import _eval_settings
+from jrbm.train.loop import check_chains, compiled_eval, compiled_segment, diverged, prepare, progress_bar
+from jrbm.train.monitor import eval_settings
 from jrbm.train.step import Optimizer, TrainState, init_state
 
 
@@ -169,12 +169,12 @@ def fit_ensemble(
             raise ValueError(f"keys: expected a number of models that is a multiple of the {m} devices of the mesh's 'model' axis, got {n}")
     _checks.finite_leaves("params", params)
     first = jax.tree.map(lambda x: x[0], params)
-    data, validation, epochs, batch_size, estimator, optimizer = _prepare(
+    data, validation, epochs, batch_size, estimator, optimizer = prepare(
         first, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
         learn_sigma=learn_sigma, estimator=estimator, optimizer=optimizer, mesh=mesh,
     )
     eval_every = epochs if eval_every is None else _checks.positive_int("eval_every", eval_every)
-    betas, n_runs = _eval_settings(log_likelihood, ais_kwargs, first.W.dtype, mesh)
+    betas, n_runs = eval_settings(log_likelihood, ais_kwargs, first.W.dtype, mesh)
     if hyperparams is not None and not isinstance(hyperparams, dict):
         raise TypeError(f"hyperparams: expected a dict of name -> per-model values, got {type(hyperparams).__name__}")
 
@@ -186,7 +186,7 @@ def fit_ensemble(
     spmd_axis = None
     if mesh is not None:
         one = jax.tree.map(lambda x: x[0], state.estimator_state)
-        _check_chains(one, mesh)
+        check_chains(one, mesh)
         est_specs = _stacked_specs(parallel.estimator_state_specs(one, mesh), mesh)
         state = TrainState(
             parallel.place(state.params, mesh, _stacked_specs(jax.tree.map(lambda _: P(), state.params), mesh)),
@@ -197,14 +197,14 @@ def fit_ensemble(
         data, validation, betas = parallel.place((data, validation, betas), mesh)
         spmd_axis = parallel.MODEL_AXIS if parallel.MODEL_AXIS in mesh.axis_names else None
 
-    evaluate = None if log_likelihood is None else _compiled_eval(log_likelihood, n_runs, mesh, True, spmd_axis)
+    evaluate = None if log_likelihood is None else compiled_eval(log_likelihood, n_runs, mesh, True, spmd_axis)
 
     columns: dict[str, list] = {}
-    bar = _progress_bar(epochs, progress)
+    bar = progress_bar(epochs, progress)
     done = 0
     while done < epochs:
         length = min(eval_every, epochs - done)
-        run = _compiled_segment(length, batch_size, optimizer, estimator, type(estimator), mesh, spmd_axis)
+        run = compiled_segment(length, batch_size, optimizer, estimator, type(estimator), mesh, spmd_axis)
         state, out = run(key_train, np.int32(done + 1), state, data, validation)
         out = parallel.gather(out)  # (N, length) per name; finite (N, length, n_leaves)
         finite = out.pop("finite")
@@ -212,7 +212,7 @@ def fit_ensemble(
             ok = finite.all(axis=-1)
             epoch_idx = int(np.argmin(ok.all(axis=0)))  # the first epoch at which some model diverged
             model = int(np.argmin(ok[:, epoch_idx]))
-            raise _diverged(model, first, int(np.argmin(finite[model, epoch_idx])), done + epoch_idx + 1)
+            raise diverged(model, first, int(np.argmin(finite[model, epoch_idx])), done + epoch_idx + 1)
         done += length
         if evaluate is not None:
             values = parallel.gather(evaluate(key_train, np.int32(done), state.params, data, validation, betas))

@@ -19,7 +19,7 @@ from jrbm import _checks, exact, parallel
 from jrbm.estimators import CD, Estimator
 from jrbm.model import check
 from jrbm.params import Model
-from jrbm.train.monitor import _eval_settings, _evaluate
+from jrbm.train.monitor import eval_settings, evaluate_likelihood
 from jrbm.train.step import Optimizer, TrainState, fit_epoch, has_sigma, init_state, make_optimizer
 
 
@@ -44,20 +44,20 @@ def _cached(builder):
 
 
 @_cached
-def _compiled_eval(kind, n_runs, mesh, ensemble, spmd_axis):
-    f = functools.partial(_evaluate, kind=kind, n_runs=n_runs, mesh=mesh)
+def compiled_eval(kind, n_runs, mesh, ensemble, spmd_axis):
+    f = functools.partial(evaluate_likelihood, kind=kind, n_runs=n_runs, mesh=mesh)
     if ensemble:
         f = jax.vmap(f, in_axes=(0, None, 0, None, None, None), spmd_axis_name=spmd_axis)
     return jax.jit(f)
 
 
 @_cached
-def _compiled_epoch(batch_size, optimizer, estimator, estimator_type, mesh):
+def compiled_epoch(batch_size, optimizer, estimator, estimator_type, mesh):
     return jax.jit(functools.partial(fit_epoch, batch_size=batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh))
 
 
 @_cached
-def _compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type, mesh, spmd_axis):
+def compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type, mesh, spmd_axis):
     """``n_epochs`` of :func:`fit_epoch` under ``lax.scan``, vmapped over models, jitted."""
     epoch_fn = functools.partial(fit_epoch, batch_size=batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh)
 
@@ -70,7 +70,7 @@ def _compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type
     return jax.jit(jax.vmap(run, in_axes=(0, None, 0, None, None), spmd_axis_name=spmd_axis))
 
 
-def _prepare(params, data, validation, *, epochs, batch_size, log_likelihood, learn_sigma, estimator, optimizer, mesh):
+def prepare(params, data, validation, *, epochs, batch_size, log_likelihood, learn_sigma, estimator, optimizer, mesh):
     """The checks and conversions :func:`fit` and :func:`fit_ensemble` share (``params``: one model)."""
     check(params)
     data = _checks.data_batch("data", data, params.visible, params.W.dtype)
@@ -99,13 +99,13 @@ def _prepare(params, data, validation, *, epochs, batch_size, log_likelihood, le
     return data, validation, epochs, batch_size, estimator, optimizer
 
 
-def _check_chains(estimator_state, mesh):
+def check_chains(estimator_state, mesh):
     n = parallel.n_chains(estimator_state)
     if mesh is not None and n is not None:
         parallel.check_divisible("estimator.n_chains", n, mesh, "persistent chains")
 
 
-def _diverged(model: Optional[int], params: Model, index: int, epoch: int) -> FloatingPointError:
+def diverged(model: Optional[int], params: Model, index: int, epoch: int) -> FloatingPointError:
     """The error for entry ``index`` of an epoch record's ``finite`` flags (the leaves, then the reconstruction error)."""
     which = "" if model is None else f"model {model}: "
     names = _checks.leaf_names(params, "params")
@@ -119,7 +119,7 @@ def _diverged(model: Optional[int], params: Model, index: int, epoch: int) -> Fl
     )
 
 
-def _progress_bar(total: int, enabled: bool):
+def progress_bar(total: int, enabled: bool):
     """A ``tqdm`` bar over ``total`` epochs, or ``None`` when disabled.
 
     tqdm is imported here, not with the module, so that jrbm imports and trains
@@ -177,7 +177,7 @@ def fit(
     Args:
       key: a ``jax.random`` key; shuffling, chains and AIS all derive from it.
       params: initial model, e.g. from :func:`jrbm.init_bernoulli` with ``data``.
-      data: ``(n_examples, n_visible)`` training set.
+      data: ``(n_examples, *visible.shape)`` training set.
       optimizer: any ``optax.GradientTransformation`` (e.g. ``optax.sgd(0.05, momentum=0.9)``).
       estimator: ``jrbm.CD(k)`` (default ``CD(1)``), ``jrbm.PCD(k, n_chains)`` or ``jrbm.PT(betas, k)``.
       epochs: number of passes over the data.
@@ -214,35 +214,35 @@ def fit(
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
     eval_every = _checks.positive_int("eval_every", eval_every)
-    data, validation, epochs, batch_size, estimator, optimizer = _prepare(
+    data, validation, epochs, batch_size, estimator, optimizer = prepare(
         params, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
         learn_sigma=learn_sigma, estimator=estimator, optimizer=optimizer, mesh=mesh,
     )
     _checks.finite_leaves("params", params)  # fit_ensemble checks its whole stack instead
-    betas, n_runs = _eval_settings(log_likelihood, ais_kwargs, params.W.dtype, mesh)
+    betas, n_runs = eval_settings(log_likelihood, ais_kwargs, params.W.dtype, mesh)
 
     key_init, key_train = jax.random.split(key)
     state = init_state(key_init, params, data, optimizer=optimizer, estimator=estimator)
     if mesh is not None:
-        _check_chains(state.estimator_state, mesh)
+        check_chains(state.estimator_state, mesh)
         est = state.estimator_state
         state = TrainState(
             parallel.place(state.params, mesh), parallel.place(state.opt_state, mesh),
             parallel.place(est, mesh, parallel.estimator_state_specs(est, mesh)),
         )
         key_train, data, validation, betas = parallel.place((key_train, data, validation, betas), mesh)
-    step = _compiled_epoch(batch_size, optimizer, estimator, type(estimator), mesh)
-    evaluate = None if log_likelihood is None else _compiled_eval(log_likelihood, n_runs, mesh, False, None)
+    step = compiled_epoch(batch_size, optimizer, estimator, type(estimator), mesh)
+    evaluate = None if log_likelihood is None else compiled_eval(log_likelihood, n_runs, mesh, False, None)
 
     history: dict[str, list] = {"epoch": [], "recon_error": []}
     if validation is not None:
         history["free_energy_gap"] = []
-    bar = _progress_bar(epochs, progress)
+    bar = progress_bar(epochs, progress)
     for epoch in range(1, epochs + 1):
         state, out = step(key_train, np.int32(epoch), state, data, validation)
         out = parallel.gather(out)
         if check_finite and not out["finite"].all():
-            raise _diverged(None, state.params, int(np.argmin(out["finite"])), epoch)
+            raise diverged(None, state.params, int(np.argmin(out["finite"])), epoch)
         record = {"epoch": epoch, "recon_error": float(out["recon_error"])}
         if validation is not None:
             record["free_energy_gap"] = float(out["free_energy_gap"])

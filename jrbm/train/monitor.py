@@ -5,11 +5,11 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jrbm import _checks, ais, exact, parallel
-from jrbm.model import _free_energy, base_rate
+from jrbm.model import base_rate, free_energy_unchecked
 from jrbm.train.step import epoch_keys
 
 
-def _evaluate(key_train, epoch, params, data, validation, betas, *, kind, n_runs, mesh):
+def evaluate_likelihood(key_train, epoch, params, data, validation, betas, *, kind, n_runs, mesh):
     """The likelihood monitors of one model after epoch ``epoch``: a dict of scalars (pure)."""
     if kind == "exact":
         out = {"log_likelihood": jnp.mean(exact.log_likelihood(params, data, check=False))}
@@ -18,13 +18,13 @@ def _evaluate(key_train, epoch, params, data, validation, betas, *, kind, n_runs
         return out
     _, key_eval = epoch_keys(key_train, epoch)
     res = ais.forward(key_eval, base_rate(params, data), params, betas, n_runs, mesh)
-    out = {"log_likelihood": -jnp.mean(_free_energy(params, data)) - res.log_z, "log_z_std": res.log_z_std}
+    out = {"log_likelihood": -jnp.mean(free_energy_unchecked(params, data)) - res.log_z, "log_z_std": res.log_z_std}
     if validation is not None:
-        out["val_log_likelihood"] = -jnp.mean(_free_energy(params, validation)) - res.log_z
+        out["val_log_likelihood"] = -jnp.mean(free_energy_unchecked(params, validation)) - res.log_z
     return out
 
 
-def _eval_settings(kind, ais_kwargs, dtype, mesh):
+def eval_settings(kind, ais_kwargs, dtype, mesh):
     """``(betas, n_runs)`` of the AIS monitor (``(None, 0)`` for the exact one), checked."""
     if kind != "ais":
         return None, 0

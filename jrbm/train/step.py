@@ -15,7 +15,7 @@ from jax.typing import ArrayLike
 
 from jrbm import metrics, parallel
 from jrbm.estimators import Estimator
-from jrbm.model import _free_energy
+from jrbm.model import free_energy_unchecked
 from jrbm.params import Model
 
 
@@ -170,9 +170,9 @@ def fit_epoch(
     key_epoch, _ = epoch_keys(key_train, epoch)
     state = train_epoch(key_epoch, state, data, batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh)
     params = state.params
-    record = {"recon_error": metrics._reconstruction_error(params, data)}
+    record = {"recon_error": metrics.reconstruction_error_unchecked(params, data)}
     if validation is not None:
-        record["free_energy_gap"] = jnp.mean(_free_energy(params, validation)) - jnp.mean(_free_energy(params, data))
+        record["free_energy_gap"] = jnp.mean(free_energy_unchecked(params, validation)) - jnp.mean(free_energy_unchecked(params, data))
     finite = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(params)]
     record["finite"] = jnp.stack(finite + [jnp.isfinite(record["recon_error"])])
     return state, record
