@@ -9,6 +9,13 @@ scikit-learn's binarised 8x8 digits by PCD-1 and scores the test set by AIS.
 ``evaluate`` prints the log-likelihood of a checkpoint on a data set (exact
 for small models, AIS otherwise) as JSON; ``sample`` runs Gibbs chains from
 a checkpoint and writes the final states as a PNG grid and a ``.npy`` array.
+Every command ends with a sentence on standard error saying what was
+measured, on which split, with its standard error, and where the files are.
+
+The train/test splits are fixed by the data sets (:data:`SPLITS`), never by
+``--seed``; checkpoints record theirs, and ``evaluate`` refuses to score a
+test split that overlaps the training data of a checkpoint written by an
+earlier version, whose split followed ``--seed``.
 """
 
 from __future__ import annotations
@@ -36,13 +43,22 @@ from jrbm.train import fit, weights_only
 
 DATASETS = ("digits", "bars-and-stripes", "shifter", "two-laplace")
 EXACT_BITS = 20  # "auto" evaluation enumerates up to 2^20 states, AIS beyond
+SPLIT_SEED = 0
+"""The digits' train/test split and the two-Laplace sets are fixed by the data set (this seed), never by ``--seed``."""
+
+SPLITS = {
+    "digits": "scikit-learn's 8x8 digits, stratified 80/20 split of seed 0 (1,438 training, 359 test images)",
+    "bars-and-stripes": "all 32 4x4 bars-and-stripes patterns (the training set is the test set)",
+    "shifter": "all 768 labeled-shifter patterns of 8 bits (the training set is the test set)",
+    "two-laplace": "10,000 training points of seed 0 and 10,000 test points of seed 1",
+}
 
 
-def load_dataset(name: str, model: str, seed: int = 0):
-    """``(train, test, image_shape)`` for a built-in data set prepared for ``model``."""
+def load_dataset(name: str, model: str):
+    """``(train, test, image_shape)`` for a built-in data set prepared for ``model``; the split is fixed (:data:`SPLITS`)."""
     if name == "digits":
         kind = "standard" if model == "gaussian" else "binary"
-        split = datasets.digits(kind, seed=seed)
+        split = datasets.digits(kind, seed=SPLIT_SEED)
         return split.train, split.test, (8, 8)
     if name == "bars-and-stripes":
         data = datasets.bars_and_stripes(4)
@@ -51,8 +67,35 @@ def load_dataset(name: str, model: str, seed: int = 0):
         data = datasets.labeled_shifter(8)
         return data, data, (1, data.shape[1])
     if name == "two-laplace":
-        return datasets.two_laplace(10000, seed=seed), datasets.two_laplace(10000, seed=seed + 1), None
+        return datasets.two_laplace(10000, seed=SPLIT_SEED), datasets.two_laplace(10000, seed=SPLIT_SEED + 1), None
     raise ValueError(f"--dataset: expected one of {', '.join(DATASETS)}, got {name!r}")
+
+
+def _training_split_seed(meta: dict) -> int:
+    """The seed of the split a checkpoint was trained on: recorded by this version, or ``--seed`` for earlier ones."""
+    split = meta.get("split")
+    if isinstance(split, dict) and "seed" in split:
+        return int(split["seed"])
+    return int(meta.get("args", {}).get("seed", SPLIT_SEED))
+
+
+def _check_no_overlap(dataset: str, meta: dict, which: str) -> None:
+    """Refuses to score a 'test' split that holds examples the checkpoint was trained on (digits, two-Laplace)."""
+    seed = _training_split_seed(meta)
+    if which != "test" or seed == SPLIT_SEED or dataset not in ("digits", "two-laplace"):
+        return
+    if dataset == "digits":
+        _, test_idx = datasets.digits_indices(seed=SPLIT_SEED)
+        train_idx, _ = datasets.digits_indices(seed=seed)
+        overlap = len(np.intersect1d(train_idx, test_idx))
+    else:  # earlier versions trained on two_laplace(seed) and tested on seed + 1
+        overlap = 10000 if seed == SPLIT_SEED + 1 else 0
+    if overlap:
+        raise ValueError(
+            f"checkpoint: it was trained on the {dataset} split of seed {seed}, whose training set holds {overlap} "
+            f"of the {dataset} test examples; scoring them would not be a test. Retrain with this version "
+            f"(the split is now fixed) or evaluate --split train"
+        )
 
 
 def _estimator(args):
@@ -114,10 +157,10 @@ def cmd_train(args) -> dict:
     key = jax.random.key(args.seed)
     k_init, k_fit, k_eval, k_sample = jax.random.split(key, 4)
     model = args.model or ("gaussian" if args.dataset == "two-laplace" else "bernoulli")
-    train, test, image_shape = load_dataset(args.dataset, model, args.seed)
+    train, test, image_shape = load_dataset(args.dataset, model)
     n_visible = train.shape[1]
     if model == "gaussian":
-        params = init_gaussian(k_init, n_visible, args.hidden, data=train, sigma=1.0)
+        params = init_gaussian(k_init, n_visible, args.hidden, data=train, sigma=args.sigma)
     else:
         params = init_bernoulli(k_init, n_visible, args.hidden, data=train)
     os.makedirs(args.out, exist_ok=True)
@@ -135,7 +178,9 @@ def cmd_train(args) -> dict:
     seconds = time.perf_counter() - t0
     result = evaluate_params(k_eval, params, test, method=args.eval, train=train, betas=args.betas, n_runs=args.runs)
     result["train_seconds"] = seconds
-    metadata = {"dataset": args.dataset, "model": model, "args": vars(args), "evaluation": result}
+    result["split"] = "test"
+    split = {"dataset": args.dataset, "seed": SPLIT_SEED, "description": SPLITS[args.dataset]}
+    metadata = {"dataset": args.dataset, "model": model, "args": vars(args), "evaluation": result, "split": split}
     io.save(os.path.join(args.out, "params.npz"), params, metadata)
     _write_json(os.path.join(args.out, "history.json"), {"history": history, "evaluation": result})
     _write_figure(os.path.join(args.out, "curves.png"), plots.learning_curves(history))
@@ -153,7 +198,9 @@ def cmd_evaluate(args) -> dict:
     meta = io.load_metadata(args.checkpoint)
     dataset = args.dataset or meta.get("dataset", "digits")
     model = "bernoulli" if layer_base.is_discrete(params.visible) else "gaussian"
-    train, test, _ = load_dataset(dataset, model, args.seed)
+    train, test, _ = load_dataset(dataset, model)
+    if dataset == meta.get("dataset"):
+        _check_no_overlap(dataset, meta, args.split)
     data = test if args.split == "test" else train
     result = evaluate_params(jax.random.key(args.seed), params, data, method=args.method, train=train, betas=args.betas, n_runs=args.runs)
     result.update(dataset=dataset, split=args.split)
@@ -178,48 +225,67 @@ def cmd_sample(args) -> dict:
     return {"samples": stem + ".npy", "image": stem + ".png", "n": args.n, "steps": args.steps}
 
 
+def summary(command: str, result: dict, args) -> str:
+    """The sentence a run ends with: what was measured, on which split, with its standard error, where the files are."""
+    if command == "sample":
+        return f"Wrote {result['n']} chains after {result['steps']} Gibbs sweeps to {result['samples']} and {result['image']}."
+    dataset = result.get("dataset", getattr(args, "dataset", None))
+    how = ("exact (log Z by enumeration)" if result["method"] == "exact" else
+           f"forward AIS with {result['n_runs']} runs of {result['n_betas']} temperatures; its standard error is that of log Z, "
+           "and forward AIS errs high in expectation")
+    se = "" if result["method"] == "exact" else f" +- {result['log_z_std']:.3f}"
+    text = (f"{result['split'].capitalize()}-set log-likelihood on {dataset} ({SPLITS.get(dataset, dataset)}): "
+            f"{result['log_likelihood']:.3f}{se} nats per example, {how}.")
+    if command == "train":
+        text += (f" Trained in {result['train_seconds']:.1f} s; files in {args.out}: params.npz (checkpoint), history.json, "
+                 + ("curves.png, filters.png, samples.png." if os.path.exists(os.path.join(args.out, "samples.png")) else "curves.png, density.png."))
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jrbm", description="Restricted Boltzmann machines in JAX.")
     sub = p.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
 
-    t = sub.add_parser("train", help="train an RBM on a built-in data set")
-    t.add_argument("--dataset", choices=DATASETS, default="digits")
-    t.add_argument("--model", choices=("bernoulli", "gaussian"), default=None, help="default: gaussian for two-laplace, else bernoulli")
-    t.add_argument("--hidden", type=int, default=64)
-    t.add_argument("--estimator", choices=("cd", "pcd", "pt"), default="pcd")
+    t = sub.add_parser("train", help="train an RBM on a built-in data set", formatter_class=fmt)
+    t.add_argument("--dataset", choices=DATASETS, default="digits", help="built-in data set (its train/test split is fixed)")
+    t.add_argument("--model", choices=("bernoulli", "gaussian"), default=None, help="visible units; None: gaussian for two-laplace, else bernoulli")
+    t.add_argument("--hidden", type=int, default=64, help="hidden units (Bernoulli)")
+    t.add_argument("--estimator", choices=("cd", "pcd", "pt"), default="pcd", help="gradient estimator: contrastive divergence, persistent CD, parallel tempering")
     t.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update")
     t.add_argument("--chains", type=int, default=100, help="persistent chains (pcd, pt)")
     t.add_argument("--temperatures", type=int, default=10, help="replicas for pt")
-    t.add_argument("--epochs", type=int, default=200)
-    t.add_argument("--batch-size", type=int, default=20)
-    t.add_argument("--lr", type=float, default=0.05)
-    t.add_argument("--momentum", type=float, default=0.5)
-    t.add_argument("--weight-decay", type=float, default=1e-4)
-    t.add_argument("--learn-sigma", action="store_true", help="gaussian: learn log_sigma (default frozen)")
-    t.add_argument("--eval", choices=("auto", "exact", "ais"), default="auto")
+    t.add_argument("--epochs", type=int, default=200, help="passes over the training data")
+    t.add_argument("--batch-size", type=int, default=20, help="examples per update")
+    t.add_argument("--lr", type=float, default=0.05, help="SGD learning rate")
+    t.add_argument("--momentum", type=float, default=0.5, help="SGD momentum (0: none)")
+    t.add_argument("--weight-decay", type=float, default=1e-4, help="L2 decay of the weights W (not the fields)")
+    t.add_argument("--sigma", type=float, default=1.0, help="gaussian: initial standard deviation of the visible units")
+    t.add_argument("--learn-sigma", action="store_true", help="gaussian: learn log_sigma (otherwise fixed at --sigma)")
+    t.add_argument("--eval", choices=("auto", "exact", "ais"), default="auto", help="test log-likelihood: exact up to 2^20 states (auto), else AIS")
     t.add_argument("--betas", type=int, default=None, help="AIS temperatures (default: 14,500 of Salakhutdinov & Murray)")
     t.add_argument("--runs", type=int, default=100, help="AIS runs")
-    t.add_argument("--samples", type=int, default=64)
-    t.add_argument("--sample-steps", type=int, default=1000)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default="runs/latest")
+    t.add_argument("--samples", type=int, default=64, help="Gibbs chains drawn for samples.png, started at test examples")
+    t.add_argument("--sample-steps", type=int, default=1000, help="Gibbs sweeps of those chains")
+    t.add_argument("--seed", type=int, default=0, help="key of the initialisation, training, evaluation and samples (not of the data split, which is fixed)")
+    t.add_argument("--out", default="runs/latest", help="output folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    e = sub.add_parser("evaluate", help="log-likelihood of a checkpoint on a data set")
-    e.add_argument("checkpoint")
+    e = sub.add_parser("evaluate", help="log-likelihood of a checkpoint on a data set", formatter_class=fmt)
+    e.add_argument("checkpoint", help="a params.npz written by train or jrbm.save")
     e.add_argument("--dataset", choices=DATASETS, default=None, help="default: the one it was trained on")
-    e.add_argument("--split", choices=("train", "test"), default="test")
-    e.add_argument("--method", choices=("auto", "exact", "ais"), default="auto")
-    e.add_argument("--betas", type=int, default=None)
-    e.add_argument("--runs", type=int, default=100)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--split", choices=("train", "test"), default="test", help="which part of the data set to score")
+    e.add_argument("--method", choices=("auto", "exact", "ais"), default="auto", help="exact up to 2^20 states (auto), else AIS")
+    e.add_argument("--betas", type=int, default=None, help="AIS temperatures (None: 14,500 of Salakhutdinov & Murray)")
+    e.add_argument("--runs", type=int, default=100, help="AIS runs")
+    e.add_argument("--seed", type=int, default=0, help="key of the AIS runs (the data split is fixed by the data set)")
 
-    s = sub.add_parser("sample", help="run Gibbs chains from a checkpoint")
-    s.add_argument("checkpoint")
-    s.add_argument("--n", type=int, default=64)
-    s.add_argument("--steps", type=int, default=1000)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="samples.png")
+    s = sub.add_parser("sample", help="run Gibbs chains from a checkpoint", formatter_class=fmt)
+    s.add_argument("checkpoint", help="a params.npz written by train or jrbm.save")
+    s.add_argument("--n", type=int, default=64, help="chains, started at draws of the visible layer alone")
+    s.add_argument("--steps", type=int, default=1000, help="Gibbs sweeps")
+    s.add_argument("--seed", type=int, default=0, help="key of the chains")
+    s.add_argument("--out", default="samples.png", help="the PNG grid; the states go to the same name with .npy")
     return p
 
 
@@ -231,5 +297,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:
         print(f"jrbm {args.command}: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2), flush=True)
+    print(summary(args.command, result, args), file=sys.stderr)
     return 0

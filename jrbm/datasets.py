@@ -180,6 +180,20 @@ def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tu
     return train, test
 
 
+def digits_indices(*, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted ``(train, test)`` row indices of :func:`digits`'s split into ``load_digits()``'s 1797 images.
+
+    Example:
+      >>> from jrbm import datasets
+      >>> train, test = datasets.digits_indices()
+      >>> len(train), len(test)
+      (1438, 359)
+    """
+    from sklearn.datasets import load_digits
+
+    return _stratified_split(np.asarray(load_digits().target, np.int32), float(test_fraction), seed)
+
+
 def digits(
     kind: str = "binary",
     *,

@@ -74,3 +74,39 @@ def test_module_entry_point_help():
     assert res.returncode == 0
     for option in ("--dataset", "--model", "--hidden", "--estimator", "--epochs", "--lr", "--seed", "--out"):
         assert option in res.stdout
+
+
+def test_evaluate_refuses_a_test_split_that_the_model_was_trained_on(tmp_path, capsys):
+    """Earlier versions drew the digits split from --seed; a model trained with --seed 1 has most of the
+    fixed test split in its training set, and evaluate says so instead of scoring it as a test."""
+    train_idx, _ = jrbm.datasets.digits_indices(seed=1)
+    _, test_idx = jrbm.datasets.digits_indices(seed=0)
+    assert len(np.intersect1d(train_idx, test_idx)) > 200  # the situation is real
+    params = jrbm.init_bernoulli(jax.random.key(0), 64, 4)
+    path = tmp_path / "old.npz"
+    jrbm.save(path, params, {"dataset": "digits", "model": "bernoulli", "args": {"seed": 1}})
+    assert run("evaluate", path, "--method", "exact") == 2
+    err = capsys.readouterr().err
+    assert "trained on the digits split of seed 1" in err and "--split train" in err
+    assert run("evaluate", path, "--method", "exact", "--split", "train") == 0
+    assert json.loads(capsys.readouterr().out)["split"] == "train"
+    jrbm.save(path, params, {"dataset": "digits", "model": "bernoulli", "split": {"seed": 0}})  # trained on the fixed split
+    assert run("evaluate", path, "--method", "exact") == 0
+
+
+def test_train_records_the_fixed_split_and_ends_with_a_sentence(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", "--dataset", "bars-and-stripes", "--hidden", 4, "--epochs", 1, "--seed", 7, "--out", out, "--quiet") == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["split"] == "test"
+    meta = jrbm.io.load_metadata(out / "params.npz")
+    assert meta["split"]["seed"] == cli.SPLIT_SEED and meta["args"]["seed"] == 7
+    sentence = captured.err.strip().splitlines()[-1]
+    assert sentence.startswith("Test-set log-likelihood on bars-and-stripes") and "nats per example" in sentence
+    assert f"{result['log_likelihood']:.3f}" in sentence and str(out) in sentence
+
+
+def test_help_shows_defaults_and_sigma():
+    text = cli.parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "--sigma" in text and "(default: 64)" in text and "(default: digits)" in text

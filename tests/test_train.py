@@ -188,3 +188,20 @@ def test_gaussian_at_extreme_log_sigma_trains_or_says_why(log_sigma):
     assert all(np.all(np.isfinite(np.asarray(x))) for x in trained)
     # Closing a third of the gap to -2.9 nats; the standard error of a mean over 2000 points is ~0.03.
     assert after > before + (-2.9 - before) / 3, (log_sigma, before, after)
+
+
+def test_monitors_use_the_documented_fixed_subset():
+    """recon_error and free_energy_gap are measured on jrbm.train.monitor_rows of the training data, every epoch."""
+    data = np.asarray(DIGITS)
+    rows = jrbm.train.monitor_rows(len(data), size=40)
+    assert len(rows) == 40 and rows[0] == 0 and rows[-1] == len(data) - 1 and np.all(np.diff(rows) > 0)
+    old = jrbm.train.step.MONITOR_SIZE
+    jrbm.train.step.MONITOR_SIZE = 40
+    try:
+        params = jrbm.init_bernoulli(jax.random.key(1), data.shape[1], 6, data=data)
+        trained, history = _fit(params, data, validation=data[:30], epochs=1, batch_size=20)
+    finally:
+        jrbm.train.step.MONITOR_SIZE = old
+    watched = data[rows]
+    np.testing.assert_allclose(history["recon_error"][0], jrbm.metrics.reconstruction_error(trained, watched), rtol=1e-6)
+    np.testing.assert_allclose(history["free_energy_gap"][0], jrbm.metrics.free_energy_gap(trained, watched, data[:30]), rtol=1e-6, atol=1e-9)

@@ -36,6 +36,7 @@ from jrbm.train import ensemble, loop, monitor, step
 from jrbm.train.ensemble import fit_ensemble
 from jrbm.train.loop import fit
 from jrbm.train.step import (
+    MONITOR_SIZE,
     Optimizer,
     TrainState,
     epoch_keys,
@@ -43,12 +44,15 @@ from jrbm.train.step import (
     has_sigma,
     init_state,
     make_optimizer,
+    monitor_rows,
     train_epoch,
     train_step,
     weights_only,
 )
 
 __all__ = [
+    "MONITOR_SIZE",
+    "monitor_rows",
     "Optimizer",
     "TrainState",
     "ensemble",

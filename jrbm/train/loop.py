@@ -155,7 +155,7 @@ def fit(
     callback: Optional[Callable[[int, Model, dict], None]] = None,
     mesh: Optional[Mesh] = None,
 ) -> tuple[Model, dict]:
-    """Trains an Model; returns ``(params, history)``.
+    """Trains a model; returns ``(params, history)``.
 
     Each epoch is one jit-compiled ``lax.scan`` over shuffled minibatches
     (:func:`fit_epoch`, :func:`train_epoch`), compiled once and reused by
@@ -165,6 +165,10 @@ def fit(
     * ``recon_error``: mean squared one-step reconstruction error of the training data;
     * ``free_energy_gap``: mean free energy of ``validation`` minus training data
       (Hinton's overfitting monitor; only with ``validation``);
+
+      both on the same fixed, evenly spaced training examples every epoch, at most
+      :data:`jrbm.train.MONITOR_SIZE` (500) of them (:func:`jrbm.train.monitor_rows`),
+      so monitoring costs no second pass over a large data set;
     * with ``log_likelihood="exact"`` (small models) or ``"ais"`` (any size), every
       ``eval_every`` epochs and at the last: ``log_likelihood`` of the training
       data (mean per example) and ``val_log_likelihood``; AIS also records
