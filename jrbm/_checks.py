@@ -141,6 +141,11 @@ def broadcastable(*named_shapes) -> None:
 
 def optimizer(name: str, opt) -> None:
     """Raises unless ``opt`` looks like an ``optax.GradientTransformation`` (has ``init`` and ``update``)."""
+    if callable(opt) and not hasattr(opt, "init") and getattr(opt, "__module__", "").startswith("optax"):
+        raise TypeError(
+            f"{name}: expected an optax.GradientTransformation, got the function {getattr(opt, '__name__', opt)!r} itself; "
+            f"call it with its settings, e.g. {name}=optax.{getattr(opt, '__name__', 'sgd')}(0.1)"
+        )
     if not (callable(getattr(opt, "init", None)) and callable(getattr(opt, "update", None))):
         raise TypeError(
             f"{name}: expected an optax.GradientTransformation such as optax.sgd(0.1), got {type(opt).__name__} {opt!r}"
@@ -149,6 +154,11 @@ def optimizer(name: str, opt) -> None:
 
 def estimator(name: str, est) -> None:
     """Raises unless ``est`` has the estimator interface ``init(key, params, data)`` and ``grad(key, params, batch, state)``."""
+    if isinstance(est, type):
+        raise TypeError(
+            f"{name}: expected an estimator instance, got the class {est.__name__} itself; "
+            f"make one with its settings, e.g. {name}=jrbm.{est.__name__}(1)"
+        )
     if not (callable(getattr(est, "init", None)) and callable(getattr(est, "grad", None))):
         raise TypeError(
             f"{name}: expected an estimator with init and grad methods such as jrbm.CD(1), jrbm.PCD(1) or jrbm.PT(10), "

@@ -31,6 +31,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from jrbm import _checks
+from jrbm.layers import base as layer_base
 from jrbm.model import check, flat_batch, free_energy_grad, hidden_input, visible_data
 from jrbm.params import Model
 from jrbm.sampling import negative_phase
@@ -129,8 +130,19 @@ def _pcd_grad(key, params, v, chains, k):
     return contrast_grad(params, v, inputs0, v_k, inputs_k), v_k
 
 
-class CD(NamedTuple):
-    """Contrastive divergence with ``k`` Gibbs sweeps; stateless.
+class _CDFields(NamedTuple):
+    k: int = 1
+
+
+class CD(_CDFields):
+    """Contrastive divergence with ``k`` Gibbs sweeps (Hinton 2002); stateless.
+
+    The model term of the gradient comes from a ``k``-step Gibbs chain
+    started at each example of the minibatch (:func:`cd_grad`).
+
+    Args:
+      k: Gibbs sweeps per update, a positive int (validated here, when the
+        estimator is made; it is a static loop length under ``jit``).
 
     Example:
       >>> import jax, jax.numpy as jnp, jrbm
@@ -139,34 +151,62 @@ class CD(NamedTuple):
       >>> data = jnp.ones((8, 6))
       >>> state = est.init(jax.random.key(1), params, data)
       >>> grads, state = est.grad(jax.random.key(2), params, data, state)
+      >>> grads.W.shape
+      (6, 4)
     """
 
-    k: int = 1
+    __slots__ = ()
+
+    def __new__(cls, k: int = 1):
+        return super().__new__(cls, _checks.static_positive_int("k", k))
 
     def init(self, key: Array, params: Model, data: ArrayLike) -> tuple:
-        _checks.positive_int("k", self.k)
+        check(params)
+        layer_base.check_training_data(params.visible, "data", flat_batch(params, data, "data"))
         return ()
 
     def grad(self, key: Array, params: Model, batch: Array, state: Any) -> tuple[Model, tuple]:
         return cd_grad(key, params, batch, self.k), state
 
 
-class PCD(NamedTuple):
-    """Persistent contrastive divergence: ``n_chains`` chains, ``k`` sweeps per update.
-
-    ``init`` starts the chains at examples drawn from ``data`` (with
-    replacement), the usual choice; the state is the ``(n_chains, *visible.shape)``
-    array of chain states.
-    """
-
+class _PCDFields(NamedTuple):
     k: int = 1
     n_chains: int = 100
 
+
+class PCD(_PCDFields):
+    """Persistent contrastive divergence (Tieleman 2008): ``n_chains`` chains, ``k`` sweeps per update.
+
+    ``init`` starts the chains at examples drawn from ``data`` (with
+    replacement), the usual choice; the state is the ``(n_chains, *visible.shape)``
+    array of chain states, advanced by ``k`` sweeps at every update
+    (:func:`pcd_grad`).
+
+    Args:
+      k: Gibbs sweeps per update, a positive int.
+      n_chains: persistent chains, a positive int (a multiple of the mesh's
+        ``"data"`` axis when ``fit`` is given a mesh). Both are validated here.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jrbm
+      >>> est = jrbm.PCD(k=1, n_chains=10)
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 6, 4)
+      >>> chains = est.init(jax.random.key(1), params, jnp.ones((8, 6)))
+      >>> grads, chains = est.grad(jax.random.key(2), params, jnp.ones((8, 6)), chains)
+      >>> chains.shape
+      (10, 6)
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, k: int = 1, n_chains: int = 100):
+        return super().__new__(cls, _checks.static_positive_int("k", k), _checks.static_positive_int("n_chains", n_chains))
+
     def init(self, key: Array, params: Model, data: ArrayLike) -> Array:
-        _checks.positive_int("k", self.k)
-        n = _checks.positive_int("n_chains", self.n_chains)
+        check(params)
         data = flat_batch(params, data, "data")
-        return data[jax.random.randint(key, (n,), 0, data.shape[0])]
+        layer_base.check_training_data(params.visible, "data", data)
+        return data[jax.random.randint(key, (self.n_chains,), 0, data.shape[0])]
 
     def grad(self, key: Array, params: Model, batch: Array, state: Array) -> tuple[Model, Array]:
         return pcd_grad(key, params, batch, state, self.k)

@@ -31,6 +31,7 @@ from jax.typing import ArrayLike
 
 from jrbm import _checks
 from jrbm.layers import Bernoulli, Gaussian, Layer
+from jrbm.layers import base as layer_base
 
 PRNGKey = Array
 
@@ -229,7 +230,7 @@ def init(
     dtype = check_layers("init", visible, hidden)
     if data is not None:
         data = _checks.data_batch("data", data, visible, dtype)
-        visible.check_data("data", data)
+        layer_base.check_training_data(visible, "data", data)
         visible = visible.from_data(data)
     W = weight_std * jax.random.normal(key, visible.shape + hidden.shape, dtype)
     return RBM(visible, hidden, W)
@@ -269,6 +270,8 @@ def init_bernoulli(
       (16, 8)
     """
     n_visible, dtype, W, c, mean = _init_common(key, n_visible, n_hidden, data, weight_std, dtype)
+    if data is not None:  # shape and finiteness checked by _init_common
+        Bernoulli(jnp.zeros(1)).check_training_data("data", np.asarray(data))
     if mean is None:
         b = jnp.zeros((n_visible,), dtype)
     else:

@@ -290,6 +290,7 @@ def pt_init(key: Array, params: Model, data: ArrayLike, betas, n_chains: int = 1
     betas = temperature_ladder(betas, dtype)
     m = betas.shape[0]
     data = flat_batch(params, data, "data")
+    layer_base.check_training_data(params.visible, "data", data)
     chains = data[jax.random.randint(key, (n, m), 0, data.shape[0])]
     zeros = jnp.zeros((m - 1,), dtype)
     return PTState(chains=chains, step=jnp.zeros((), jnp.int32), n_accepted=zeros, n_proposed=zeros)
@@ -346,7 +347,13 @@ def _pt_chain(key, params, state, betas, n_steps, k, trajectory, mesh):
     return (state, traj) if trajectory else state
 
 
-class PT(NamedTuple):
+class _PTFields(NamedTuple):
+    betas: int | tuple | ArrayLike = 10
+    k: int = 1
+    n_chains: int = 100
+
+
+class PT(_PTFields):
     """Parallel-tempering estimator (Desjardins et al. 2010): ``n_chains`` PT runs of ``M`` replicas.
 
     Same interface as :class:`jrbm.CD` and :class:`jrbm.PCD`:
@@ -357,12 +364,13 @@ class PT(NamedTuple):
     ``P(h | v)`` in place of sampled ``h`` as in CD and PCD. Monitor
     ``state.swap_rates``.
 
-    Attributes:
+    Args:
       betas: an int ``M`` (equally spaced in ``[0, 1]``) or an ascending array
         ending at 1; see :func:`temperature_ladder`. Pass a tuple of floats to
         keep the estimator hashable.
-      k: Gibbs sweeps per update.
-      n_chains: independent PT runs.
+      k: Gibbs sweeps per update, a positive int.
+      n_chains: independent PT runs, a positive int. All three are validated
+        when the estimator is made.
 
     Example:
       >>> import jax, jax.numpy as jnp, jrbm, jrbm.tempering
@@ -375,21 +383,21 @@ class PT(NamedTuple):
       ((6, 4), (20, 5, 6))
     """
 
-    betas: int | tuple | ArrayLike = 10
-    k: int = 1
-    n_chains: int = 100
+    __slots__ = ()
+
+    def __new__(cls, betas: int | tuple | ArrayLike = 10, k: int = 1, n_chains: int = 100):
+        temperature_ladder(betas)  # validated now; kept as given, so an int or a tuple stays hashable
+        return super().__new__(cls, betas, _checks.static_positive_int("k", k), _checks.static_positive_int("n_chains", n_chains))
 
     def init(self, key: Array, params: Model, data: ArrayLike) -> PTState:
-        _checks.positive_int("k", self.k)
         return pt_init(key, params, data, self.betas, self.n_chains)
 
     def grad(self, key: Array, params: Model, batch: ArrayLike, state: PTState) -> tuple[Model, PTState]:
         _checks.key("key", key)
-        k = _checks.static_positive_int("k", self.k)
         check(params)
         betas = temperature_ladder(self.betas, params.W.dtype)
         v = flat_batch(params, batch, "batch")
         state = _check_state(params, state, betas.shape[0])
-        state, x = _pt_step(key, params, state, betas, k)
+        state, x = _pt_step(key, params, state, betas, self.k)
         grads = contrast_grad(params, v, hidden_input(params, v), state.chains[:, -1], x[:, -1])
         return grads, state

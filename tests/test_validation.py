@@ -103,6 +103,15 @@ CASES = [
     ("max_bits beyond 32-bit indices", lambda: jrbm.exact.log_partition(BB, max_bits=40), ValueError, r"max_bits: expected at most 32"),
     ("enumerating a continuous layer", lambda: jrbm.exact.log_partition(GB, layer="visible"), ValueError, r"layer: expected None or the name of a discrete layer"),
     ("integer codes out of range for one_hot", lambda: layers.one_hot(np.array([[0, 3]]), 3), ValueError, r"codes: expected"),
+    ("raw digits (0..16) to init_bernoulli", lambda: jrbm.init_bernoulli(KEY, 5, 3, data=DATA * 16), ValueError, r"data: expected values in \[0, 1\] .* got 16.0 .*rescale the data to \[0, 1\]"),
+    ("raw digits (0..16) to fit", lambda: fit(data=DATA * 16), ValueError, r"data: expected values in \[0, 1\] .*rescale"),
+    ("raw digits (0..16) to PCD's chains", lambda: jrbm.PCD(1, 4).init(KEY, BB, DATA * 16), ValueError, r"data: expected values in \[0, 1\]"),
+    ("an estimator class, not an instance", lambda: fit(estimator=jrbm.PCD), TypeError, r"estimator: expected an estimator instance, got the class PCD itself; .*estimator=jrbm.PCD\(1\)"),
+    ("an optax function, not a transformation", lambda: fit(optimizer=optax.sgd), TypeError, r"optimizer: expected an optax.GradientTransformation, got the function 'sgd' itself"),
+    ("CD(0) refused when made", lambda: jrbm.CD(0), ValueError, r"k: expected a positive integer, got 0"),
+    ("PT with a ladder above 1, refused when made", lambda: jrbm.PT(np.array([0.5, 2.0])), ValueError, r"betas: expected values in \[0, 1\]"),
+    ("a traced k under jit", lambda: jax.jit(lambda k: jrbm.cd_grad(KEY, BB, V, k=k))(1), TypeError, r"k: expected a positive integer known at trace time \(a static argument\)"),
+    ("an int seed in place of a key", lambda: jrbm.init_bernoulli(0, 5, 3), TypeError, r"key: expected a jax.random key \(jax.random.key\(seed\)\)"),
     ("init with a layer that is not a layer", lambda: jrbm.init(KEY, "Bernoulli", layers.Bernoulli.init(3)), TypeError, r"init.visible: expected a layer"),
 ]
 

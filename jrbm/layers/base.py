@@ -101,6 +101,13 @@ def sample(layer: Layer, key: Array, inputs: Array) -> Array:
     return layer.sample_given_noise(inputs, layer.noise(key, batch, inputs.dtype))
 
 
+def check_training_data(layer: Layer, name: str, x) -> None:
+    """Checks data to train on: the layer's ``check_training_data`` where it has one (Bernoulli units take
+    values in ``[0, 1]``, the mean-field use of greyscale data), otherwise :meth:`Layer.check_data`."""
+    own = getattr(layer, "check_training_data", None)
+    (own if own is not None else layer.check_data)(name, x)
+
+
 def cgf_difference(layer: Layer, inputs0: Array, inputs1: Array) -> Array:
     """``cgf(inputs1) - cgf(inputs0)``; a layer may supply ``cgf_difference`` accurate for close inputs (AIS steps)."""
     own = getattr(layer, "cgf_difference", None)
@@ -179,4 +186,4 @@ def data_mean(layer, data) -> Array:
     return jnp.mean(jnp.asarray(data, dtype).reshape((-1,) + tuple(layer.shape)), axis=0)
 
 
-__all__ = ["Layer", "sample", "cgf_difference", "is_discrete", "enumerate_states"]
+__all__ = ["Layer", "sample", "check_training_data", "cgf_difference", "is_discrete", "enumerate_states"]

@@ -82,9 +82,6 @@ class Bernoulli(NamedTuple):
     def statistic(self, x: Array) -> Array:
         return x
 
-    def logits(self, inputs: Array) -> Array:
-        return self.theta + inputs
-
     def cgf(self, inputs: Array) -> Array:
         """``sum softplus(theta + inputs)`` (:func:`softplus_sum`: one ``log`` per 32 units)."""
         return softplus_sum(self.theta + inputs)
@@ -143,6 +140,14 @@ class Bernoulli(NamedTuple):
         base.check_values(
             name, x, lambda a: (a == 0) | (a == 1), "binary values (0 or 1)", "Bernoulli",
             "; rescale greyscale data to [0, 1] and binarise it (x > 0.5) for a likelihood",
+        )
+
+    def check_training_data(self, name: str, x) -> None:
+        """Values in ``[0, 1]``: binary data, or probabilities (greyscale images scaled to ``[0, 1]``)."""
+        base.check_values(
+            name, x, lambda a: (a >= 0) & (a <= 1), "values in [0, 1] (binary data or probabilities)", "Bernoulli",
+            "; rescale the data to [0, 1] first (8-bit images: divide by 255; scikit-learn's digits: by 16, "
+            "as jrbm.datasets.digits does)",
         )
 
     def from_data(self, data: Optional[Array]) -> "Bernoulli":

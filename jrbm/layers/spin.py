@@ -57,10 +57,6 @@ class Spin(NamedTuple):
     def statistic(self, x: Array) -> Array:
         return x
 
-    def field(self, inputs: Array) -> Array:
-        """``z = theta + inputs``: ``p(x | inputs) ∝ exp(z x)``."""
-        return self.theta + inputs
-
     def cgf(self, inputs: Array) -> Array:
         """``sum log(2 cosh(theta + inputs))``."""
         return jnp.sum(_log_2cosh(self.theta + inputs), axis=-1)

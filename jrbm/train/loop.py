@@ -17,6 +17,7 @@ from jax.typing import ArrayLike
 
 from jrbm import _checks, exact, parallel
 from jrbm.estimators import CD, Estimator
+from jrbm.layers import base as layer_base
 from jrbm.model import check
 from jrbm.params import Model
 from jrbm.train.monitor import eval_settings, evaluate_likelihood
@@ -82,7 +83,10 @@ def prepare(params, data, validation, *, epochs, batch_size, log_likelihood, lea
         raise ValueError(f"batch_size: expected at most the number of examples ({data.shape[0]}), got {batch_size}")
     if log_likelihood not in (None, "exact", "ais"):
         raise ValueError(f"log_likelihood: expected None, 'exact' or 'ais', got {log_likelihood!r}")
-    if log_likelihood is not None:
+    layer_base.check_training_data(params.visible, "data", data)
+    if validation is not None:
+        layer_base.check_training_data(params.visible, "validation", validation)
+    if log_likelihood is not None:  # a likelihood is defined on the layer's states only
         params.visible.check_data("data", data)
         if validation is not None:
             params.visible.check_data("validation", validation)
