@@ -311,3 +311,20 @@ def test_bad_arguments():
         ais.reverse_log_partition(jax.random.key(0), params, jnp.ones((2, 5)), betas=3)
     with pytest.raises(TypeError, match="params"):
         ais.log_partition(jax.random.key(0), (params.W, params.b), betas=3)
+
+
+def test_bracket_holds_the_exact_log_z_and_warns_on_a_short_schedule():
+    import warnings
+
+    params = random_bernoulli(0, 10, 8, scale=1.0)
+    exact = float(jrbm.exact.log_partition(params))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a long enough schedule: no warning
+        b = ais.bracket(jax.random.key(0), params, betas=2000, n_runs=100, sweeps=200)
+    se = np.hypot(float(b.forward.log_z_std), float(b.reverse.log_z_std))
+    assert float(b.forward.log_z) - 6 * se < exact < float(b.reverse.log_z) + 6 * se
+    assert abs(float(b.gap)) < 0.1
+    # a strongly coupled model and a 5-temperature schedule: the gap is large, and the warning names the remedy
+    strong = random_bernoulli(1, 10, 8, scale=3.0)
+    with pytest.warns(UserWarning, match="more betas|more runs"):
+        ais.bracket(jax.random.key(1), strong, betas=5, n_runs=20, sweeps=50)
