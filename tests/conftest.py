@@ -12,7 +12,10 @@ float32 tolerances here assume IEEE float32 arithmetic (the README states what
 the library promises across backends).
 """
 
+import os
+
 import jax
+import pytest
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
@@ -23,3 +26,14 @@ def pytest_report_header(config):
     import jrbm
 
     return f"jrbm {jrbm.__version__} from {jrbm.__file__}; jax {jax.__version__} on {jax.default_backend()}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Plain ``pytest`` runs on every core (pytest-xdist's ``-n auto``) without putting ``-n`` in addopts,
+    so that ``pytest -p no:xdist`` and ``pytest -n 0`` (or ``-n 4``) work as pytest users expect."""
+    if hasattr(config, "workerinput") or os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # an xdist worker: never start workers of its own
+    if config.pluginmanager.has_plugin("xdist") and getattr(config.option, "numprocesses", None) is None \
+            and getattr(config.option, "dist", "no") == "no" and not getattr(config.option, "collectonly", False):
+        config.option.numprocesses = "auto"
