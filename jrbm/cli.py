@@ -187,7 +187,9 @@ def cmd_train(args) -> dict:
     if image_shape is not None:
         _write_figure(os.path.join(args.out, "filters.png"), plots.filters(params, image_shape))
         v = gibbs_chain(k_sample, params, jnp.asarray(test[: args.samples], params.W.dtype), args.sample_steps)
-        _write_figure(os.path.join(args.out, "samples.png"), plots.image_grid(np.asarray(v), image_shape, title=f"after {args.sample_steps} Gibbs sweeps"))
+        _write_figure(os.path.join(args.out, "samples.png"), plots.image_grid(
+            np.asarray(v), image_shape, title=f"{len(v)} Gibbs chains started at test examples, after {args.sample_steps} sweeps",
+            colorbar="pixel value" if layer_base.is_discrete(params.visible) else "value"))
     else:
         _write_figure(os.path.join(args.out, "density.png"), plots.density_2d(params, np.asarray(test[:2000])))
     return result
@@ -221,7 +223,8 @@ def cmd_sample(args) -> dict:
     size = v.shape[1]
     side = int(np.sqrt(size))
     shape = (side, side) if side * side == size else (n_visible, size // n_visible)
-    _write_figure(stem + ".png", plots.image_grid(v, shape, title=f"{args.n} chains after {args.steps} sweeps"))
+    _write_figure(stem + ".png", plots.image_grid(
+        v, shape, title=f"{args.n} chains started at draws of the visible layer alone, after {args.steps} Gibbs sweeps", colorbar="unit value"))
     return {"samples": stem + ".npy", "image": stem + ".png", "n": args.n, "steps": args.steps}
 
 

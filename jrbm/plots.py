@@ -19,50 +19,116 @@ def _figure(*args, **kwargs):
     return Figure(*args, **kwargs)
 
 
-def image_grid(images: np.ndarray, image_shape: Optional[Sequence[int]] = None, *, title: str = "", cmap: str = "gray"):
-    """Tiles ``(n, n_pixels)`` rows as images in a near-square grid.
+def image_grid(
+    images: np.ndarray,
+    image_shape: Optional[Sequence[int]] = None,
+    *,
+    title: str = "",
+    cmap: str = "gray",
+    vmin: Optional[float] = None,
+    vmax: Optional[float] = None,
+    colorbar: str = "",
+):
+    """Tiles ``(n, n_pixels)`` rows as images in a near-square grid, on one colour scale.
 
     ``image_shape`` defaults to a square when ``n_pixels`` is a perfect
-    square; otherwise each row is drawn as a one-pixel-high strip.
+    square; otherwise each row is drawn as a one-pixel-high strip. The scale
+    runs from ``vmin`` to ``vmax`` (default: the images' range) for every
+    tile; ``colorbar`` labels a colour bar for it.
     """
     images = np.asarray(images, np.float64)
     n, d = images.shape
     if image_shape is None:
         side = math.isqrt(d)
         image_shape = (side, side) if side * side == d else (1, d)
+    vmin = float(images.min()) if vmin is None else vmin
+    vmax = float(images.max()) if vmax is None else vmax
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig = _figure(figsize=(1.2 * cols, 1.2 * rows * image_shape[0] / image_shape[1] + 0.4))
+    fig = _figure(figsize=(1.2 * cols + (1.2 if colorbar else 0), 1.2 * rows * image_shape[0] / image_shape[1] + 0.6))
+    axes, shown = [], None
     for i in range(rows * cols):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.set_axis_off()
+        axes.append(ax)
         if i < n:
-            ax.imshow(images[i].reshape(image_shape), cmap=cmap, interpolation="nearest")
+            shown = ax.imshow(images[i].reshape(image_shape), cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax)
     if title:
         fig.suptitle(title)
+    if colorbar and shown is not None:
+        fig.colorbar(shown, ax=axes, shrink=0.8, label=colorbar)
     return fig
 
 
 def filters(params, image_shape: Optional[Sequence[int]] = None, *, max_filters: int = 100):
-    """The columns of ``W`` (one per hidden unit) as images, each scaled to its own range."""
-    W = np.asarray(params.W, np.float64)[:, :max_filters].T
-    span = np.ptp(W, axis=1, keepdims=True)
-    W = (W - W.min(axis=1, keepdims=True)) / np.where(span > 0, span, 1)
-    return image_grid(W, image_shape, title=f"filters (first {W.shape[0]} hidden units)")
+    """The columns of ``W`` (one per hidden unit) as images, on one symmetric colour scale with a colour bar."""
+    W = np.asarray(params.W, np.float64).reshape(params.W.shape[0], -1)[:, :max_filters].T
+    top = float(np.abs(W).max()) or 1.0
+    return image_grid(
+        W, image_shape, title=f"Filters: the weights to each of the first {W.shape[0]} hidden units",
+        cmap="RdBu_r", vmin=-top, vmax=top, colorbar="weight W_ij from visible unit i",
+    )
+
+
+_CURVES = {
+    "recon_error": ("Reconstruction error", "mean squared error per visible unit", "training examples (fixed subset)"),
+    "free_energy_gap": ("Free-energy gap (overfitting if it grows)", "validation minus training\nmean free energy (nats)", None),
+}
 
 
 def learning_curves(history: dict):
-    """One panel per recorded metric against the epoch; evaluations absent from an epoch are skipped."""
-    names = [k for k in history if k != "epoch" and np.isfinite(np.asarray(history[k], float)).any()]
-    fig = _figure(figsize=(4 * max(len(names), 1), 3.2))
+    """The training monitors against the epoch, one labelled panel each (a history of :func:`jrbm.fit`).
+
+    Reconstruction error; the free-energy gap (validation minus training,
+    when there was validation data); the log-likelihood of the training and
+    validation data in one panel, with AIS's standard error as error bars,
+    whenever it was measured. Epochs without a value are skipped.
+    """
     epochs = np.asarray(history["epoch"])
-    for i, name in enumerate(names):
-        ax = fig.add_subplot(1, len(names), i + 1)
-        y = np.asarray(history[name], float)
+
+    def series(name):
+        y = np.asarray(history.get(name, []), float)
+        return y if y.size and np.isfinite(y).any() else None
+
+    panels = [name for name in _CURVES if series(name) is not None]
+    likelihood = [name for name in ("log_likelihood", "val_log_likelihood") if series(name) is not None]
+    others = [k for k in history if k not in ("epoch", "log_z_std", *_CURVES, "log_likelihood", "val_log_likelihood")
+              and series(k) is not None]
+    n = len(panels) + bool(likelihood) + len(others)
+    fig = _figure(figsize=(4.3 * max(n, 1), 3.4))
+    i = 0
+    for name in panels:
+        i += 1
+        ax = fig.add_subplot(1, n, i)
+        y = series(name)
+        ok = np.isfinite(y)
+        title, ylabel, label = _CURVES[name]
+        ax.plot(epochs[ok], y[ok], marker="o" if ok.sum() < 30 else None, label=label)
+        ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+        if label:
+            ax.legend(fontsize="small")
+        ax.grid(alpha=0.3)
+    if likelihood:
+        i += 1
+        ax = fig.add_subplot(1, n, i)
+        err = series("log_z_std")
+        for name, label in (("log_likelihood", "training data"), ("val_log_likelihood", "validation data")):
+            y = series(name)
+            if y is None:
+                continue
+            ok = np.isfinite(y)
+            ax.errorbar(epochs[ok], y[ok], yerr=None if err is None else err[ok], marker="o", capsize=3, label=label)
+        ax.set(title="Log-likelihood" + (" (AIS, +- its standard error)" if err is not None else " (exact)"),
+               xlabel="epoch", ylabel="nats per example")
+        ax.legend(fontsize="small")
+        ax.grid(alpha=0.3)
+    for name in others:
+        i += 1
+        ax = fig.add_subplot(1, n, i)
+        y = series(name)
         ok = np.isfinite(y)
         ax.plot(epochs[ok], y[ok], marker="o" if ok.sum() < 30 else None)
-        ax.set_xlabel("epoch")
-        ax.set_title(name)
+        ax.set(title=name.replace("_", " "), xlabel="epoch")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -79,9 +145,11 @@ def density_2d(params, data: np.ndarray, *, grid: int = 200):
     gx, gy = np.meshgrid(xs, ys)
     pts = jnp.asarray(np.stack([gx.ravel(), gy.ravel()], 1), params.W.dtype)
     logf = np.asarray(-free_energy(params, pts)).reshape(gx.shape)
-    fig = _figure(figsize=(5, 5))
+    fig = _figure(figsize=(6, 5))
     ax = fig.add_subplot(1, 1, 1)
-    ax.scatter(data[:, 0], data[:, 1], s=2, alpha=0.3, color="gray")
-    ax.contour(gx, gy, logf - logf.max(), levels=np.linspace(-12, 0, 13))
-    ax.set_title("model log-density (unnormalised) over the data")
+    ax.scatter(data[:, 0], data[:, 1], s=2, alpha=0.3, color="gray", label="data")
+    lines = ax.contour(gx, gy, logf - logf.max(), levels=np.linspace(-12, 0, 13))
+    fig.colorbar(lines, ax=ax, label="log-density minus its maximum (nats)")
+    ax.set(title="Model log-density over the data", xlabel="v_1", ylabel="v_2")
+    ax.legend(loc="upper right", fontsize="small", markerscale=4)
     return fig

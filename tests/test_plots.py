@@ -1,0 +1,34 @@
+"""Pictures a person can read: titles and axis labels in words, colour bars, the likelihood curve when measured."""
+
+import jax
+import numpy as np
+
+import jrbm
+
+
+def _labels(fig):
+    return [(ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes]
+
+
+def test_learning_curves_are_labelled_and_show_the_likelihood():
+    history = {"epoch": [1, 2, 3], "recon_error": [0.3, 0.2, 0.1], "free_energy_gap": [0.0, 0.1, 0.2],
+               "log_likelihood": [np.nan, np.nan, -5.0], "val_log_likelihood": [np.nan, np.nan, -5.5],
+               "log_z_std": [np.nan, np.nan, 0.01]}
+    fig = jrbm.plots.learning_curves(history)
+    titles = {t: (x, y) for t, x, y in _labels(fig)}
+    assert titles["Reconstruction error"] == ("epoch", "mean squared error per visible unit")
+    gap = next(t for t in titles if t.startswith("Free-energy gap"))
+    assert "validation minus training" in titles[gap][1]
+    assert titles["Log-likelihood (AIS, +- its standard error)"] == ("epoch", "nats per example")
+    assert not any("_" in t for t in titles)  # no raw keys as titles
+
+
+def test_filters_and_density_have_colour_bars_and_axis_labels():
+    params = jrbm.init_bernoulli(jax.random.key(0), 16, 4, weight_std=1.0)
+    fig = jrbm.plots.filters(params, (4, 4))
+    assert any(ax.get_ylabel().startswith("weight") for ax in fig.axes)  # the colour bar's axis
+    gb = jrbm.init_gaussian(jax.random.key(1), 2, 3)
+    fig = jrbm.plots.density_2d(gb, np.random.default_rng(0).normal(size=(50, 2)))
+    labels = _labels(fig)
+    assert ("Model log-density over the data", "v_1", "v_2") in labels
+    assert any("log-density minus its maximum" in y for _, _, y in labels)
