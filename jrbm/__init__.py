@@ -23,13 +23,14 @@ from jrbm.model import (
 from jrbm.params import RBM, BernoulliRBM, GaussianRBM, as_rbm, init, init_bernoulli, init_gaussian
 from jrbm.sampling import gibbs_chain, gibbs_step
 from jrbm.tempering import PT
-from jrbm.train import fit, fit_ensemble, init_state, train_step
+from jrbm.train import FitState, fit, fit_ensemble, init_state, train_step
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BernoulliRBM",
     "CD",
+    "FitState",
     "GaussianRBM",
     "PCD",
     "PT",

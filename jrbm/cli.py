@@ -2,9 +2,13 @@
 
 ``train`` fits an RBM to a built-in data set and writes, into ``--out``:
 ``params.npz`` (a :mod:`jrbm.io` checkpoint whose metadata records the run),
+``state.npz`` (the whole training state, every ``--checkpoint-every`` epochs;
+:mod:`jrbm.train.checkpoint`), ``run.json`` (the settings),
 ``history.json`` (per-epoch metrics), ``filters.png``, ``samples.png`` and
 ``curves.png``. With no options it trains a BB-RBM with 64 hidden units on
 scikit-learn's binarised 8x8 digits by PCD-1 and scores the test set by AIS.
+``train --resume DIR`` continues the run in ``DIR`` from its last state (after
+a kill, or to a larger ``--epochs``) and ends as an uninterrupted run would.
 
 ``evaluate`` prints the log-likelihood of a checkpoint on a data set (exact
 for small models, AIS otherwise) as JSON; ``sample`` runs Gibbs chains from
@@ -153,6 +157,42 @@ def _write_figure(path: str, fig) -> None:
     io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
 
 
+RUN_FILE = "run.json"
+"""The file in ``--out`` recording a training run's settings, read back by ``train --resume``."""
+
+RESUMABLE = ("epochs", "quiet", "resume")
+"""The options ``train --resume DIR`` accepts; the others come from ``DIR/run.json``."""
+
+
+def resumed_args(args, given: Sequence[str], defaults: dict) -> argparse.Namespace:
+    """The settings of the run in ``args.resume`` (its ``run.json``, over ``defaults``), with ``--epochs`` and ``--quiet`` as given."""
+    path = os.path.join(args.resume, RUN_FILE)
+    extra = sorted(set(given) - set(RESUMABLE))
+    if extra:
+        raise ValueError(
+            f"--resume: the run's settings come from {path}; only --epochs and --quiet may be given with it, "
+            f"got {', '.join('--' + name.replace('_', '-') for name in extra)}"
+        )
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--resume: {path} does not exist; expected the --out folder of a run of this version of jrbm train")
+    with open(path) as f:
+        saved = json.load(f)["args"]
+    merged = {**defaults, **saved, "out": args.resume, "resume": args.resume}
+    for name in given:
+        merged[name] = getattr(args, name)
+    return argparse.Namespace(**merged)
+
+
+def _monitor(params, args):
+    """``(log_likelihood, ais_kwargs)`` for ``fit``: the test log-likelihood measured during training."""
+    kind = args.monitor
+    if kind == "auto":
+        kind = "exact" if _method(params, "auto") == "exact" else "none"
+    if kind == "none":
+        return None, None
+    return kind, ({"betas": args.monitor_betas, "n_runs": args.runs} if kind == "ais" else None)
+
+
 def cmd_train(args) -> dict:
     key = jax.random.key(args.seed)
     k_init, k_fit, k_eval, k_sample = jax.random.split(key, 4)
@@ -164,6 +204,9 @@ def cmd_train(args) -> dict:
     else:
         params = init_bernoulli(k_init, n_visible, args.hidden, data=train)
     os.makedirs(args.out, exist_ok=True)
+    if not args.resume:
+        _write_json(os.path.join(args.out, RUN_FILE), {"args": vars(args)})
+    log_likelihood, ais_kwargs = _monitor(params, args)
     t0 = time.perf_counter()
     params, history = fit(
         k_fit, params, train,
@@ -173,7 +216,12 @@ def cmd_train(args) -> dict:
         batch_size=min(args.batch_size, len(train)),
         validation=test,
         learn_sigma=args.learn_sigma,
+        log_likelihood=log_likelihood,
+        eval_every=args.eval_every,
+        ais_kwargs=ais_kwargs,
         progress=not args.quiet,
+        checkpoint_dir=args.out,
+        checkpoint_every=args.checkpoint_every,
     )
     seconds = time.perf_counter() - t0
     result = evaluate_params(k_eval, params, test, method=args.eval, train=train, betas=args.betas, n_runs=args.runs)
@@ -240,7 +288,8 @@ def summary(command: str, result: dict, args) -> str:
     text = (f"{result['split'].capitalize()}-set log-likelihood on {dataset} ({SPLITS.get(dataset, dataset)}): "
             f"{result['log_likelihood']:.3f}{se} nats per example, {how}.")
     if command == "train":
-        text += (f" Trained in {result['train_seconds']:.1f} s; files in {args.out}: params.npz (checkpoint), history.json, "
+        text += (f" Trained in {result['train_seconds']:.1f} s; files in {args.out}: params.npz (the model), "
+                 f"state.npz (the training state: continue with --resume {args.out}), run.json (the settings), history.json, "
                  + ("curves.png, filters.png, samples.png." if os.path.exists(os.path.join(args.out, "samples.png")) else "curves.png, density.png."))
     return text
 
@@ -271,6 +320,15 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--samples", type=int, default=64, help="Gibbs chains drawn for samples.png, started at test examples")
     t.add_argument("--sample-steps", type=int, default=1000, help="Gibbs sweeps of those chains")
     t.add_argument("--seed", type=int, default=0, help="key of the initialisation, training, evaluation and samples (not of the data split, which is fixed)")
+    t.add_argument("--monitor", choices=("auto", "exact", "ais", "none"), default="auto",
+                   help="log-likelihood of the training and test sets during training (curves.png): exact up to 2^20 states (auto), else none")
+    t.add_argument("--eval-every", type=int, default=10, help="epochs between those measurements")
+    t.add_argument("--monitor-betas", type=int, default=1000, help="AIS temperatures of --monitor ais (with --runs runs)")
+    t.add_argument("--checkpoint-every", type=int, default=10,
+                   help="epochs between training-state files (OUT/state.npz), from which --resume continues")
+    t.add_argument("--resume", metavar="DIR", default=None,
+                   help="continue the run whose --out is DIR from its last state file, with its settings (to a larger --epochs, or after a kill); "
+                        "the result equals an uninterrupted run")
     t.add_argument("--out", default="runs/latest", help="output folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -292,10 +350,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}[args.command]
     try:
+        if args.command == "train" and args.resume:
+            defaults = vars(p.parse_args(["train"]))
+            given = [name for name, value in vars(args).items() if value != defaults[name]]  # differing from the defaults
+            args = resumed_args(args, given, defaults)
         result = command(args)
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:
         print(f"jrbm {args.command}: error: {e}", file=sys.stderr)

@@ -480,3 +480,146 @@ def load(path: PathLike, *, dtype: Optional[DTypeLike] = None, layers: Optional[
     except (TypeError, ValueError) as e:
         raise _error(p, f"invalid checkpoint: {e}") from None
     return params
+
+
+# --------------------------------------------------------------------------- pytrees (training state)
+
+TREE_FORMAT = "jrbm-tree"
+TREE_VERSION = 1
+
+
+def _npy_native(dtype: np.dtype) -> bool:
+    """Whether ``.npy`` stores ``dtype`` itself (not ``bfloat16`` and the other ``ml_dtypes`` floats)."""
+    return dtype in _NATIVE_DTYPES or dtype.kind in "biuc"
+
+
+def _is_key(a) -> bool:
+    return isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)
+
+
+def _tree_leaf_spec(path_str: str, a) -> dict:
+    """A leaf's header entry: its path, shape and dtype (of its ``key_data`` for a typed PRNG key)."""
+    entry: dict[str, Any] = {"path": path_str}
+    if _is_key(a):
+        entry["key_impl"] = str(jax.random.key_impl(a))
+        a = jax.random.key_data(a)
+    entry.update(shape=[int(d) for d in np.shape(a)], dtype=jnp.dtype(getattr(a, "dtype", None) or np.result_type(a)).name)
+    return entry
+
+
+def save_tree(path: PathLike, tree: Any, metadata: Optional[Mapping[str, Any]] = None) -> None:
+    """Writes any pytree of arrays (a training state) to one ``.npz`` file, atomically.
+
+    The companion of :func:`load_tree`, which needs a tree of the same
+    structure to restore into (the *template*): the file stores the leaves, in
+    ``jax.tree`` order, with their paths (``jax.tree_util.keystr``), shapes and
+    dtypes, not the tree's Python types, so it holds no pickled objects. The
+    values are stored bit for bit (raw bits for dtypes ``.npy`` lacks, such as
+    ``bfloat16``; ``key_data`` for typed PRNG keys), so a restored state
+    continues a computation exactly. Written like :func:`save`: to a temporary
+    file, flushed to disk (``fsync``), then renamed over ``path``.
+
+    Layout: one entry ``leaf_<i>`` per leaf and a ``header`` entry holding
+    ``{"format": "jrbm-tree", "version": 1, "leaves": [{"path", "shape",
+    "dtype"[, "key_impl"]}, ...], "metadata": {...}}``.
+
+    Args:
+      path: the file to write.
+      tree: a pytree of arrays (jax or numpy; typed PRNG keys allowed); arrays
+        spread over several processes must be gathered first
+        (:func:`jrbm.parallel.gather`).
+      metadata: optional JSON-serialisable dict stored in the header.
+
+    Example:
+      >>> import os, tempfile, jax.numpy as jnp, jrbm.io
+      >>> path = os.path.join(tempfile.mkdtemp(), "state.npz")
+      >>> jrbm.io.save_tree(path, {"w": jnp.ones(3), "step": jnp.int32(7)}, {"epoch": 2})
+      >>> tree, meta = jrbm.io.load_tree(path, {"w": jnp.zeros(3), "step": jnp.int32(0)})
+      >>> int(tree["step"]), meta
+      (7, {'epoch': 2})
+    """
+    meta = _metadata_json(metadata)
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    entries, leaves = {}, []
+    for i, (key_path, leaf) in enumerate(flat):
+        name = f"tree{jax.tree_util.keystr(key_path)}"
+        if not _checks.is_concrete(leaf):
+            raise TypeError(f"{name}: cannot save a traced value; call save_tree outside jit/vmap/grad")
+        entry = _tree_leaf_spec(jax.tree_util.keystr(key_path), leaf)
+        host = np.asarray(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
+        leaves.append(entry)
+        entries[f"leaf_{i}"] = host if _npy_native(host.dtype) else _to_storage(host)
+    header = {"format": TREE_FORMAT, "version": TREE_VERSION, "leaves": leaves, "metadata": meta}
+    entries["header"] = np.array(json.dumps(header))
+    atomic_write(path, lambda f: np.savez(f, **entries))
+
+
+def read_tree_header(path: PathLike) -> dict:
+    """The validated header of a file written by :func:`save_tree` (without reading the leaves)."""
+    with _archive(path) as (p, npz):
+        return _parse_tree_header(p, npz)
+
+
+def _parse_tree_header(path: str, npz) -> dict:
+    if "header" not in npz.files:
+        raise _error(path, "not a jrbm tree file: no 'header' entry")
+    try:
+        header = json.loads(str(_entry(path, npz, "header")))
+    except json.JSONDecodeError as e:
+        raise _error(path, f"invalid tree file: the header is not JSON ({e})") from None
+    if not isinstance(header, dict) or header.get("format") != TREE_FORMAT:
+        found = header.get("format") if isinstance(header, dict) else None
+        raise _error(path, f"not a jrbm tree file: expected format {TREE_FORMAT!r}, got {found!r}")
+    version = header.get("version")
+    if not _positive_int(version) or version > TREE_VERSION:
+        raise _error(path, f"unsupported tree file version {version!r}: this jrbm reads versions up to {TREE_VERSION}; upgrade jrbm")
+    if not isinstance(header.get("leaves"), list) or not isinstance(header.get("metadata"), dict):
+        raise _error(path, "invalid tree file: the header needs a 'leaves' list and a 'metadata' object")
+    return header
+
+
+def load_tree(path: PathLike, like: Any) -> tuple[Any, dict]:
+    """Reads a file written by :func:`save_tree` into the structure of ``like``; returns ``(tree, metadata)``.
+
+    ``like`` is a tree of the same structure (for a training state, the state
+    a fresh start would have): every leaf of the file must have the path,
+    shape and dtype of ``like``'s leaf in the same position, or a
+    ``ValueError`` names the first that differs. The restored leaves are
+    NumPy arrays (typed PRNG keys come back as keys), bit-identical to the
+    saved ones.
+
+    Raises:
+      ValueError: naming the path and the problem for a file that is not a
+        valid tree file or does not match ``like``.
+      FileNotFoundError, IsADirectoryError: ``path`` is missing or a directory.
+    """
+    flat, treedef = jax.tree_util.tree_flatten_with_path(like)
+    with _archive(path) as (p, npz):
+        header = _parse_tree_header(p, npz)
+        stored = header["leaves"]
+        if len(stored) != len(flat):
+            raise _error(p, f"does not match the expected structure: it holds {len(stored)} leaves, expected {len(flat)}")
+        out = []
+        for i, ((key_path, leaf), entry) in enumerate(zip(flat, stored)):
+            want = _tree_leaf_spec(jax.tree_util.keystr(key_path), leaf)
+            for field in ("path", "shape", "dtype", "key_impl"):
+                if entry.get(field) != want.get(field):
+                    raise _error(
+                        p, f"does not match the expected structure at leaf {want['path'] or i}: "
+                        f"{field} {entry.get(field)!r} in the file, expected {want.get(field)!r}"
+                    )
+            name = f"leaf_{i}"
+            if name not in npz.files:
+                raise _error(p, f"invalid tree file: the header lists {name!r} but the archive has no such entry")
+            a = _entry(p, npz, name)
+            dtype, shape = np.dtype(jnp.dtype(want["dtype"])), tuple(want["shape"])
+            if a.dtype != dtype:
+                if a.dtype != np.dtype(f"u{dtype.itemsize}") or _npy_native(dtype):
+                    raise _error(p, f"invalid tree file: {name!r} has dtype {a.dtype}, the header says {dtype}")
+                a = a.view(dtype)
+            if a.shape != shape:
+                raise _error(p, f"invalid tree file: {name!r} has shape {a.shape}, the header says {shape}")
+            if "key_impl" in entry:
+                a = jax.random.wrap_key_data(a, impl=entry["key_impl"])
+            out.append(a)
+    return jax.tree_util.tree_unflatten(treedef, out), header["metadata"]

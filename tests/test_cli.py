@@ -110,3 +110,29 @@ def test_train_records_the_fixed_split_and_ends_with_a_sentence(tmp_path, capsys
 def test_help_shows_defaults_and_sigma():
     text = cli.parser()._subparsers._group_actions[0].choices["train"].format_help()
     assert "--sigma" in text and "(default: 64)" in text and "(default: digits)" in text
+
+
+def test_resume_extends_a_run_to_the_uninterrupted_result(tmp_path, capsys):
+    """3 epochs, then --resume to 6, give the parameters of one 6-epoch run bit for bit; the curves hold the
+    exact likelihood measured during training (bars and stripes is enumerable, so --monitor auto measures it)."""
+    common = ["--dataset", "bars-and-stripes", "--hidden", 6, "--estimator", "pcd", "--chains", 10, "--samples", 2,
+              "--sample-steps", 2, "--eval-every", 2, "--quiet"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert run("train", *common, "--epochs", 6, "--out", whole) == 0
+    assert run("train", *common, "--epochs", 3, "--out", parts) == 0
+    assert run("train", "--resume", parts, "--epochs", 6, "--quiet") == 0
+    capsys.readouterr()
+    a, b = jrbm.load(whole / "params.npz"), jrbm.load(parts / "params.npz")
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    history = json.load(open(whole / "history.json"))["history"]
+    measured = [v for v in history["log_likelihood"] if v is not None and v == v]
+    assert len(measured) == 3 and len(history["val_log_likelihood"]) == 6  # epochs 2, 4 and 6
+    assert jrbm.io.read_tree_header(parts / "state.npz")["metadata"]["epoch"] == 6
+
+
+def test_resume_refuses_other_settings_and_missing_runs(tmp_path, capsys):
+    assert run("train", "--resume", tmp_path, "--lr", 0.1) == 2
+    assert "only --epochs and --quiet may be given with it, got --lr" in capsys.readouterr().err
+    assert run("train", "--resume", tmp_path / "nothing") == 2
+    assert "run.json does not exist" in capsys.readouterr().err

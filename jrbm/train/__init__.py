@@ -32,7 +32,8 @@ devices and lets XLA reduce the gradient. Both run the same per-model epoch,
 :func:`fit_epoch`.
 """
 
-from jrbm.train import ensemble, loop, monitor, step
+from jrbm.train import checkpoint, ensemble, loop, monitor, step
+from jrbm.train.checkpoint import FitState
 from jrbm.train.ensemble import fit_ensemble
 from jrbm.train.loop import fit
 from jrbm.train.step import (
@@ -53,8 +54,10 @@ from jrbm.train.step import (
 __all__ = [
     "MONITOR_SIZE",
     "monitor_rows",
+    "FitState",
     "Optimizer",
     "TrainState",
+    "checkpoint",
     "ensemble",
     "epoch_keys",
     "fit",

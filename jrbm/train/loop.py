@@ -20,6 +20,8 @@ from jrbm.estimators import CD, Estimator
 from jrbm.layers import base as layer_base
 from jrbm.model import check
 from jrbm.params import Model
+from jrbm.train import checkpoint
+from jrbm.train.checkpoint import FitState
 from jrbm.train.monitor import eval_settings, evaluate_likelihood
 from jrbm.train.step import Optimizer, TrainState, fit_epoch, has_sigma, init_state, make_optimizer
 
@@ -123,7 +125,7 @@ def diverged(model: Optional[int], params: Model, index: int, epoch: int) -> Flo
     )
 
 
-def progress_bar(total: int, enabled: bool):
+def progress_bar(total: int, enabled: bool, initial: int = 0):
     """A ``tqdm`` bar over ``total`` epochs, or ``None`` when disabled.
 
     tqdm is imported here, not with the module, so that jrbm imports and trains
@@ -137,12 +139,12 @@ def progress_bar(total: int, enabled: bool):
     except ImportError:
         warnings.warn("progress=True, but tqdm is not installed: training without a progress bar", stacklevel=3)
         return None
-    return tqdm(total=total, desc="epochs", unit="epoch")
+    return tqdm(total=total, initial=initial, desc="epochs", unit="epoch")
 
 
 def fit(
     key: Array,
-    params: Model,
+    params: Model | FitState,
     data: ArrayLike,
     *,
     optimizer: Optimizer,
@@ -158,8 +160,11 @@ def fit(
     check_finite: bool = True,
     callback: Optional[Callable[[int, Model, dict], None]] = None,
     mesh: Optional[Mesh] = None,
-) -> tuple[Model, dict]:
-    """Trains a model; returns ``(params, history)``.
+    checkpoint_dir: Optional[str] = None,
+    checkpoint_every: int = 10,
+    return_state: bool = False,
+) -> tuple[Model, dict] | tuple[Model, dict, FitState]:
+    """Trains a model; returns ``(params, history)`` (and a :class:`~jrbm.train.FitState` with ``return_state``).
 
     Each epoch is one jit-compiled ``lax.scan`` over shuffled minibatches
     (:func:`fit_epoch`, :func:`train_epoch`), compiled once and reused by
@@ -182,6 +187,21 @@ def fit(
     :func:`epoch_keys` ``(key_train, e)``. :func:`fit_ensemble` derives them
     the same way, so its model ``n`` is this function's run with ``keys[n]``.
 
+    Continuing a run (:mod:`jrbm.train.checkpoint`): with ``return_state=True``
+    the result has a third element, the run's :class:`~jrbm.train.FitState`;
+    pass it back in place of ``params``, with the same ``key``, data and
+    settings and a larger ``epochs``, and training continues at the next
+    epoch: 100 epochs and then 100 more end bit-identical to one run of 200.
+    With ``checkpoint_dir``, the state is also written to
+    ``checkpoint_dir/state.npz`` every ``checkpoint_every`` epochs and after the
+    last, atomically; if that file exists when ``fit`` starts, it continues from
+    it. So a run that was killed (preempted, out of time) is resumed by
+    running the same call again, and ends as if it had never stopped. A state
+    of another run (another key, estimator, batch size, ``learn_sigma``, data,
+    model, optimizer or estimator structure) is refused with a ``ValueError``
+    naming what differs; the optimizer's hyper-parameters cannot be checked,
+    so keep them. The history returned covers all epochs of the run.
+
     Args:
       key: a ``jax.random`` key; shuffling, chains and AIS all derive from it.
       params: initial model, e.g. from :func:`jrbm.init_bernoulli` with ``data``.
@@ -201,6 +221,9 @@ def fit(
         a parameter becomes NaN or infinite, or the epoch's reconstruction error
         overflows (a learning rate too large), instead of training on.
       callback: called as ``callback(epoch, params, record)`` after each epoch.
+      checkpoint_dir: a directory for the run's state file (created if missing); continued from when it holds one.
+      checkpoint_every: epochs between state files (the last epoch is always written).
+      return_state: also return the :class:`~jrbm.train.FitState` after the last epoch.
       mesh: optional :class:`jax.sharding.Mesh` with a ``"data"`` axis
         (:func:`jrbm.parallel.make_mesh`): each minibatch, the estimator's
         persistent chains and the AIS runs are split across its devices, the
@@ -222,6 +245,12 @@ def fit(
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
     eval_every = _checks.positive_int("eval_every", eval_every)
+    checkpoint_every = _checks.positive_int("checkpoint_every", checkpoint_every)
+    if checkpoint_dir is not None and jax.process_count() > 1:
+        raise ValueError(f"checkpoint_dir: training states are written by a single process; this run has {jax.process_count()} processes")
+    resume, source = (params, "the state passed as params") if isinstance(params, FitState) else (None, None)
+    if resume is not None:
+        params = resume.params
     data, validation, epochs, batch_size, estimator, optimizer = prepare(
         params, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
         learn_sigma=learn_sigma, estimator=estimator, optimizer=optimizer, mesh=mesh,
@@ -231,6 +260,21 @@ def fit(
 
     key_init, key_train = jax.random.split(key)
     state = init_state(key_init, params, data, optimizer=optimizer, estimator=estimator)
+    history: dict[str, list] = {"epoch": [], "recon_error": []}
+    if validation is not None:
+        history["free_energy_gap"] = []
+    run_settings = None
+    if resume is not None or checkpoint_dir is not None or return_state:
+        run_settings = checkpoint.settings(estimator, batch_size, learn_sigma, data)
+    if resume is None and checkpoint.find_state(checkpoint_dir) is not None:
+        source = checkpoint.find_state(checkpoint_dir)
+        resume = checkpoint.load_state(source, state)
+    if resume is not None:
+        checkpoint.check_structure(resume, state, source)
+        checkpoint.check_continuation(resume, key, run_settings, epochs, source)
+        state = jax.tree.map(jnp.asarray, resume.train_state)
+        history = {name: list(values) for name, values in resume.history.items()}
+    start = 1 if resume is None else resume.epoch + 1
     if mesh is not None:
         check_chains(state.estimator_state, mesh)
         est = state.estimator_state
@@ -242,11 +286,8 @@ def fit(
     step = compiled_epoch(batch_size, optimizer, estimator, type(estimator), mesh)
     evaluate = None if log_likelihood is None else compiled_eval(log_likelihood, n_runs, mesh, False, None)
 
-    history: dict[str, list] = {"epoch": [], "recon_error": []}
-    if validation is not None:
-        history["free_energy_gap"] = []
-    bar = progress_bar(epochs, progress)
-    for epoch in range(1, epochs + 1):
+    bar = progress_bar(epochs, progress, initial=start - 1)
+    for epoch in range(start, epochs + 1):
         state, out = step(key_train, np.int32(epoch), state, data, validation)
         out = parallel.gather(out)
         if check_finite and not out["finite"].all():
@@ -264,9 +305,14 @@ def fit(
                 history[name].append(math.nan)
         if callback is not None:
             callback(epoch, state.params, record)
+        if checkpoint_dir is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
+            checkpoint.save_state(checkpoint_dir, FitState(*state, key=key, epoch=epoch, history=history, settings=run_settings))
         if bar is not None:
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"}, refresh=False)
             bar.update(1)
     if bar is not None:
         bar.close()
+    if return_state:
+        kept = {name: list(values) for name, values in history.items()}
+        return state.params, history, FitState(*state, key=key, epoch=epochs, history=kept, settings=run_settings)
     return state.params, history

@@ -1,0 +1,220 @@
+"""Resumable training: the whole state of a :func:`~jrbm.fit` run, in memory and on disk.
+
+A run of :func:`~jrbm.fit` is a pure function of its key, its initial
+parameters, its data and its settings: epoch ``e`` draws its shuffles and
+chains from :func:`~jrbm.train.epoch_keys` ``(key_train, e)``. So to continue
+a run exactly it suffices to keep, after some epoch, the parameters, the
+optimiser's state, the estimator's state (persistent chains, tempering
+ladders), the key and the epoch: a :class:`FitState`. Continued from a
+:class:`FitState`, a run ends bit-identical to one that was never stopped.
+
+``fit(..., checkpoint_dir=DIR, checkpoint_every=N)`` writes the state to
+``DIR/state.npz`` every ``N`` epochs and after the last, each time atomically
+(:func:`jrbm.io.save_tree`: a temporary file, ``fsync``, a rename), so a run
+killed at any moment leaves the previous complete state. Calling ``fit``
+again with the same arguments continues from that file.
+
+The file is a :func:`jrbm.io.save_tree` archive (``.npz``, no pickles) whose
+metadata holds the epoch, the run's key, the settings that must not change
+between the parts of a run (estimator, batch size, ``learn_sigma``, a digest
+of the data) and the history so far. Restoring needs the structure of a fresh
+state, which :func:`~jrbm.fit` builds from its arguments; :func:`load_state`
+does the same for a user's own loop.
+
+With a ``mesh``, the state is gathered to the host before it is written and
+placed on the mesh again when read; a run may be continued with or without a
+mesh, and it is bit-identical when continued as it was started.
+
+Why :mod:`jrbm.io` and not ``orbax-checkpoint``: orbax is built for states
+too large for one host (each process writes its own shards, asynchronously,
+through tensorstore). A jrbm training state is replicated parameters plus
+chains that fit on one host, and restoring it bit for bit needs only its
+leaves in order. orbax would add about a dozen packages (tensorstore,
+protobuf, absl, etils, msgpack, ...) to every install, and accelerator hosts
+that run a checkout with only jax, optax and chex could not resume at all.
+The single ``.npz`` file, written atomically and read without pickles, works
+everywhere jrbm does. Multi-process runs are not checkpointed: every process
+would need the whole state, which is what orbax is for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import math
+import os
+from typing import Any, Optional
+
+import jax
+import numpy as np
+from jax import Array
+
+from jrbm import io, parallel
+from jrbm.train.step import TrainState
+
+STATE_FILE = "state.npz"
+"""The file, inside a checkpoint directory, holding the latest :class:`FitState`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FitState:
+    """Everything needed to continue a :func:`~jrbm.fit` run exactly where it stopped.
+
+    Returned by ``fit(..., return_state=True)`` and accepted back in place of
+    the parameters: ``fit(key, state, data, ..., epochs=200)`` trains epochs
+    ``state.epoch + 1`` to 200 of the same run (the same ``key``, data and
+    settings), and its result equals a run of 200 epochs bit for bit.
+
+    Attributes:
+      params: the model after ``epoch`` epochs.
+      opt_state: the optimiser's state (momentum, step counts, schedules).
+      estimator_state: the estimator's state (:class:`~jrbm.PCD` chains, :class:`~jrbm.PT` ladders).
+      key: the key the run was started with (``fit``'s first argument).
+      epoch: the number of epochs done.
+      history: the run's history up to ``epoch`` (as :func:`~jrbm.fit` returns it).
+      settings: what must not change between the parts of a run: the
+        estimator, the batch size, ``learn_sigma`` and a digest of the data.
+    """
+
+    params: Any
+    opt_state: Any
+    estimator_state: Any
+    key: Array
+    epoch: int
+    history: dict
+    settings: dict
+
+    @property
+    def train_state(self) -> TrainState:
+        """The :class:`~jrbm.train.TrainState` (parameters, optimiser and estimator states)."""
+        return TrainState(self.params, self.opt_state, self.estimator_state)
+
+
+def data_digest(data) -> str:
+    """A SHA-256 digest of an array's dtype, shape and bytes (to refuse continuing a run on other data)."""
+    host = np.ascontiguousarray(parallel.gather(data))
+    h = hashlib.sha256(f"{host.dtype.str}{host.shape}".encode())
+    h.update(host.tobytes())
+    return h.hexdigest()
+
+
+def settings(estimator, batch_size: int, learn_sigma: bool, data) -> dict:
+    """The settings a continued run must share with its first part (see :class:`FitState`)."""
+    return {"estimator": repr(estimator), "batch_size": int(batch_size), "learn_sigma": bool(learn_sigma), "data": data_digest(data)}
+
+
+def _key_data(key) -> list:
+    data = jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return np.asarray(data).ravel().tolist()
+
+
+def _key_impl(key) -> Optional[str]:
+    return str(jax.random.key_impl(key)) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else None
+
+
+def same_key(a, b) -> bool:
+    """Whether two keys are the same key (implementation and bits)."""
+    return _key_impl(a) == _key_impl(b) and _key_data(a) == _key_data(b)
+
+
+def check_continuation(state: FitState, key, expected: dict, epochs: int, source: str) -> None:
+    """Raises ``ValueError`` when ``state`` cannot be continued by a run with this key, these settings and ``epochs``."""
+    if not same_key(state.key, key):
+        raise ValueError(
+            f"key: {source} belongs to a run started with another key; pass the same key to continue it "
+            "(or start a new run in another directory)"
+        )
+    for name, value in expected.items():
+        if state.settings.get(name) == value:
+            continue
+        if name == "data":
+            raise ValueError(f"data: {source} was trained on other data (their SHA-256 digests differ); a run can only be continued on the same data")
+        raise ValueError(
+            f"{name}: {source} was trained with {name}={state.settings.get(name)!r}, this call has {name}={value!r}; "
+            "a run can only be continued with the same settings"
+        )
+    if state.epoch > epochs:
+        raise ValueError(f"epochs: {source} is already at epoch {state.epoch}, beyond epochs={epochs}")
+
+
+def check_structure(state: FitState, template: TrainState, source: str) -> None:
+    """Raises ``ValueError`` when ``state``'s trees differ from a fresh start's (another optimiser, model or estimator)."""
+    for name, got, want in zip(TrainState._fields, state.train_state, template):
+        got_def, want_def = jax.tree.structure(got), jax.tree.structure(want)
+        if got_def != want_def:
+            raise ValueError(
+                f"{source}: its {name} does not have the structure this call starts with ({got_def} against {want_def}); "
+                "a run can only be continued with the same model, optimizer and estimator"
+            )
+        for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(got)[0], jax.tree.leaves(want)):
+            if np.shape(a) != np.shape(b) or a.dtype != b.dtype:
+                raise ValueError(
+                    f"{source}: {name}{jax.tree_util.keystr(path)} has shape {np.shape(a)} and dtype {a.dtype}, "
+                    f"this call starts with {np.shape(b)} and {b.dtype}"
+                )
+
+
+def _history_json(history: dict) -> dict:
+    return {name: [None if isinstance(v, float) and math.isnan(v) else v for v in values] for name, values in history.items()}
+
+
+def _history_from_json(history: dict) -> dict:
+    return {name: [math.nan if v is None else v for v in values] for name, values in history.items()}
+
+
+def _remove_stale_temporaries(directory: str) -> None:
+    """Temporary files a killed writer left behind (never the state file itself)."""
+    for path in glob.glob(os.path.join(glob.escape(directory), f".{STATE_FILE}.*.tmp")):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def save_state(directory: str, state: FitState) -> str:
+    """Writes ``state`` to ``directory/state.npz`` atomically (creating the directory); returns the path."""
+    os.makedirs(directory, exist_ok=True)
+    _remove_stale_temporaries(directory)
+    path = os.path.join(directory, STATE_FILE)
+    tree = parallel.gather(state.train_state)  # host copies, also of arrays split over a mesh
+    metadata = {
+        "epoch": int(state.epoch),
+        "key": {"impl": _key_impl(state.key), "data": _key_data(state.key)},
+        "settings": state.settings,
+        "history": _history_json(state.history),
+    }
+    io.save_tree(path, tree, metadata)
+    return path
+
+
+def load_state(path: str, template: TrainState) -> FitState:
+    """Reads a :class:`FitState` written by :func:`save_state` (``path``: the file or its directory).
+
+    ``template`` is the :class:`~jrbm.train.TrainState` a fresh start of the
+    same run would have (:func:`jrbm.train.init_state`); the file must match its
+    structure, shapes and dtypes.
+    """
+    if os.path.isdir(path):
+        path = os.path.join(path, STATE_FILE)
+    try:
+        tree, meta = io.load_tree(path, TrainState(*template))
+    except ValueError as e:
+        if "does not match the expected structure" not in str(e):
+            raise
+        raise ValueError(f"{e}; a training state can only be continued with the same model, optimizer and estimator") from None
+    try:
+        key_meta = meta["key"]
+        raw = np.asarray(key_meta["data"], np.uint32)
+        key = raw if key_meta["impl"] is None else jax.random.wrap_key_data(raw.reshape(-1), impl=key_meta["impl"])
+        return FitState(*tree, key=key, epoch=int(meta["epoch"]), history=_history_from_json(meta["history"]), settings=meta["settings"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: not a jrbm training state: its metadata lacks or garbles {e}") from None
+
+
+def find_state(directory: Optional[str]) -> Optional[str]:
+    """``directory/state.npz`` if it exists, else ``None``."""
+    if directory is None:
+        return None
+    path = os.path.join(os.fspath(directory), STATE_FILE)
+    return path if os.path.exists(path) else None
