@@ -9,7 +9,7 @@ sets and checkpoints.
 """
 
 from jrbm import ais, datasets, exact, io, layers, metrics, model, parallel, plots, tempering, testing, train
-from jrbm.estimators import CD, PCD, cd_grad, pcd_grad
+from jrbm.estimators import CD, FPCD, PCD, cd_grad, pcd_grad
 from jrbm.io import load, save
 from jrbm.model import (
     energy,
@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BernoulliRBM",
     "CD",
+    "FPCD",
     "FitState",
     "GaussianRBM",
     "PCD",

@@ -41,6 +41,16 @@ def static_positive_int(name: str, value) -> int:
     return positive_int(name, value)
 
 
+def real_in(name: str, value, low: float, high: float, expected: str, *, open_high: bool = False) -> float:
+    """A Python float in ``[low, high]`` (``[low, high)`` with ``open_high``); ``expected`` words the error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected {expected}, got {type(value).__name__} {value!r}")
+    out = float(value)
+    if not (low <= out <= high) or (open_high and out == high) or out != out:
+        raise ValueError(f"{name}: expected {expected}, got {out}")
+    return out
+
+
 def _as_array(name: str, x):
     if isinstance(x, (jax.Array, np.ndarray)):
         return x

@@ -57,6 +57,22 @@ def run(code: str) -> str:
     return run_script(PRELUDE + textwrap.dedent(code), devices=1)
 
 
+def test_ensemble_with_fpcd_equals_single_runs():
+    out = run(
+        """
+        inits = [jrbm.init_bernoulli(k, 9, 6, data=BAS, weight_std=0.1) for k in jax.random.split(jax.random.key(0), 2)]
+        keys = jax.random.split(jax.random.key(1), 2)
+        kw = dict(optimizer=optax.sgd(0.1), estimator=jrbm.FPCD(1, 8, fast_lr=0.1), epochs=3, batch_size=4, progress=False)
+        params, history = fit_ensemble(keys, stack(inits), BAS, **kw)
+        for i in range(2):
+            single, _ = jrbm.fit(keys[i], inits[i], BAS, **kw)
+            chex.assert_trees_all_close(model(params, i), single, **TOL)
+        print("ok")
+        """
+    )
+    assert out.strip().endswith("ok")
+
+
 def test_ensemble_of_8_equals_8_single_runs():
     out = run(
         """

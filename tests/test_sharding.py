@@ -97,6 +97,15 @@ def test_sharded_fit_matches_single_device_and_all_reduces_in_the_step():
             assert chains.sharding.spec[0] == "data", chains.sharding
             assert [s.data.shape for s in chains.addressable_shards] == [(2, 9)] * 4
 
+            # FPCD: the chains split, the fast parameters replicated, the same result.
+            kw_f = kw | {"estimator": jrbm.FPCD(1, 8, fast_lr=0.05)}
+            f1, _ = jrbm.fit(jax.random.key(1), params, data, **kw_f)
+            f2, _ = jrbm.fit(jax.random.key(1), params, data, mesh=mesh, **kw_f)
+            assert maxdiff(f1, f2) < 1e-12, maxdiff(f1, f2)
+            fstate = jrbm.FPCD(1, 8).init(jax.random.key(2), params, data)
+            specs = jrbm.parallel.estimator_state_specs(fstate, mesh)
+            assert specs.chains[0] == "data" and specs.fast.W == jrbm.parallel.P(), specs
+
             # A minibatch that does not split evenly is a clear error, not a silent reshuffle.
             try:
                 jrbm.fit(jax.random.key(1), params, data, mesh=mesh, **(kw | {"batch_size": 6}))
