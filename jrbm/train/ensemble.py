@@ -127,10 +127,9 @@ def fit_ensemble(
       params: the initial models stacked on a leading axis of length ``N``
         (``jax.tree.map(lambda *x: jnp.stack(x), *models)``, or
         ``jax.vmap(lambda k: jrbm.init_bernoulli(k, I, J, data=data))(init_keys)``).
-      data, optimizer, estimator, epochs, batch_size, validation, learn_sigma,
-      ais_kwargs, check_finite: as in :func:`fit`. A diverging model raises
-      ``FloatingPointError`` naming it; with ``check_finite=False`` its history
-      holds ``nan`` and the others train on.
+      data, optimizer, estimator, epochs, batch_size, validation, learn_sigma, ais_kwargs, check_finite: as
+        in :func:`fit`. A diverging model raises ``FloatingPointError`` naming it; with
+        ``check_finite=False`` its history holds ``nan`` and the others train on.
       hyperparams: optional ``{name: (N,) values}`` for hyper-parameters of an
         ``optax.inject_hyperparams`` optimizer (numbers, not schedules).
       log_likelihood: ``None``, ``"exact"`` or ``"ais"``, evaluated for every
