@@ -47,7 +47,10 @@ class Estimator(Protocol):
     like ``params``, with the next state. Both are pure and jit-able, so
     :func:`jrbm.fit` runs any estimator inside its compiled epoch. A state may
     declare its layout over a device mesh with a ``partition_specs(mesh)``
-    method (:func:`jrbm.parallel.estimator_state_specs`).
+    method (:func:`jrbm.parallel.estimator_state_specs`). An estimator may also
+    have a ``diagnostics(state) -> {name: scalar}`` method (pure, jit-able):
+    :func:`jrbm.fit` and :func:`jrbm.fit_ensemble` then record those entries in
+    the history after every epoch.
     """
 
     def init(self, key: Array, params: Model, data: Array) -> Any: ...

@@ -205,3 +205,28 @@ def test_monitors_use_the_documented_fixed_subset():
     watched = data[rows]
     np.testing.assert_allclose(history["recon_error"][0], jrbm.metrics.reconstruction_error(trained, watched), rtol=1e-6)
     np.testing.assert_allclose(history["free_energy_gap"][0], jrbm.metrics.free_energy_gap(trained, watched, data[:30]), rtol=1e-6, atol=1e-9)
+
+
+class _WatchedPCD(jrbm.PCD):
+    """PCD with a diagnostics method: the mean of its chains after each epoch."""
+
+    __slots__ = ()
+
+    def diagnostics(self, state):
+        return {"chain_mean": jnp.mean(state)}
+
+
+def test_estimator_diagnostics_enter_the_history():
+    data = jrbm.datasets.bars_and_stripes(3)
+    params = jrbm.init_bernoulli(jax.random.key(0), 9, 4, data=data)
+    est = _WatchedPCD(1, 8)
+    seen = []
+    kw = dict(optimizer=optax.sgd(0.1), estimator=est, epochs=3, batch_size=4, progress=False)
+    with jax.numpy_dtype_promotion("standard"):
+        _, history, state = jrbm.fit(jax.random.key(1), params, data, return_state=True,
+                                     callback=lambda e, p, r: seen.append(r["chain_mean"]), **kw)
+        np.testing.assert_allclose(history["chain_mean"][-1], float(jnp.mean(state.estimator_state)), rtol=1e-12)
+        assert history["chain_mean"] == seen and len(seen) == 3
+        stacked = jax.tree.map(lambda *x: jnp.stack(x), params, params)
+        _, h2 = jrbm.fit_ensemble(jax.random.split(jax.random.key(1), 2), stacked, data, **kw)
+    assert h2["chain_mean"].shape == (2, 3)

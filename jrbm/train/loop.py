@@ -292,9 +292,8 @@ def fit(
         out = parallel.gather(out)
         if check_finite and not out["finite"].all():
             raise diverged(None, state.params, int(np.argmin(out["finite"])), epoch)
-        record = {"epoch": epoch, "recon_error": float(out["recon_error"])}
-        if validation is not None:
-            record["free_energy_gap"] = float(out["free_energy_gap"])
+        record = {"epoch": epoch}
+        record.update({name: float(value) for name, value in out.items() if name != "finite"})
         if evaluate is not None and (epoch % eval_every == 0 or epoch == epochs):
             values = parallel.gather(evaluate(key_train, np.int32(epoch), state.params, data, validation, betas))
             record.update({name: float(value) for name, value in values.items()})

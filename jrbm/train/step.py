@@ -190,6 +190,8 @@ def fit_epoch(
     visible bias of 1e200). Both monitors use the training examples
     :func:`monitor_rows` (at most :data:`MONITOR_SIZE`, the same every
     epoch), so monitoring costs a fixed amount, not a second pass over the data.
+    An estimator with a ``diagnostics(state) -> {name: scalar}`` method adds
+    those entries, taken from its state after the epoch.
     """
     key_epoch, _ = epoch_keys(key_train, epoch)
     state = train_epoch(key_epoch, state, data, batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh)
@@ -198,6 +200,9 @@ def fit_epoch(
     record = {"recon_error": metrics.reconstruction_error_unchecked(params, watched)}
     if validation is not None:
         record["free_energy_gap"] = jnp.mean(free_energy_unchecked(params, validation)) - jnp.mean(free_energy_unchecked(params, watched))
+    diagnostics = getattr(estimator, "diagnostics", None)
+    if diagnostics is not None:  # an estimator's own per-epoch scalars (e.g. an effective sample size)
+        record.update({name: jnp.asarray(value) for name, value in diagnostics(state.estimator_state).items()})
     finite = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(params)]
     record["finite"] = jnp.stack(finite + [jnp.isfinite(record["recon_error"])])
     return state, record
