@@ -88,15 +88,43 @@ def gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, *, traje
 
 @functools.partial(jax.jit, static_argnums=(3, 4, 5))
 def _chain(key, params, v0, n_steps, trajectory, mesh):
-    """The scan of :func:`gibbs_chain`, compiled once per shape, so eager calls do not re-trace it."""
+    """The scan of :func:`gibbs_chain`, compiled once per shape, so eager calls do not re-trace it.
 
-    def body(carry, _):
-        v, t = carry
-        v = parallel.constrain_rows(_sweep(jax.random.fold_in(key, t), params, v), mesh)
-        return (v, t + 1), (v if trajectory else None)
+    The sweeps run in blocks of ``B`` (:func:`block_size`), each drawing the
+    randomness of its ``B`` sweeps in one call per layer: block ``j`` splits
+    ``jax.random.fold_in(key, j)`` into the keys of the hidden and the visible
+    noise, of shape ``(B, *batch, ...)``. ``n_steps`` is padded to whole blocks
+    with sweeps whose result is dropped.
+    """
+    vis, hid = params.visible, params.hidden
+    dtype = v0.dtype
+    batch = v0.shape[: v0.ndim - len(vis.shape)]
+    block = block_size(math.prod(batch) * (math.prod(vis.shape) + math.prod(hid.shape)), n_steps)
+    n_blocks = -(-n_steps // block)
+    real = (jnp.arange(n_blocks * block) < n_steps).reshape(n_blocks, block)
 
-    (v, _), traj = lax.scan(body, (v0, jnp.zeros((), jnp.uint32)), None, length=n_steps, unroll=min(n_steps, UNROLL))
-    return traj if trajectory else v
+    def sweep(v, inp):
+        is_real, noise_h, noise_v = inp
+        h = hid.sample_given_noise(hidden_input(params, v), noise_h)
+        v_new = parallel.constrain_rows(vis.sample_given_noise(visible_input(params, h), noise_v), mesh)
+        v = jnp.where(is_real, v_new, v)
+        return v, (v if trajectory else None)
+
+    def run_block(v, inp):
+        j, is_real = inp
+        key_h, key_v = jax.random.split(jax.random.fold_in(key, j))
+        noise = (hid.noise(key_h, (block,) + batch, dtype), vis.noise(key_v, (block,) + batch, dtype))
+        return lax.scan(sweep, v, (is_real,) + noise, unroll=min(block, UNROLL))
+
+    v, traj = lax.scan(run_block, v0, (jnp.arange(n_blocks, dtype=jnp.uint32), real))
+    if trajectory:
+        return traj.reshape((n_blocks * block,) + v0.shape)[:n_steps]
+    return v
+
+
+def block_size(numbers_per_sweep: int, n_steps: int) -> int:
+    """Sweeps whose randomness a compiled chain draws in one call: as many as :data:`PREDRAW_LIMIT` numbers allow, 1 to 64."""
+    return max(1, min(64, PREDRAW_LIMIT // max(numbers_per_sweep, 1), n_steps))
 
 
 def negative_phase(key: Array, params: Model, inputs0: Array, k: int) -> tuple[Array, Array]:

@@ -137,7 +137,7 @@ log_int_printed = H @ c + np.sum((2 * a * b + M) * M * M / 2, axis=1) + const
 report("eq. 3.18 corrected, (2ab+m) m / 2, vs quadrature", log_int_quad, log_int_fixed)
 report("eq. 3.18 as jrbm has it: -hidden_free_energy(h) vs quadrature", log_int_quad, -np.asarray(jrbm.hidden_free_energy(params, H)))
 printed_err = report("eq. 3.18 AS PRINTED, (2ab+m) m m / 2, vs quadrature", log_int_quad, log_int_printed, tol=None)
-assert printed_err > 0.1
+assert printed_err > 0.1, f"eq. 3.18 as printed differs from quadrature by only {printed_err:.3f} nats"
 worst = int(np.argmax(np.abs(log_int_printed - log_int_quad)))
 print(
     f"  worst h = {H[worst].astype(int)}: quadrature {log_int_quad[worst]:.6f}, corrected {log_int_fixed[worst]:.6f}, "
@@ -160,6 +160,7 @@ F_jrbm = np.asarray(jrbm.free_energy(params, U)).reshape(N_GRID, N_GRID)
 report("eq. 3.9: -log sum_h exp(E_tutorial) vs jrbm.free_energy", F_brute, F_jrbm)
 total = np.exp(log_trapezoid_2d((-F_jrbm - float(jrbm.exact.log_partition(params)))[..., None]))[0]
 print(f"∫ p(v) dv by quadrature = {total:.12f}")
+assert abs(total - 1) < 1e-9, f"∫ p(v) dv = {total!r}, not 1 within 1e-9"
 
 # %% [markdown]
 # ## Eq. 3.10: `p(h | v)` factorises
@@ -182,6 +183,8 @@ factor = np.where(H[None] == 1, p1[:, None, :], 1 - p1[:, None, :])  # (7, 16, 4
 report("eq. 3.10 (product over j = 1..J) vs brute force", p_h_brute, factor.prod(-1))
 literal = p1[:, 0] ** J + (1 - p1[:, 0]) ** J  # sum over h_1 = 0, 1 of P(h_1 | v)^J
 print(f"eq. 3.10 as printed (j = 1): sum over h_1 of P(h_1 | v)^J = {literal.min():.4f} .. {literal.max():.4f} at the 7 points (should be 1)")
+# p^J + (1 - p)^J < 1 for 0 < p < 1 and J > 1; the printed form misses 1 by far more than the 1e-9 of the checks above.
+assert np.max(np.abs(literal - 1)) > 1e-3, f"eq. 3.10 as printed sums to {literal} over h_1: within 1e-3 of 1"
 
 # %% [markdown]
 # ## Eqs. 3.11-3.13: conditional expectations of `∂E/∂θ`
@@ -247,6 +250,8 @@ with_b = (a**2 * (data - b)).mean(0) - model_mean(a**2 * (U - b))  # difference 
 printed_315 = (a**2 * data).mean(0) - model_mean(a**2 * U)  # eq. 3.15 as printed
 report("eq. 3.15: with the a^2 b_i terms vs without (they cancel)", with_b, printed_315)
 print(f"  the a^2 b_i terms themselves: {a**2 * b}")
+# the cancellation is not trivial: the terms that cancel are far larger than the 1e-9 tolerance
+assert np.max(np.abs(a**2 * b)) > 1e-3, f"the a^2 b_i terms {a**2 * b} are too small for their cancellation to show anything"
 
 # %% [markdown]
 # ## Eq. 3.19: `p(v | h)` is a product of Normals
@@ -290,7 +295,7 @@ for i, ax in enumerate(axs):
         f"std {x.std(ddof=1):.4f} (expected {sd[i]:.4f}, s.e. {sd[i] / np.sqrt(2 * len(x)):.4f}), "
         f"KS D = {ks:.4f}, p = {p_value:.3f}"
     )
-    assert p_value > 1e-6
+    assert p_value > 1e-6, f"v_{i + 1}: KS p-value {p_value:.1e} is below 1e-6"
     ax.hist(x, bins=80, density=True, alpha=0.5, label=f"{len(x)} draws")
     grid = np.linspace(mu[i] - 4 * sd[i], mu[i] + 4 * sd[i], 300)
     ax.plot(grid, np.exp(-((grid - mu[i]) ** 2) / (2 * sd[i] ** 2)) / (sd[i] * np.sqrt(2 * np.pi)), "k", label="eq. 3.19")
