@@ -53,8 +53,10 @@ def gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, *, traje
     """Runs ``n_steps`` Gibbs sweeps from ``v0`` under ``lax.scan``.
 
     Args:
-      key: a ``jax.random`` key; sweep ``t`` (from 0) uses ``jax.random.fold_in(key, t)``,
-        derived inside the loop so that memory does not grow with ``n_steps``.
+      key: a ``jax.random`` key; the sweeps run in blocks of up to 64 whose
+        randomness is drawn at once (at most :data:`PREDRAW_LIMIT` numbers), block
+        ``j`` (from 0) from ``jax.random.fold_in(key, j)``, derived inside the
+        loop so that memory does not grow with ``n_steps``.
       params: a model.
       v0: ``(..., *visible.shape)`` start states; each leading index is one chain.
       n_steps: number of sweeps (static).
