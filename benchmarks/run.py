@@ -42,13 +42,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def sections(suite: str, size: str, peers: bool) -> list[tuple[str, Callable[[], dict]]]:
     """The suite's parts, in the order they run: ``(result key, thunk)``. The training part, with the
     throughput targets, comes first, so that a run cut short still has it (see :func:`main`)."""
-    from benchmarks import bas, gaussian_toy, quality, speed
+    from benchmarks import bas, first_result, gaussian_toy, quality, speed
 
     if suite == "speed":
         return [
             ("training", lambda: speed.training(size, peers=peers)),
             ("gibbs", lambda: speed.gibbs(size, peers=peers)),
             ("ais", lambda: speed.ais(size)),
+            ("first_result", lambda: first_result.run(size)),
             ("bas_wall_time", lambda: bas.wall_time(size, peers=peers)),
         ]
     out = [
@@ -62,10 +63,12 @@ def sections(suite: str, size: str, peers: bool) -> list[tuple[str, Callable[[],
 
 def render(suite: str, res: dict) -> str:
     """The markdown of a (possibly incomplete) result: each part that ran."""
-    from benchmarks import bas, gaussian_toy, quality, speed
+    from benchmarks import bas, first_result, gaussian_toy, quality, speed
 
     if suite == "speed":
         parts = [speed.markdown(res)]
+        if res.get("first_result"):
+            parts.append(first_result.markdown(res["first_result"]))
         if res.get("bas_wall_time"):
             parts.append(bas.markdown({"quality": None, "wall_time": res["bas_wall_time"]}))
         return "\n".join(parts)
@@ -83,9 +86,10 @@ def targets(suite: str, res: dict) -> list[dict]:
     if suite != "speed":
         return []
     out = list(res.get("training", {}).get("targets", []))
-    t = res.get("bas_wall_time", {}).get("target")
-    if t:
-        out.append(t)
+    for part in ("first_result", "bas_wall_time"):
+        t = (res.get(part) or {}).get("target")
+        if t:
+            out.append(t)
     return out
 
 

@@ -140,24 +140,38 @@ def _method(params, requested: str) -> str:
     return "exact"
 
 
-def evaluate_params(key, params, data, *, method="auto", train=None, betas=None, n_runs=100) -> dict:
-    """Mean log-likelihood per example of ``data``: exact, or forward AIS with its spread."""
+def start_evaluation(key, params, data, *, method="auto", train=None, betas=None, n_runs=100) -> dict:
+    """Dispatches the evaluation of :func:`evaluate_params` and returns at once, its numbers still being computed.
+
+    JAX runs compiled programs asynchronously, so the caller can draw figures
+    while AIS runs; :func:`finish_evaluation` waits for the numbers.
+    """
     method = _method(params, method)
     data = jnp.asarray(data, params.W.dtype)
     params.visible.check_data("data", data)
+    mean_free_energy = jnp.mean(free_energy(params, data))
     if method == "exact":
-        log_z = float(exact.log_partition(params))
-        return {"method": "exact", "log_z": log_z, "log_likelihood": float(-jnp.mean(free_energy(params, data))) - log_z}
+        return {"method": "exact", "log_z": exact.log_partition(params), "mean_free_energy": mean_free_energy}
     res = ais.log_partition(key, params, data=train, betas=betas, n_runs=n_runs)
-    log_z = float(res.log_z)
     return {
-        "method": "ais",
-        "log_z": log_z,
-        "log_z_std": float(res.log_z_std),
-        "log_likelihood": float(-jnp.mean(free_energy(params, data))) - log_z,
-        "n_runs": n_runs,
-        "n_betas": len(ais.default_betas()) if betas is None else betas,
-    }
+        "method": "ais", "log_z": res.log_z, "log_z_std": res.log_z_std, "mean_free_energy": mean_free_energy,
+        "n_runs": n_runs, "n_betas": len(ais.default_betas()) if betas is None else betas,
+    }  # fmt: skip
+
+
+def finish_evaluation(pending: dict) -> dict:
+    """The numbers of a :func:`start_evaluation`, as Python floats (waits for them)."""
+    out = {name: value for name, value in pending.items() if name != "mean_free_energy"}
+    out["log_z"] = float(pending["log_z"])
+    if "log_z_std" in pending:
+        out["log_z_std"] = float(pending["log_z_std"])
+    out["log_likelihood"] = -float(pending["mean_free_energy"]) - out["log_z"]
+    return out
+
+
+def evaluate_params(key, params, data, *, method="auto", train=None, betas=None, n_runs=100) -> dict:
+    """Mean log-likelihood per example of ``data``: exact, or forward AIS with its spread."""
+    return finish_evaluation(start_evaluation(key, params, data, method=method, train=train, betas=betas, n_runs=n_runs))
 
 
 def _write_json(path: str, obj) -> None:
@@ -205,6 +219,7 @@ def _monitor(params, args):
 
 
 def cmd_train(args) -> dict:
+    t_start = time.perf_counter()
     key = jax.random.key(args.seed)
     k_init, k_fit, k_eval, k_sample = jax.random.split(key, 4)
     model = args.model or ("gaussian" if args.dataset == "two-laplace" else "bernoulli")
@@ -234,23 +249,29 @@ def cmd_train(args) -> dict:
         checkpoint_dir=args.out,
         checkpoint_every=args.checkpoint_every,
     )
-    seconds = time.perf_counter() - t0
-    result = evaluate_params(k_eval, params, test, method=args.eval, train=train, betas=args.betas, n_runs=args.runs)
-    result["train_seconds"] = seconds
+    t1 = time.perf_counter()
+    # AIS and the sample chains run (asynchronously) while the curves and filters are drawn.
+    pending = start_evaluation(k_eval, params, test, method=args.eval, train=train, betas=args.betas, n_runs=args.runs)
+    if image_shape is not None:
+        v = gibbs_chain(k_sample, params, jnp.asarray(test[: args.samples], params.W.dtype), args.sample_steps)
+    _write_figure(os.path.join(args.out, "curves.png"), plots.learning_curves(history))
+    if image_shape is not None:
+        _write_figure(os.path.join(args.out, "filters.png"), plots.filters(params, image_shape))
+    else:
+        _write_figure(os.path.join(args.out, "density.png"), plots.density_2d(params, np.asarray(test[:2000])))
+    result = finish_evaluation(pending)
+    result["train_seconds"] = t1 - t0
     result["split"] = "test"
     split = {"dataset": args.dataset, "seed": SPLIT_SEED, "description": SPLITS[args.dataset]}
     metadata = {"dataset": args.dataset, "model": model, "args": vars(args), "evaluation": result, "split": split}
     io.save(os.path.join(args.out, "params.npz"), params, metadata)
     _write_json(os.path.join(args.out, "history.json"), {"history": history, "evaluation": result})
-    _write_figure(os.path.join(args.out, "curves.png"), plots.learning_curves(history))
     if image_shape is not None:
-        _write_figure(os.path.join(args.out, "filters.png"), plots.filters(params, image_shape))
-        v = gibbs_chain(k_sample, params, jnp.asarray(test[: args.samples], params.W.dtype), args.sample_steps)
         _write_figure(os.path.join(args.out, "samples.png"), plots.image_grid(
             np.asarray(v), image_shape, title=f"{len(v)} Gibbs chains started at test examples, after {args.sample_steps} sweeps",
             colorbar="pixel value" if layer_base.is_discrete(params.visible) else "value"))
-    else:
-        _write_figure(os.path.join(args.out, "density.png"), plots.density_2d(params, np.asarray(test[:2000])))
+    result["setup_seconds"] = t0 - t_start  # data, initialisation, run.json
+    result["after_training_seconds"] = time.perf_counter() - t1  # evaluation, files and figures
     return result
 
 
