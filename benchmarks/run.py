@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import importlib
 import json
 import os
 import sys
@@ -109,6 +110,32 @@ def result_files(out_dir: str) -> list[str]:
     return sorted((f for suite in ("speed", "quality") for f in glob.glob(os.path.join(out_dir, f"{suite}-*.json"))), key=rank)
 
 
+def _header(doc: dict, title: str) -> list[str]:
+    info = doc["info"]
+    return [
+        "",
+        f"## {title}",
+        "",
+        *([] if doc.get("complete", True) else [
+            f"**Incomplete:** the run stopped after {', '.join(doc['results']) or 'no part'}; the parts below are the ones that finished.",
+            "",
+        ]),
+        f"- command: `{info['command']}`",
+        f"- date: {info['date']}; wall time {doc['wall_s']:.0f} s",
+        f"- device: {common.describe(info)}",
+        f"- JAX devices: {', '.join(info['jax_devices'])}; dtype {info['dtype']}; default PRNG {info['default_prng']}"
+        + (f"; float32 products at {info['matmul_precision']} precision" if info.get("matmul_precision") else ""),
+        f"- load average at start: {info.get('load_average_at_start')} (other jobs were sharing the machine when above the core count)",
+        "",
+    ]
+
+
+LEARNING = {"centering": "benchmarks.centering", "jarzynski": "benchmarks.bas", "ptt": "benchmarks.ptt"}
+"""Benchmarks of training methods run on their own (``python -m benchmarks.centering``, ``python -m benchmarks.ptt``,
+``python -m benchmarks.bas --quality ...``); each result ``benchmarks/results/<name>*.json`` has a ``suite`` key and
+is rendered by its module's ``render_doc(doc)``."""
+
+
 def write_results_md(out_dir: str, path: str) -> None:
     files = result_files(out_dir)
     lines = [
@@ -123,24 +150,18 @@ def write_results_md(out_dir: str, path: str) -> None:
     for f in files:
         with open(f) as fh:
             doc = json.load(fh)
-        info = doc["info"]
-        lines += [
-            "",
-            f"## {doc['suite']} suite, size {doc['size']}" + ("" if info["jax_backend"] == "cpu" else f", {info['jax_backend']}"),
-            "",
-            *([] if doc.get("complete", True) else [
-                f"**Incomplete:** the run stopped after {', '.join(doc['results']) or 'no part'}; the parts below are the ones that finished.",
-                "",
-            ]),
-            f"- command: `{info['command']}`",
-            f"- date: {info['date']}; wall time {doc['wall_s']:.0f} s",
-            f"- device: {common.describe(info)}",
-            f"- JAX devices: {', '.join(info['jax_devices'])}; dtype {info['dtype']}; default PRNG {info['default_prng']}"
-            + (f"; float32 products at {info['matmul_precision']} precision" if info.get("matmul_precision") else ""),
-            f"- load average at start: {info.get('load_average_at_start')} (other jobs were sharing the machine when above the core count)",
-            "",
-            render(doc["suite"], doc["results"]),
-        ]
+        backend = doc["info"]["jax_backend"]
+        lines += _header(doc, f"{doc['suite']} suite, size {doc['size']}" + ("" if backend == "cpu" else f", {backend}"))
+        lines.append(render(doc["suite"], doc["results"]))
+    for name, module_name in LEARNING.items():
+        for f in sorted(glob.glob(os.path.join(out_dir, f"{name}*.json"))):
+            with open(f) as fh:
+                doc = json.load(fh)
+            module = importlib.import_module(module_name)
+            if "suite" not in doc or not hasattr(module, "render_doc"):
+                continue  # not (yet) a result of the convention above
+            lines += _header(doc, f"{doc['suite']}: {doc['size']}")
+            lines.append(module.render_doc(doc))
     for f in sorted(glob.glob(os.path.join(out_dir, "compare-*.json"))):
         from benchmarks import compare
 

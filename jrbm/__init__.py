@@ -8,9 +8,27 @@ estimators that feed ``optax``, annealed importance sampling, training, data
 sets and checkpoints.
 """
 
-from jrbm import ais, datasets, exact, io, layers, metrics, model, parallel, plots, tempering, testing, train
+from jrbm import (
+    ais,
+    centering,
+    datasets,
+    exact,
+    io,
+    jarzynski,
+    layers,
+    metrics,
+    model,
+    parallel,
+    plots,
+    tempering,
+    testing,
+    train,
+    trajectory,
+)
+from jrbm.centering import Centered
 from jrbm.estimators import CD, FPCD, PCD, cd_grad, pcd_grad
 from jrbm.io import load, save
+from jrbm.jarzynski import JarzynskiPCD
 from jrbm.model import (
     energy,
     free_energy,
@@ -24,21 +42,26 @@ from jrbm.params import RBM, BernoulliRBM, GaussianRBM, as_rbm, init, init_berno
 from jrbm.sampling import gibbs_chain, gibbs_step
 from jrbm.tempering import PT
 from jrbm.train import FitState, fit, fit_ensemble, init_state, train_step
+from jrbm.trajectory import PTT
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BernoulliRBM",
     "CD",
+    "Centered",
     "FPCD",
     "FitState",
     "GaussianRBM",
+    "JarzynskiPCD",
     "PCD",
     "PT",
+    "PTT",
     "RBM",
     "ais",
     "as_rbm",
     "cd_grad",
+    "centering",
     "datasets",
     "energy",
     "exact",
@@ -53,6 +76,7 @@ __all__ = [
     "init_gaussian",
     "init_state",
     "io",
+    "jarzynski",
     "layers",
     "load",
     "metrics",
@@ -69,4 +93,5 @@ __all__ = [
     "testing",
     "train",
     "train_step",
+    "trajectory",
 ]

@@ -96,14 +96,16 @@ def _chain(key, params, v0, n_steps, trajectory, mesh):
     randomness of its ``B`` sweeps in one call per layer: block ``j`` splits
     ``jax.random.fold_in(key, j)`` into the keys of the hidden and the visible
     noise, of shape ``(B, *batch, ...)``. ``n_steps`` is padded to whole blocks
-    with sweeps whose result is dropped.
+    with sweeps whose result is dropped (with ``trajectory``, ``B`` divides
+    ``n_steps`` instead).
     """
     vis, hid = params.visible, params.hidden
     dtype = v0.dtype
     batch = v0.shape[: v0.ndim - len(vis.shape)]
     block = block_size(math.prod(batch) * (math.prod(vis.shape) + math.prod(hid.shape)), n_steps)
+    if trajectory:  # whole blocks only, so the kept states need no copy to drop a padding
+        block = max(b for b in range(1, block + 1) if n_steps % b == 0)
     n_blocks = -(-n_steps // block)
-    real = (jnp.arange(n_blocks * block) < n_steps).reshape(n_blocks, block)
 
     def sweep(v, inp):
         is_real, noise_h, noise_v = inp
@@ -112,13 +114,15 @@ def _chain(key, params, v0, n_steps, trajectory, mesh):
         v = jnp.where(is_real, v_new, v)
         return v, (v if trajectory else None)
 
-    def run_block(v, inp):
-        j, is_real = inp
+    def run_block(carry, _):
+        v, j = carry  # a counter, not a scanned array, so memory does not grow with n_steps
         key_h, key_v = jax.random.split(jax.random.fold_in(key, j))
         noise = (hid.noise(key_h, (block,) + batch, dtype), vis.noise(key_v, (block,) + batch, dtype))
-        return lax.scan(sweep, v, (is_real,) + noise, unroll=min(block, UNROLL))
+        is_real = j * block + jnp.arange(block, dtype=jnp.uint32) < n_steps
+        v, traj = lax.scan(sweep, v, (is_real,) + noise, unroll=min(block, UNROLL))
+        return (v, j + 1), traj
 
-    v, traj = lax.scan(run_block, v0, (jnp.arange(n_blocks, dtype=jnp.uint32), real))
+    (v, _), traj = lax.scan(run_block, (v0, jnp.zeros((), jnp.uint32)), None, length=n_blocks)
     if trajectory:
         return traj.reshape((n_blocks * block,) + v0.shape)[:n_steps]
     return v

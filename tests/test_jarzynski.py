@@ -1,0 +1,351 @@
+"""Jarzynski-weighted PCD (jrbm.JarzynskiPCD) against enumeration of small models.
+
+References are independent of jrbm's model functions: free energies, marginals
+and the Gibbs kernel are summed out in numpy (tests/helpers.py). Statistical
+checks average over many keys (jax.vmap) and allow five standard errors per
+component (estimated from the same draws); no seed was tuned. Where the
+self-normalised estimator's own O(1/n) bias enters, its leading term is
+computed exactly from the enumerated model and the kernel.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from helpers import all_binary, bb_marginal, bb_stats, bb_transition_matrix, random_bernoulli, sigmoid, state_index
+from test_sharding import run_script
+
+import jrbm
+from jrbm.jarzynski import JarzynskiState, effective_sample_size, systematic_resample
+
+N_VIS, N_HID = 5, 3
+
+
+def _free_energy_table(params) -> np.ndarray:
+    """F(v) = -log sum_h exp(E_tutorial(v, h)) for every v of all_binary, by summing over all h."""
+    W, b, c = (np.asarray(x, np.float64) for x in params)
+    V, H = all_binary(W.shape[0]), all_binary(W.shape[1])
+    logits = (V @ W) @ H.T + (V @ b)[:, None] + (H @ c)[None, :]
+    m = logits.max(1)
+    return -(m + np.log(np.exp(logits - m[:, None]).sum(1)))
+
+
+def _stats_table(params) -> np.ndarray:
+    """Per visible state, the flat statistics (v (x) P(h=1|v), v, P(h=1|v)) = -dF/dtheta, as rows."""
+    W, b, c = (np.asarray(x, np.float64) for x in params)
+    V = all_binary(W.shape[0])
+    p = sigmoid(V @ W + c)
+    return np.concatenate([(V[:, :, None] * p[:, None, :]).reshape(len(V), -1), V, p], axis=1)
+
+
+def _flat(grads):
+    """(W, b, c) as one vector, in _stats_table's order (jax.numpy: used inside vmap)."""
+    return jnp.concatenate([grads.W.reshape(grads.W.shape[:-2] + (-1,)), grads.b, grads.c], axis=-1)
+
+
+def _moved(params, scale=1.5, seed=7):
+    step = random_bernoulli(seed, N_VIS, N_HID, scale=scale)
+    return jax.tree.map(jnp.add, params, step)
+
+
+@pytest.fixture(scope="module")
+def move():
+    """theta0, theta1 = theta0 + a step of scale 1.5, a fixed minibatch, and exact references.
+
+    The step is large enough that the weights matter: after it the effective
+    sample size of exact theta0 draws is about a third of the chains, and one
+    sweep at theta1 leaves PCD's chains visibly short of p_theta1.
+    """
+    theta0 = random_bernoulli(0, N_VIS, N_HID, scale=1.0)
+    theta1 = _moved(theta0)
+    batch = np.random.default_rng(0).integers(0, 2, (6, N_VIS)).astype(np.float64)
+    p0, p1 = bb_marginal(theta0), bb_marginal(theta1)
+    s1 = _stats_table(theta1)
+    data_term = np.concatenate([x.reshape(-1) for x in bb_stats(theta1, batch)])
+    exact = p1 @ s1 - data_term  # the loss gradient at theta1: E_model[s] - mean_data[s], s = -dF/dtheta
+    T1 = bb_transition_matrix(theta1)
+    # Leading O(1/n) bias of the self-normalised estimate after one sweep: -E_q[w^2 (T1 s - mu)] / n, q = p0, w = p1 / p0.
+    w = p1 / p0
+    b1 = -(p0 * w**2) @ (T1 @ s1 - p1 @ s1)
+    # PCD from the same start: one sweep at theta1 from p0 samples the distribution p0 T1, whatever n.
+    pcd = (p0 @ T1) @ s1 - data_term
+    return dict(theta0=theta0, theta1=theta1, batch=batch, p0=p0, exact=exact, b1=b1, pcd=pcd,
+                F0=_free_energy_table(theta0))
+
+
+def _exact_start_state(key, theta0, p0, F0, n):
+    """n chains drawn exactly from p_theta0 (by enumeration), uniform weights, their free energies under theta0."""
+    idx = jax.random.choice(key, len(p0), (n,), p=jnp.asarray(p0))
+    chains = jnp.asarray(all_binary(N_VIS))[idx]
+    return JarzynskiState(chains, jnp.zeros(n), jnp.asarray(F0)[idx], jnp.zeros((), jnp.int32))
+
+
+def _draws(fn, n_keys, seed=123):
+    return np.asarray(jax.jit(jax.vmap(fn))(jax.random.split(jax.random.key(seed), n_keys)))
+
+
+# --- 1. the weight update ----------------------------------------------------------------------------
+
+
+def test_log_weights_change_by_the_free_energy_difference(move):
+    theta1 = move["theta1"]
+    F0, F1 = move["F0"], _free_energy_table(theta1)
+    V = all_binary(N_VIS)
+    rng = np.random.default_rng(1)
+    rows = rng.integers(0, len(V), 40)
+    old = rng.normal(size=40)
+    state = JarzynskiState(jnp.asarray(V[rows]), jnp.asarray(old), jnp.asarray(F0[rows]), jnp.zeros((), jnp.int32))
+    est = jrbm.JarzynskiPCD(k=3, n_chains=40, ess_threshold=0.0)  # never resamples: the chains keep their weights
+    _, new = est.grad(jax.random.key(0), theta1, move["batch"], state)
+    change = np.asarray(new.log_weights) - old
+    expected = F0[rows] - F1[rows]
+    # kept normalised (mean weight 1): exact up to one constant shared by every chain
+    np.testing.assert_allclose(change - change.mean(), expected - expected.mean(), atol=1e-12)
+    assert abs(np.log(np.mean(np.exp(np.asarray(new.log_weights))))) < 1e-12
+    # the new free energies are those of the swept chains under theta1
+    np.testing.assert_allclose(np.asarray(new.free_energy), F1[state_index(np.asarray(new.chains))], atol=1e-12)
+    assert int(new.n_resampled) == 0
+
+
+def test_init_weighs_exact_draws_of_the_uncoupled_model_to_params():
+    params = random_bernoulli(3, N_VIS, N_HID, scale=1.0)
+    state = jrbm.JarzynskiPCD(1, 64).init(jax.random.key(0), params, np.zeros((2, N_VIS)))
+    b = np.asarray(params.b)
+    v = np.asarray(state.chains)
+    F = _free_energy_table(params)[state_index(v)]
+    # the uncoupled model (W = 0): p(v) propto exp(b.v), the hidden layer adding a constant; the weights carry it to exp(-F(v))
+    log_ratio = -F - v @ b
+    lw = np.asarray(state.log_weights)
+    np.testing.assert_allclose(lw - lw.mean(), log_ratio - log_ratio.mean(), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(state.free_energy), F, atol=1e-12)
+    assert int(state.n_resampled) == 0
+
+
+def test_init_draws_the_uncoupled_model_exactly():
+    params = random_bernoulli(4, N_VIS, N_HID, scale=1.0)
+    est = jrbm.JarzynskiPCD(1, 1000)
+    chains = _draws(lambda k: est.init(k, params, np.zeros((2, N_VIS))).chains, 200)  # (200, 1000, N_VIS)
+    means = chains.mean(1)  # per key: the fraction of chains with each unit on
+    se = means.std(0, ddof=1) / np.sqrt(len(means))
+    np.testing.assert_array_less(np.abs(means.mean(0) - sigmoid(np.asarray(params.b))), 5 * se + 1e-12)
+
+
+# --- 2. consistency: the bias shrinks with n_chains; PCD's does not --------------------------------------
+
+
+def test_weighted_estimate_after_a_move_is_consistent_and_pcd_is_not(move):
+    exact, b1 = move["exact"], move["b1"]
+    est_args = (move["theta0"], move["p0"], move["F0"])
+    theta1, batch = move["theta1"], move["batch"]
+    def jarzynski(n, n_keys):
+        est = jrbm.JarzynskiPCD(k=1, n_chains=n, ess_threshold=0.0)
+
+        def one(key):
+            k_start, k_grad = jax.random.split(key)
+            grads, _ = est.grad(k_grad, theta1, batch, _exact_start_state(k_start, *est_args, n))
+            return _flat(grads)
+
+        return _draws(one, n_keys)
+
+    errors = {}
+    for n, n_keys in ((10, 20000), (100, 4000), (1000, 2000)):  # about the same work per n
+        d = jarzynski(n, n_keys)
+        se = d.std(0, ddof=1) / np.sqrt(n_keys)
+        err = np.abs(d.mean(0) - exact)
+        errors[n] = (err, se)
+        # the self-normalised estimate: exact up to its O(1/n) bias (leading term b1 / n, allowed twice)
+        assert np.all(err <= 5 * se + 2 * np.abs(b1) / n + 1e-12), (n, float(np.max(err - 5 * se - 2 * np.abs(b1) / n)))
+    # the bias shrinks: clear at 10 chains (beyond five standard errors), and the largest error at 1000 chains is
+    # below the largest at 10 by more than five of its standard errors
+    e10, s10 = errors[10]
+    e1000, s1000 = errors[1000]
+    assert np.max(e10 - 5 * s10) > 0, np.max(e10 / s10)
+    assert np.max(e1000) + 5 * np.max(s1000) < np.max(e10), (np.max(e10), np.max(e1000))
+
+    # PCD-1 from the same exact start and the same move: its mean is p0 T1's expectation at any n ...
+    def pcd(key):
+        k_start, k_grad = jax.random.split(key)
+        chains = _exact_start_state(k_start, *est_args, 1000).chains
+        grads, _ = jrbm.pcd_grad(k_grad, theta1, batch, chains, k=1)
+        return _flat(grads)
+
+    d = _draws(pcd, 2000)
+    se = d.std(0, ddof=1) / np.sqrt(len(d))
+    assert np.all(np.abs(d.mean(0) - move["pcd"]) <= 5 * se + 1e-12)
+    # ... which is far from the exact gradient: its bias does not shrink with the chains
+    assert np.max(np.abs(move["pcd"] - exact)) > 10 * (np.max(se) + 2 * np.max(np.abs(b1)) / 1000)
+
+
+def test_weighted_estimate_is_consistent_after_resampling(move):
+    """With resampling at every update, the estimate is still consistent (resampling preserves the weighted mean)."""
+    exact = move["exact"]
+    est = jrbm.JarzynskiPCD(k=1, n_chains=1000, ess_threshold=1.0)
+    args = (move["theta0"], move["p0"], move["F0"])
+
+    def one(key):
+        k_start, k_grad = jax.random.split(key)
+        grads, state = est.grad(k_grad, move["theta1"], move["batch"], _exact_start_state(k_start, *args, 1000))
+        return _flat(grads), state.n_resampled
+
+    out = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(5), 1000))
+    d, n_resampled = np.asarray(out[0]), np.asarray(out[1])
+    assert np.all(n_resampled == 1)
+    se = d.std(0, ddof=1) / np.sqrt(len(d))
+    assert np.all(np.abs(d.mean(0) - exact) <= 5 * se + 2 * np.abs(move["b1"]) / 1000 + 1e-12)
+
+
+# --- 3. resampling ---------------------------------------------------------------------------------------
+
+
+def test_systematic_resampling_counts_are_floor_or_ceil_and_unbiased():
+    n = 50
+    log_w = jnp.asarray(np.random.default_rng(2).normal(size=n) * 1.5)
+    w = np.asarray(jax.nn.softmax(log_w))
+    counts = _draws(lambda k: jnp.bincount(systematic_resample(k, log_w), length=n), 4000)
+    assert np.all(counts.sum(1) == n)
+    assert np.all((counts >= np.floor(n * w) - 1e-9) & (counts <= np.ceil(n * w) + 1e-9))
+    se = counts.std(0, ddof=1) / np.sqrt(len(counts))
+    np.testing.assert_array_less(np.abs(counts.mean(0) - n * w), 5 * se + 1e-9)
+    # so the resampled mean of any function is the weighted mean in expectation
+    f = np.random.default_rng(3).normal(size=n)
+    means = counts @ f / n
+    assert abs(means.mean() - w @ f) <= 5 * means.std(ddof=1) / np.sqrt(len(means)) + 1e-12
+
+
+def test_effective_sample_size():
+    assert float(effective_sample_size(jnp.zeros(7))) == pytest.approx(1.0)
+    w = np.array([1.0, 2.0, 3.0, 4.0])
+    assert float(effective_sample_size(jnp.log(jnp.asarray(w)) + 100.0)) == pytest.approx(w.sum() ** 2 / (w**2).sum() / 4)
+
+
+def test_resampling_happens_exactly_below_the_threshold_and_resets_the_weights(move):
+    theta1 = move["theta1"]
+    F0, F1 = move["F0"], _free_energy_table(theta1)
+    V = all_binary(N_VIS)
+    rows = np.random.default_rng(4).integers(0, len(V), 30)
+    state = JarzynskiState(jnp.asarray(V[rows]), jnp.zeros(30), jnp.asarray(F0[rows]), jnp.asarray(2, jnp.int32))
+    lw = F0[rows] - F1[rows]
+    ess = (np.exp(lw).sum() ** 2 / np.exp(2 * lw).sum()) / 30  # after reweighting to theta1
+    assert 0.05 < ess < 0.95
+    for threshold, resampled in ((ess * 0.999, False), (ess * 1.001, True)):
+        est = jrbm.JarzynskiPCD(k=1, n_chains=30, ess_threshold=threshold)
+        _, new = est.grad(jax.random.key(0), theta1, move["batch"], state)
+        assert int(new.n_resampled) == 2 + resampled
+        if resampled:
+            np.testing.assert_array_equal(np.asarray(new.log_weights), 0.0)
+            assert float(est.diagnostics(new)["ess"]) == pytest.approx(1.0)
+        else:
+            assert float(est.diagnostics(new)["ess"]) == pytest.approx(ess, rel=1e-9)
+
+
+# --- 4. training: fit, fit_ensemble, resume, checkpoints, a mesh -------------------------------------------
+
+
+def _fit_kw(est, epochs):
+    return dict(optimizer=optax.sgd(0.1), estimator=est, epochs=epochs, batch_size=8, progress=False)
+
+
+def test_fit_records_the_ess_and_resumes_exactly(tmp_path):
+    data = jrbm.datasets.bars_and_stripes(3)
+    params = jrbm.init_bernoulli(jax.random.key(0), 9, 6, data=data)
+    est = jrbm.JarzynskiPCD(k=1, n_chains=16, ess_threshold=0.99)
+    with jax.numpy_dtype_promotion("standard"):
+        p6, h6 = jrbm.fit(jax.random.key(1), params, data, **_fit_kw(est, 6), log_likelihood="exact", eval_every=6)
+        _, h3, state = jrbm.fit(jax.random.key(1), params, data, return_state=True, **_fit_kw(est, 3))
+        p_resumed, _ = jrbm.fit(jax.random.key(1), state, data, **_fit_kw(est, 6))
+        run_dir = str(tmp_path / "run")
+        jrbm.fit(jax.random.key(1), params, data, checkpoint_dir=run_dir, checkpoint_every=3, **_fit_kw(est, 3))
+        p_file, _ = jrbm.fit(jax.random.key(1), params, data, checkpoint_dir=run_dir, checkpoint_every=3, **_fit_kw(est, 6))
+    assert len(h6["ess"]) == 6 and len(h6["n_resampled"]) == 6
+    assert all(1 / 16 - 1e-12 <= e <= 1 + 1e-12 for e in h6["ess"])
+    assert h6["n_resampled"] == sorted(h6["n_resampled"]) and h6["n_resampled"][-1] > 0  # resampled as it trained
+    assert np.isfinite(h6["log_likelihood"][-1])
+    assert isinstance(state.estimator_state, JarzynskiState)
+    assert float(est.diagnostics(state.estimator_state)["ess"]) == pytest.approx(h3["ess"][-1])
+    for p in (p_resumed, p_file):
+        for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(p6)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_fit_ensemble_equals_fit():
+    data = jrbm.datasets.bars_and_stripes(3)
+    est = jrbm.JarzynskiPCD(k=1, n_chains=16, ess_threshold=0.99)
+    keys = jax.random.split(jax.random.key(2), 2)
+    inits = [jrbm.init_bernoulli(jax.random.key(i), 9, 6, data=data) for i in range(2)]
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *inits)
+    with jax.numpy_dtype_promotion("standard"):
+        params, history = jrbm.fit_ensemble(keys, stacked, data, **_fit_kw(est, 3))
+        single, h0 = jrbm.fit(keys[1], inits[1], data, **_fit_kw(est, 3))
+    assert np.asarray(history["ess"]).shape == (2, 3)
+    np.testing.assert_allclose(np.asarray(history["ess"])[1], h0["ess"], rtol=1e-9)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(single)):
+        np.testing.assert_allclose(np.asarray(a)[1], np.asarray(b), atol=1e-10)
+
+
+def test_sharded_fit_matches_single_device():
+    """On a 4-device mesh (chains and their weights split, resampling gathering across devices), as on one device."""
+    out = run_script(
+        """
+        mesh = jrbm.parallel.make_mesh()  # 'data': 4
+        data = jrbm.datasets.bars_and_stripes(3)
+        params = jrbm.init_bernoulli(jax.random.key(0), 9, 6, data=data)
+        est = jrbm.JarzynskiPCD(1, 16, ess_threshold=0.99)
+        kw = dict(optimizer=optax.sgd(0.1), estimator=est, epochs=4, batch_size=8, progress=False)
+        with jax.numpy_dtype_promotion("standard"):
+            single, h1, s1 = jrbm.fit(jax.random.key(1), params, data, return_state=True, **kw)
+            sharded, h2, s2 = jrbm.fit(jax.random.key(1), params, data, mesh=mesh, return_state=True, **kw)
+        assert h1["n_resampled"][-1] > 0, h1
+        assert h1["n_resampled"] == h2["n_resampled"], (h1["n_resampled"], h2["n_resampled"])
+        assert np.array_equal(np.asarray(s1.estimator_state.chains), np.asarray(s2.estimator_state.chains))
+        assert maxdiff(single, sharded) < 1e-10, maxdiff(single, sharded)
+        assert maxdiff(s1.estimator_state.log_weights, s2.estimator_state.log_weights) < 1e-10
+        assert s2.estimator_state.chains.sharding.spec[0] == "data", s2.estimator_state.chains.sharding
+        print("ok")
+        """
+    )
+    assert out.strip().endswith("ok")
+
+
+# --- 5. validation -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(k=0), ValueError, "k: expected a positive integer"),
+        (dict(k=1.5), TypeError, "k: expected a positive integer"),
+        (dict(n_chains=0), ValueError, "n_chains: expected a positive integer"),
+        (dict(ess_threshold=1.5), ValueError, r"ess_threshold: expected a float in \[0, 1\]"),
+        (dict(ess_threshold=-0.1), ValueError, "ess_threshold"),
+        (dict(ess_threshold=float("nan")), ValueError, "ess_threshold"),
+        (dict(ess_threshold="half"), TypeError, "ess_threshold"),
+        (dict(ess_threshold=True), TypeError, "ess_threshold"),
+    ],
+)
+def test_invalid_settings(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        jrbm.JarzynskiPCD(**kwargs)
+
+
+def test_invalid_states_and_arguments():
+    params = random_bernoulli(0, N_VIS, N_HID)
+    est = jrbm.JarzynskiPCD(1, 4)
+    batch = np.zeros((2, N_VIS))
+    state = est.init(jax.random.key(0), params, batch)
+    with pytest.raises(TypeError, match="JarzynskiState"):
+        est.grad(jax.random.key(1), params, batch, state.chains)
+    with pytest.raises(ValueError, match="state.log_weights: expected shape \\(4,\\)"):
+        est.grad(jax.random.key(1), params, batch, state._replace(log_weights=jnp.zeros(3)))
+    with pytest.raises(ValueError, match="state.chains"):
+        est.grad(jax.random.key(1), params, batch, state._replace(chains=jnp.zeros((4, N_VIS + 1))))
+    with pytest.raises(ValueError, match="state.n_resampled"):
+        est.grad(jax.random.key(1), params, batch, state._replace(n_resampled=jnp.zeros(2, jnp.int32)))
+    with pytest.raises(TypeError, match="key"):
+        est.grad(0, params, batch, state)
+    with pytest.raises(ValueError, match="data"):
+        est.init(jax.random.key(0), params, np.zeros((0, N_VIS)))
+    with pytest.raises(ValueError, match="log_weights"):
+        effective_sample_size(jnp.zeros((2, 3)))
+    with pytest.raises(ValueError, match="log_weights"):
+        systematic_resample(jax.random.key(0), jnp.zeros(0))
