@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Optional
@@ -37,13 +38,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jrbm import ais, datasets, exact, io, plots
+from jrbm import ais, datasets, exact, io, plots, sampling
 from jrbm.estimators import CD, FPCD, PCD
 from jrbm.layers import base as layer_base
 from jrbm.model import free_energy
 from jrbm.params import init_bernoulli, init_gaussian
 from jrbm.sampling import gibbs_chain
 from jrbm.train import fit, weights_only
+from jrbm.train.checkpoint import STATE_FILE
 
 DATASETS = ("digits", "mnist", "bars-and-stripes", "shifter", "two-laplace")
 EXACT_BITS = 20  # "auto" evaluation enumerates up to 2^20 states, AIS beyond
@@ -140,11 +142,21 @@ def _method(params, requested: str) -> str:
     return "exact"
 
 
+AIS_THREADS = 2
+"""The command line's AIS runs go in this many groups, one thread each (:func:`jrbm.ais.log_partition`'s ``threads``):
+the cores of a CPU share them. Fixed, not the machine's core count, so the numbers are the same on every machine."""
+
+
+def _ais_threads(n_runs: int) -> int:
+    return AIS_THREADS if n_runs % AIS_THREADS == 0 else 1
+
+
 def start_evaluation(key, params, data, *, method="auto", train=None, betas=None, n_runs=100) -> dict:
     """Dispatches the evaluation of :func:`evaluate_params` and returns at once, its numbers still being computed.
 
-    JAX runs compiled programs asynchronously, so the caller can draw figures
-    while AIS runs; :func:`finish_evaluation` waits for the numbers.
+    AIS runs in a background thread (its runs in :data:`AIS_THREADS` groups
+    of their own), so the caller can draw figures meanwhile;
+    :func:`finish_evaluation` waits for the numbers and raises what AIS raised.
     """
     method = _method(params, method)
     data = jnp.asarray(data, params.W.dtype)
@@ -152,19 +164,34 @@ def start_evaluation(key, params, data, *, method="auto", train=None, betas=None
     mean_free_energy = jnp.mean(free_energy(params, data))
     if method == "exact":
         return {"method": "exact", "log_z": exact.log_partition(params), "mean_free_energy": mean_free_energy}
-    res = ais.log_partition(key, params, data=train, betas=betas, n_runs=n_runs)
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["result"] = ais.log_partition(key, params, data=train, betas=betas, n_runs=n_runs, threads=_ais_threads(n_runs))
+        except BaseException as e:  # re-raised by finish_evaluation, in the caller's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run, name="jrbm-ais", daemon=True)
+    thread.start()
     return {
-        "method": "ais", "log_z": res.log_z, "log_z_std": res.log_z_std, "mean_free_energy": mean_free_energy,
+        "method": "ais", "pending": (thread, outcome), "mean_free_energy": mean_free_energy,
         "n_runs": n_runs, "n_betas": len(ais.default_betas()) if betas is None else betas,
     }  # fmt: skip
 
 
 def finish_evaluation(pending: dict) -> dict:
     """The numbers of a :func:`start_evaluation`, as Python floats (waits for them)."""
-    out = {name: value for name, value in pending.items() if name != "mean_free_energy"}
-    out["log_z"] = float(pending["log_z"])
-    if "log_z_std" in pending:
-        out["log_z_std"] = float(pending["log_z_std"])
+    out = {name: value for name, value in pending.items() if name not in ("mean_free_energy", "pending")}
+    if "pending" in pending:
+        thread, outcome = pending["pending"]
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        res = outcome["result"]
+        out["log_z"], out["log_z_std"] = float(res.log_z), float(res.log_z_std)
+    else:
+        out["log_z"] = float(pending["log_z"])
     out["log_likelihood"] = -float(pending["mean_free_energy"]) - out["log_z"]
     return out
 
@@ -218,6 +245,31 @@ def _monitor(params, args):
     return kind, ({"betas": args.monitor_betas, "n_runs": args.runs} if kind == "ais" else None)
 
 
+def _compile_ahead(params, train, start, args, k_eval, k_sample) -> threading.Thread:
+    """Compiles the final AIS and the sample chains (and imports matplotlib) in a background thread while the model trains.
+
+    Training keeps one core busy with small products; the compiler uses the
+    other, and the calls after training find their programs compiled (the
+    shapes and dtypes do not change in training). Anything that goes wrong
+    here is left for those calls to report.
+    """
+
+    def work():
+        try:
+            import matplotlib.figure  # noqa: F401  (the figures' import, done while the model trains)
+
+            if _method(params, args.eval) == "ais":
+                ais.compile_log_partition(k_eval, params, data=train, betas=args.betas, n_runs=args.runs, threads=_ais_threads(args.runs))
+            if start is not None:
+                sampling.compile_gibbs_chain(k_sample, params, jnp.asarray(start[: args.samples], params.W.dtype), args.sample_steps)
+        except Exception:  # the real calls raise with their own messages
+            pass
+
+    thread = threading.Thread(target=work, name="jrbm-compile-ahead", daemon=True)
+    thread.start()
+    return thread
+
+
 def cmd_train(args) -> dict:
     t_start = time.perf_counter()
     key = jax.random.key(args.seed)
@@ -230,9 +282,13 @@ def cmd_train(args) -> dict:
     else:
         params = init_bernoulli(k_init, n_visible, args.hidden, data=train)
     os.makedirs(args.out, exist_ok=True)
-    if not args.resume:
+    if not args.resume:  # a new run: an earlier run's state in this folder is not continued but replaced
+        state_file = os.path.join(args.out, STATE_FILE)
+        if os.path.exists(state_file):
+            os.remove(state_file)
         _write_json(os.path.join(args.out, RUN_FILE), {"args": vars(args)})
     log_likelihood, ais_kwargs = _monitor(params, args)
+    ahead = _compile_ahead(params, train, test if image_shape is not None else None, args, k_eval, k_sample)
     t0 = time.perf_counter()
     params, history = fit(
         k_fit, params, train,
@@ -250,6 +306,7 @@ def cmd_train(args) -> dict:
         checkpoint_every=args.checkpoint_every,
     )
     t1 = time.perf_counter()
+    ahead.join()
     # AIS and the sample chains run (asynchronously) while the curves and filters are drawn.
     pending = start_evaluation(k_eval, params, test, method=args.eval, train=train, betas=args.betas, n_runs=args.runs)
     if image_shape is not None:

@@ -206,9 +206,31 @@ def digits_indices(*, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.nda
       >>> len(train), len(test)
       (1438, 359)
     """
-    from sklearn.datasets import load_digits
+    return _stratified_split(_digits_file()[1], float(test_fraction), seed)
 
-    return _stratified_split(np.asarray(load_digits().target, np.int32), float(test_fraction), seed)
+
+def _digits_file() -> tuple[np.ndarray, np.ndarray]:
+    """``(images (1797, 64) float64, labels int32)``: ``sklearn.datasets.load_digits()``'s data and target.
+
+    Read from the file scikit-learn ships (``sklearn/datasets/data/digits.csv.gz``:
+    64 pixels and the label per row) without importing scikit-learn, which
+    takes about a second, a large part of the command line's first result; if
+    the file is not where it has always been, ``load_digits`` reads it.
+    """
+    try:
+        spec = importlib.util.find_spec("sklearn")
+    except (ImportError, ValueError):
+        spec = None
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = os.path.join(folder, "datasets", "data", "digits.csv.gz")
+        if os.path.isfile(path):
+            table = np.loadtxt(path, delimiter=",")
+            if table.shape == (1797, 65):
+                return table[:, :-1], table[:, -1].astype(np.int32)
+    from sklearn.datasets import load_digits  # raises ImportError naming scikit-learn when it is missing
+
+    bunch = load_digits()
+    return np.asarray(bunch.data, np.float64), np.asarray(bunch.target, np.int32)
 
 
 def digits(
@@ -261,11 +283,7 @@ def digits(
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction: expected a number in the open interval (0, 1), got {test_fraction}")
     dtype = _float_dtype(dtype)
-    from sklearn.datasets import load_digits  # imported here: only this loader needs scikit-learn
-
-    bunch = load_digits()
-    images = np.asarray(bunch.data, np.float64)
-    labels = np.asarray(bunch.target, np.int32)
+    images, labels = _digits_file()  # scikit-learn's shipped file
     train_idx, test_idx = _stratified_split(labels, test_fraction, seed)
     train, test = images[train_idx], images[test_idx]
     if kind == "binary":

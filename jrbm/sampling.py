@@ -88,6 +88,23 @@ def gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, *, traje
     return _chain(key, params, v0, n_steps, trajectory, mesh)
 
 
+def compile_gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, *, trajectory: bool = False) -> None:
+    """Compiles the program of :func:`gibbs_chain` (without a mesh) for these shapes and dtypes, without running it.
+
+    A later :func:`gibbs_chain` call with arguments of the same shapes and
+    dtypes finds it compiled; a thread can compile while the caller works.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jrbm, jrbm.sampling
+      >>> params = jrbm.init_bernoulli(jax.random.key(0), 4, 3)
+      >>> jrbm.sampling.compile_gibbs_chain(jax.random.key(1), params, jnp.zeros((10, 4)), 100)
+    """
+    _checks.key("key", key)
+    n_steps = _checks.positive_int("n_steps", n_steps)
+    check(params)
+    _chain.lower(key, params, visible_data(params, v0, "v0"), n_steps, bool(trajectory), None).compile()
+
+
 @functools.partial(jax.jit, static_argnums=(3, 4, 5))
 def _chain(key, params, v0, n_steps, trajectory, mesh):
     """The scan of :func:`gibbs_chain`, compiled once per shape, so eager calls do not re-trace it.

@@ -328,3 +328,19 @@ def test_bracket_holds_the_exact_log_z_and_warns_on_a_short_schedule():
     strong = random_bernoulli(1, 10, 8, scale=3.0)
     with pytest.warns(UserWarning, match="more betas|more runs"):
         ais.bracket(jax.random.key(1), strong, betas=5, n_runs=20, sweeps=50)
+
+
+def test_threads_pool_groups_of_runs_drawn_from_folded_keys():
+    """threads=2: two groups of runs in threads, keyed fold_in(key, g), pooled; equal to doing it by hand."""
+    params = jrbm.init_bernoulli(jax.random.key(0), 6, 4, weight_std=1.0)
+    key = jax.random.key(3)
+    threaded = jrbm.ais.log_partition(key, params, betas=200, n_runs=20, threads=2)
+    by_hand = jrbm.ais.pool([jrbm.ais.log_partition(jax.random.fold_in(key, g), params, betas=200, n_runs=10) for g in range(2)])
+    for a, b in zip(threaded, by_hand):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    exact = float(jrbm.exact.log_partition(params))
+    assert abs(float(threaded.log_z) - exact) < 5 * float(threaded.log_z_std) + 0.02
+    with pytest.raises(ValueError, match="threads: expected a divisor of n_runs=20"):
+        jrbm.ais.log_partition(key, params, betas=200, n_runs=20, threads=3)
+    jrbm.ais.compile_log_partition(key, params, betas=200, n_runs=20, threads=2)  # the same program as the groups'
+

