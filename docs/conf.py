@@ -14,6 +14,7 @@ set to ``full`` in the environment of the build.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import shutil
@@ -56,7 +57,7 @@ myst_heading_anchors = 3
 NOTEBOOK_SIZE = os.environ.setdefault("JRBM_NOTEBOOK_SIZE", "small")
 os.environ.pop("JRBM_NOTEBOOK_SAVE_FIGURES", None)  # figures appear as cell outputs; nothing is written
 nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
-nb_execution_mode = "force"
+nb_execution_mode = "force"  # the .py copies; a notebook the tests executed says "off" in its own metadata
 nb_execution_in_temp = True  # each notebook runs in a temporary working directory
 nb_execution_timeout = 600  # seconds per cell
 nb_execution_raise_on_error = True
@@ -71,29 +72,64 @@ _SIZE_NOTE = {
 }
 
 
+def _note_text() -> str:
+    """The note on the size a page was run at (the cell after the title)."""
+    return "\n".join(["```{note}", f"This page was executed with `JRBM_NOTEBOOK_SIZE={NOTEBOOK_SIZE}`, when the site was built "
+                      "or, just before, by the test suite.", _SIZE_NOTE.get(NOTEBOOK_SIZE, ""), "```"])
+
+
 def _with_note(text: str) -> str:
     """The notebook with a note on the size it was run at as its second cell, after the title cell."""
-    note = ["# %% [markdown]", "# ```{note}",
-            f"# This page was executed when the site was built, with `JRBM_NOTEBOOK_SIZE={NOTEBOOK_SIZE}`.",
-            f"# {_SIZE_NOTE.get(NOTEBOOK_SIZE, '')}", "# ```", ""]  # fmt: skip
+    note = ["# %% [markdown]", *("# " + line for line in _note_text().splitlines()), ""]
     second = text.find("\n# %%", text.find("# %%") + 1)
     if second < 0:
         second = len(text)
     return text[:second] + "\n" + "\n".join(note) + text[second:]
 
 
+def _executed(src: Path):
+    """The notebook as the test suite executed it (docs/_build/executed/), if that run is of this source at this size."""
+    path = DOCS / "_build" / "executed" / f"{src.stem}.ipynb"
+    if not path.exists():
+        return None
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    stamp = nb.metadata.get("jrbm", {})
+    if stamp.get("source_sha256") != hashlib.sha256(src.read_bytes()).hexdigest() or stamp.get("size") != NOTEBOOK_SIZE:
+        return None
+    return nb
+
+
 def _copy_notebooks() -> None:
-    """Copy notebooks/NN_*.py into docs/notebooks/, rewriting only what changed (so rebuilds stay incremental)."""
+    """Put each notebooks/NN_*.py into docs/notebooks/, rewriting only what changed (so rebuilds stay incremental).
+
+    Where the test suite has just executed the notebook (tests/test_notebooks.py
+    leaves it in docs/_build/executed/, stamped with its source's digest and
+    size), its outputs are used as they are (an ``.ipynb`` whose metadata turns
+    myst-nb's execution off); otherwise the ``.py`` is copied and run.
+    """
     target = DOCS / "notebooks"
     target.mkdir(exist_ok=True)
     sources = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-    names = {p.name for p in sources}
-    for stale in target.glob("*.py"):
-        if stale.name not in names:
+    stems = {p.stem for p in sources}
+    for stale in [*target.glob("*.py"), *target.glob("*.ipynb")]:
+        if stale.stem not in stems:
             stale.unlink()
     for src in sources:
-        dst = target / src.name
-        text = _with_note(src.read_text(encoding="utf-8"))
+        nb = _executed(src)
+        if nb is not None:
+            import nbformat
+
+            (target / src.name).unlink(missing_ok=True)
+            nb.cells.insert(1, nbformat.v4.new_markdown_cell(_note_text()))
+            nb.metadata["mystnb"] = {"execution_mode": "off"}  # shown with the test suite's outputs
+            text = nbformat.writes(nb)
+            dst = target / f"{src.stem}.ipynb"
+        else:
+            (target / f"{src.stem}.ipynb").unlink(missing_ok=True)
+            text = _with_note(src.read_text(encoding="utf-8"))
+            dst = target / src.name
         if not dst.exists() or dst.read_text(encoding="utf-8") != text:
             dst.write_text(text, encoding="utf-8")
 
