@@ -123,7 +123,7 @@ class PTState(NamedTuple):
 
     def partition_specs(self, mesh):
         """How :mod:`jrbm.parallel` lays the state out: the runs split over the mesh's ``"data"`` axis, the rest replicated."""
-        return PTState(parallel.row_spec(mesh, self.chains.ndim), parallel.P(), parallel.P(), parallel.P())
+        return type(self)(parallel.row_spec(mesh, self.chains.ndim), parallel.P(), parallel.P(), parallel.P())
 
 
 def temperature_ladder(betas, dtype=None) -> Array:

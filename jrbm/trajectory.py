@@ -72,6 +72,7 @@ from jrbm.estimators import contrast_grad
 from jrbm.layers import base as layer_base
 from jrbm.model import check, flat_batch, free_energy_unchecked, hidden_input, visible_data, visible_input
 from jrbm.params import Model
+from jrbm.tempering import PTState
 
 # --- ladders -----------------------------------------------------------------------------------------
 
@@ -136,8 +137,12 @@ def check_ladder(ladder, name: str = "ladder") -> int:
 # --- the sampler ---------------------------------------------------------------------------------------
 
 
-class PTTState(NamedTuple):
+class PTTState(PTState):
     """The state of ``n_chains`` independent PTT runs on a ladder of ``T`` models.
+
+    Laid out as :class:`jrbm.tempering.PTState`, with models in place of
+    temperatures (its ``swap_rates`` and mesh layout too; a rate near 0 is a
+    gap in the ladder: save models more often there).
 
     Attributes:
       chains: ``(n_chains, T, *visible.shape)`` visible states; ``chains[:, t]``
@@ -149,23 +154,7 @@ class PTTState(NamedTuple):
       n_proposed: ``(T - 1,)`` the number of rounds in which pair ``(t, t + 1)`` was proposed.
     """
 
-    chains: Array
-    step: Array
-    n_accepted: Array
-    n_proposed: Array
-
-    @property
-    def swap_rates(self) -> Array:
-        """``(T - 1,)`` acceptance rate of swaps between models ``t`` and ``t + 1`` (nan if never proposed).
-
-        A rate near 0 is a gap in the ladder: save models more often there.
-        """
-        proposed = self.n_proposed
-        return jnp.where(proposed > 0, self.n_accepted / jnp.maximum(proposed, 1), jnp.nan)
-
-    def partition_specs(self, mesh):
-        """How :mod:`jrbm.parallel` lays the state out: the runs split over the ``"data"`` axis, the rest replicated."""
-        return PTTState(parallel.row_spec(mesh, self.chains.ndim), parallel.P(), parallel.P(), parallel.P())
+    __slots__ = ()
 
 
 def _check_state(ladder: Model, state, n_models: int) -> PTTState:
