@@ -125,8 +125,37 @@ def _estimator(args):
     return PT(args.temperatures, args.k, n_chains=args.chains)
 
 
+DEFAULT_OPTIMIZER = {"bernoulli": "sgd", "gaussian": "adam"}
+"""The optimiser when ``--optimizer`` is not given, per kind of visible unit."""
+
+DEFAULT_LR = {"sgd": 0.05, "adam": 0.003}
+"""The learning rate when ``--lr`` is not given, per optimiser."""
+
+LEARNED_SIGMA_START = 0.7
+"""The initial ``sigma`` with ``--learn-sigma`` when ``--sigma`` is not given: below the (whitened) data's
+standard deviation of 1, where the weights have variance to carry (``jrbm.fit``'s ``learn_sigma``)."""
+
+
+def resolve_defaults(args, model: str) -> None:
+    """Fills in the options whose defaults depend on the model (``None`` on the command line), in place,
+    so that ``run.json`` records the values used and ``--resume`` reuses them."""
+    if args.optimizer is None:
+        args.optimizer = DEFAULT_OPTIMIZER[model]
+    if args.lr is None:
+        args.lr = DEFAULT_LR[args.optimizer]
+    if args.sigma is None:
+        args.sigma = LEARNED_SIGMA_START if args.learn_sigma else 1.0
+    if args.learn_sigma and args.sigma_warmup is None:
+        args.sigma_warmup = args.epochs // 5
+    if args.sigma_warmup is not None and not args.learn_sigma:
+        raise ValueError("--sigma-warmup: only used with --learn-sigma")
+
+
 def _optimizer(args):
-    opt = optax.sgd(args.lr, momentum=args.momentum or None)
+    if args.optimizer == "adam":
+        opt = optax.adam(args.lr)
+    else:
+        opt = optax.sgd(args.lr, momentum=args.momentum or None)
     if args.weight_decay:
         opt = optax.chain(optax.add_decayed_weights(args.weight_decay, mask=weights_only), opt)
     return opt
@@ -275,6 +304,7 @@ def cmd_train(args) -> dict:
     key = jax.random.key(args.seed)
     k_init, k_fit, k_eval, k_sample = jax.random.split(key, 4)
     model = args.model or ("gaussian" if args.dataset == "two-laplace" else "bernoulli")
+    resolve_defaults(args, model)
     train, test, image_shape = load_dataset(args.dataset, model)
     n_visible = train.shape[1]
     if model == "gaussian":
@@ -298,6 +328,7 @@ def cmd_train(args) -> dict:
         batch_size=min(args.batch_size, len(train)),
         validation=test,
         learn_sigma=args.learn_sigma,
+        sigma_warmup=args.sigma_warmup,
         log_likelihood=log_likelihood,
         eval_every=args.eval_every,
         ais_kwargs=ais_kwargs,
@@ -400,11 +431,15 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--temperatures", type=int, default=10, help="replicas for pt")
     t.add_argument("--epochs", type=int, default=200, help="passes over the training data")
     t.add_argument("--batch-size", type=int, default=20, help="examples per update")
-    t.add_argument("--lr", type=float, default=0.05, help="SGD learning rate")
+    t.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="None: sgd for bernoulli, adam for gaussian visible units")
+    t.add_argument("--lr", type=float, default=None, help="learning rate; None: 0.05 for sgd, 0.003 for adam")
     t.add_argument("--momentum", type=float, default=0.5, help="SGD momentum (0: none)")
     t.add_argument("--weight-decay", type=float, default=1e-4, help="L2 decay of the weights W (not the fields)")
-    t.add_argument("--sigma", type=float, default=1.0, help="gaussian: initial standard deviation of the visible units")
+    t.add_argument("--sigma", type=float, default=None,
+                   help="gaussian: initial standard deviation of the visible units; None: 1, or 0.7 with --learn-sigma")
     t.add_argument("--learn-sigma", action="store_true", help="gaussian: learn log_sigma (otherwise fixed at --sigma)")
+    t.add_argument("--sigma-warmup", type=int, default=None,
+                   help="with --learn-sigma: epochs at the start with sigma fixed while the weights learn; None: a fifth of --epochs")
     t.add_argument("--eval", choices=("auto", "exact", "ais"), default="auto", help="test log-likelihood: exact up to 2^20 states (auto), else AIS")
     t.add_argument("--betas", type=int, default=None, help="AIS temperatures (default: 14,500 of Salakhutdinov & Murray)")
     t.add_argument("--runs", type=int, default=100, help="AIS runs")

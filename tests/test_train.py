@@ -121,6 +121,40 @@ def test_gaussian_sigma_frozen_by_default_and_learned_when_asked():
     assert not np.array_equal(learned.log_sigma, params.log_sigma)
 
 
+def test_sigma_warmup_holds_sigma_fixed_then_learns_it():
+    """log_sigma stays at its start for exactly sigma_warmup epochs (default: a fifth of epochs), then moves;
+    the other parameters learn from the first epoch."""
+    data = datasets.two_laplace(1000, seed=0)
+    params = jrbm.init_gaussian(jax.random.key(0), 2, 4, data=data, sigma=0.7)
+    for warmup, epochs, expected in ((3, 6, 3), (None, 10, 2), (0, 4, 0)):
+        seen = []
+        _fit(params, data, optimizer=optax.adam(0.01), epochs=epochs, batch_size=100, learn_sigma=True,
+             sigma_warmup=warmup, callback=lambda e, p, r: seen.append((np.asarray(p.log_sigma), np.asarray(p.W))))
+        fixed = [np.array_equal(sigma, params.log_sigma) for sigma, _ in seen]
+        assert fixed == [True] * expected + [False] * (epochs - expected), (warmup, fixed)
+        assert not np.array_equal(seen[0][1], params.W)
+
+
+def test_sigma_warmup_is_checked_and_kept_by_continued_runs():
+    data = datasets.two_laplace(500, seed=0)
+    params = jrbm.init_gaussian(jax.random.key(0), 2, 4, data=data, sigma=0.7)
+    kw = {"optimizer": optax.adam(0.01), "batch_size": 100, "learn_sigma": True}
+    with pytest.raises(ValueError, match=r"sigma_warmup: only used with learn_sigma=True, got sigma_warmup=2"):
+        _fit(params, data, **(kw | {"learn_sigma": False}), epochs=5, sigma_warmup=2)
+    for bad in (-1, 5, 1.5, True):
+        with pytest.raises(ValueError, match=r"sigma_warmup: expected an integer number of epochs in \[0, epochs=5\)"):
+            _fit(params, data, **kw, epochs=5, sigma_warmup=bad)
+    # Continuing to more epochs: the default (a fifth of epochs) would change, so the state refuses it ...
+    _, _, state = _fit(params, data, **kw, epochs=5, return_state=True)
+    assert state.settings["sigma_warmup"] == 1
+    with pytest.raises(ValueError, match=r"sigma_warmup: the state passed as params was trained with sigma_warmup=1, this call has sigma_warmup=2"):
+        _fit(state, data, **kw, epochs=10)
+    # ... and with the first part's value given, 5 + 5 epochs equal 10.
+    continued, _ = _fit(state, data, **kw, epochs=10, sigma_warmup=1)
+    whole, _ = _fit(params, data, **kw, epochs=10, sigma_warmup=1)
+    chex.assert_trees_all_equal(continued, whole)
+
+
 def test_gaussian_rbm_on_the_toy_set_improves_its_exact_likelihood():
     """sigma fixed at 0.7 < 1 on whitened data: the model can only match the unit variance by
     spreading its mixture components (b + sigma W h) along the data, which CD-1 has to learn."""
@@ -142,7 +176,7 @@ def test_divergence_is_a_clear_error():
     data = datasets.two_laplace(1000)
     params = jrbm.init_gaussian(jax.random.key(1), 2, 4, data=data)
     with pytest.raises(FloatingPointError, match=r"params\.\w+ has non-finite values after epoch 1; lower the learning rate"):
-        _fit(params, data, optimizer=optax.sgd(100.0), batch_size=100, learn_sigma=True)
+        _fit(params, data, optimizer=optax.sgd(100.0), batch_size=100, learn_sigma=True, sigma_warmup=0)
 
 
 @pytest.mark.parametrize(
@@ -183,7 +217,7 @@ def test_gaussian_at_extreme_log_sigma_trains_or_says_why(log_sigma):
         with pytest.raises(FloatingPointError, match=r"the reconstruction error is not finite .* after epoch \d+; lower the learning rate"):
             _fit(params, data, optimizer=optax.sgd(0.01), **kw)
     lr = 0.01 * math.exp(2 * min(log_sigma, 0.0))  # the step scaled by sigma^2 when sigma < 1
-    trained, _ = _fit(params, data, optimizer=optax.sgd(lr), learn_sigma=True, **kw)
+    trained, _ = _fit(params, data, optimizer=optax.sgd(lr), learn_sigma=True, sigma_warmup=0, **kw)
     after = float(jrbm.exact.log_likelihood(trained, data).mean())
     assert all(np.all(np.isfinite(np.asarray(x))) for x in trained)
     # Closing a third of the gap to -2.9 nats; the standard error of a mean over 2000 points is ~0.03.

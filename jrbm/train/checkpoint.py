@@ -16,7 +16,7 @@ again with the same arguments continues from that file.
 
 The file is a :func:`jrbm.io.save_tree` archive (``.npz``, no pickles) whose
 metadata holds the epoch, the run's key, the settings that must not change
-between the parts of a run (estimator, batch size, ``learn_sigma``, a digest
+between the parts of a run (estimator, batch size, ``learn_sigma`` and ``sigma_warmup``, a digest
 of the data) and the history so far. Restoring needs the structure of a fresh
 state, which :func:`~jrbm.fit` builds from its arguments; :func:`load_state`
 does the same for a user's own loop.
@@ -74,7 +74,7 @@ class FitState:
       epoch: the number of epochs done.
       history: the run's history up to ``epoch`` (as :func:`~jrbm.fit` returns it).
       settings: what must not change between the parts of a run: the
-        estimator, the batch size, ``learn_sigma`` and a digest of the data.
+        estimator, the batch size, ``learn_sigma`` (with ``sigma_warmup``) and a digest of the data.
     """
 
     params: Any
@@ -99,9 +99,12 @@ def data_digest(data) -> str:
     return h.hexdigest()
 
 
-def settings(estimator, batch_size: int, learn_sigma: bool, data) -> dict:
+def settings(estimator, batch_size: int, learn_sigma: bool, data, sigma_warmup: int = 0) -> dict:
     """The settings a continued run must share with its first part (see :class:`FitState`)."""
-    return {"estimator": repr(estimator), "batch_size": int(batch_size), "learn_sigma": bool(learn_sigma), "data": data_digest(data)}
+    out = {"estimator": repr(estimator), "batch_size": int(batch_size), "learn_sigma": bool(learn_sigma), "data": data_digest(data)}
+    if learn_sigma:
+        out["sigma_warmup"] = int(sigma_warmup)
+    return out
 
 
 def _key_data(key) -> list:

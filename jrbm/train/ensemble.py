@@ -87,6 +87,7 @@ def fit_ensemble(
     hyperparams: Optional[dict] = None,
     validation: Optional[ArrayLike] = None,
     learn_sigma: bool = False,
+    sigma_warmup: Optional[int] = None,
     log_likelihood: Optional[str] = None,
     eval_every: Optional[int] = None,
     ais_kwargs: Optional[dict] = None,
@@ -127,7 +128,7 @@ def fit_ensemble(
       params: the initial models stacked on a leading axis of length ``N``
         (``jax.tree.map(lambda *x: jnp.stack(x), *models)``, or
         ``jax.vmap(lambda k: jrbm.init_bernoulli(k, I, J, data=data))(init_keys)``).
-      data, optimizer, estimator, epochs, batch_size, validation, learn_sigma, ais_kwargs, check_finite: as
+      data, optimizer, estimator, epochs, batch_size, validation, learn_sigma, sigma_warmup, ais_kwargs, check_finite: as
         in :func:`fit`. A diverging model raises ``FloatingPointError`` naming it; with
         ``check_finite=False`` its history holds ``nan`` and the others train on.
       hyperparams: optional ``{name: (N,) values}`` for hyper-parameters of an
@@ -168,9 +169,9 @@ def fit_ensemble(
             raise ValueError(f"keys: expected a number of models that is a multiple of the {m} devices of the mesh's 'model' axis, got {n}")
     _checks.finite_leaves("params", params)
     first = jax.tree.map(lambda x: x[0], params)
-    data, validation, epochs, batch_size, estimator, optimizer = prepare(
+    data, validation, epochs, batch_size, estimator, optimizer, _ = prepare(
         first, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
-        learn_sigma=learn_sigma, estimator=estimator, optimizer=optimizer, mesh=mesh,
+        learn_sigma=learn_sigma, sigma_warmup=sigma_warmup, estimator=estimator, optimizer=optimizer, mesh=mesh,
     )
     eval_every = epochs if eval_every is None else _checks.positive_int("eval_every", eval_every)
     betas, n_runs = eval_settings(log_likelihood, ais_kwargs, first.W.dtype, mesh)

@@ -73,8 +73,9 @@ def compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type,
     return jax.jit(jax.vmap(run, in_axes=(0, None, 0, None, None), spmd_axis_name=spmd_axis))
 
 
-def prepare(params, data, validation, *, epochs, batch_size, log_likelihood, learn_sigma, estimator, optimizer, mesh):
-    """The checks and conversions :func:`fit` and :func:`fit_ensemble` share (``params``: one model)."""
+def prepare(params, data, validation, *, epochs, batch_size, log_likelihood, learn_sigma, sigma_warmup, estimator, optimizer, mesh):
+    """The checks and conversions :func:`fit` and :func:`fit_ensemble` share (``params``: one model); the
+    last element returned is the resolved ``sigma_warmup`` (epochs)."""
     check(params)
     data = _checks.data_batch("data", data, params.visible, params.W.dtype)
     if validation is not None:
@@ -99,10 +100,22 @@ def prepare(params, data, validation, *, epochs, batch_size, log_likelihood, lea
     estimator = CD(1) if estimator is None else estimator
     _checks.estimator("estimator", estimator)
     _checks.optimizer("optimizer", optimizer)
-    optimizer = make_optimizer(params, optimizer, learn_sigma)
+    sigma_warmup = resolve_sigma_warmup(learn_sigma, sigma_warmup, epochs)
+    optimizer = make_optimizer(params, optimizer, learn_sigma, sigma_warmup * (data.shape[0] // batch_size))
     if mesh is not None:
         parallel.check_divisible("batch_size", batch_size, mesh, "minibatch")
-    return data, validation, epochs, batch_size, estimator, optimizer
+    return data, validation, epochs, batch_size, estimator, optimizer, sigma_warmup
+
+
+def resolve_sigma_warmup(learn_sigma: bool, sigma_warmup: Optional[int], epochs: int) -> int:
+    """The epochs during which a learned ``log_sigma`` stays fixed: ``sigma_warmup``, or a fifth of ``epochs`` when ``None``."""
+    if sigma_warmup is None:
+        return epochs // 5 if learn_sigma else 0
+    if not learn_sigma:
+        raise ValueError(f"sigma_warmup: only used with learn_sigma=True, got sigma_warmup={sigma_warmup!r} with learn_sigma=False")
+    if isinstance(sigma_warmup, bool) or not isinstance(sigma_warmup, (int, np.integer)) or not 0 <= sigma_warmup < epochs:
+        raise ValueError(f"sigma_warmup: expected an integer number of epochs in [0, epochs={epochs}), got {sigma_warmup!r}")
+    return int(sigma_warmup)
 
 
 def check_chains(estimator_state, mesh):
@@ -153,6 +166,7 @@ def fit(
     batch_size: int,
     validation: Optional[ArrayLike] = None,
     learn_sigma: bool = False,
+    sigma_warmup: Optional[int] = None,
     log_likelihood: Optional[str] = None,
     eval_every: int = 1,
     ais_kwargs: Optional[dict] = None,
@@ -197,7 +211,7 @@ def fit(
     last, atomically; if that file exists when ``fit`` starts, it continues from
     it. So a run that was killed (preempted, out of time) is resumed by
     running the same call again, and ends as if it had never stopped. A state
-    of another run (another key, estimator, batch size, ``learn_sigma``, data,
+    of another run (another key, estimator, batch size, ``learn_sigma``, ``sigma_warmup``, data,
     model, optimizer or estimator structure) is refused with a ``ValueError``
     naming what differs; the optimizer's hyper-parameters cannot be checked,
     so keep them. The history returned covers all epochs of the run.
@@ -211,7 +225,18 @@ def fit(
       epochs: number of passes over the data.
       batch_size: examples per update; at most ``len(data)``.
       validation: optional held-out data for the free-energy gap and likelihood.
-      learn_sigma: GB-RBM only: learn ``log_sigma`` (default: frozen).
+      learn_sigma: GB-RBM only: learn ``log_sigma`` (default: frozen). Start ``sigma`` below
+        the data's standard deviation (``init_gaussian(..., sigma=0.7)`` for standardised
+        data): at ``sigma`` equal to it and small weights the model is the best Gaussian, a
+        stationary point training does not leave.
+      sigma_warmup: with ``learn_sigma``, the epochs at the start during which
+        ``log_sigma`` stays fixed while the other parameters learn (its optimiser state
+        follows the gradient all along). Default ``None``: a fifth of ``epochs``. Learned
+        from the first update, ``sigma`` rises to the data's standard deviation before the
+        weights grow, and the model settles at the best Gaussian (``W`` near 0); the weights
+        first have to carry the variance that a smaller ``sigma`` leaves (notebook 05). A
+        continued run must keep the first part's value (pass it explicitly when ``epochs``
+        grows).
       log_likelihood: ``None``, ``"exact"`` or ``"ais"``.
       eval_every: epochs between likelihood evaluations.
       ais_kwargs: ``betas`` and ``n_runs`` of :func:`jrbm.ais.log_partition`.
@@ -251,9 +276,9 @@ def fit(
     resume, source = (params, "the state passed as params") if isinstance(params, FitState) else (None, None)
     if resume is not None:
         params = resume.params
-    data, validation, epochs, batch_size, estimator, optimizer = prepare(
+    data, validation, epochs, batch_size, estimator, optimizer, sigma_warmup = prepare(
         params, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
-        learn_sigma=learn_sigma, estimator=estimator, optimizer=optimizer, mesh=mesh,
+        learn_sigma=learn_sigma, sigma_warmup=sigma_warmup, estimator=estimator, optimizer=optimizer, mesh=mesh,
     )
     _checks.finite_leaves("params", params)  # fit_ensemble checks its whole stack instead
     betas, n_runs = eval_settings(log_likelihood, ais_kwargs, params.W.dtype, mesh)
@@ -265,7 +290,7 @@ def fit(
         history["free_energy_gap"] = []
     run_settings = None
     if resume is not None or checkpoint_dir is not None or return_state:
-        run_settings = checkpoint.settings(estimator, batch_size, learn_sigma, data)
+        run_settings = checkpoint.settings(estimator, batch_size, learn_sigma, data, sigma_warmup)
     if resume is None and checkpoint.find_state(checkpoint_dir) is not None:
         source = checkpoint.find_state(checkpoint_dir)
         resume = checkpoint.load_state(source, state)

@@ -50,23 +50,30 @@ def weights_only(params: Model) -> Model:
     return jax.tree_util.tree_map_with_path(lambda path, _: getattr(path[-1], "name", None) == "W", params)
 
 
-def make_optimizer(params: Model, optimizer: Optimizer, learn_sigma: bool = False):
-    """``optimizer`` on every leaf, except the ``log_sigma`` leaves of Gaussian layers, which stay fixed unless ``learn_sigma``."""
-    if has_sigma(params) and not learn_sigma:
-        labels = jax.tree_util.tree_map_with_path(lambda path, _: "freeze" if _is_sigma(path) else "train", params)
-        structure = jax.tree.structure(params)
-        try:
-            return _frozen_sigma(optimizer, structure, tuple(jax.tree.leaves(labels)))
-        except TypeError:  # an unhashable optimizer: build it afresh
-            return _frozen_sigma.__wrapped__(optimizer, structure, tuple(jax.tree.leaves(labels)))
-    return optimizer
+def make_optimizer(params: Model, optimizer: Optimizer, learn_sigma: bool = False, sigma_warmup_steps: int = 0):
+    """``optimizer`` on every leaf; the ``log_sigma`` leaves of Gaussian layers stay fixed unless ``learn_sigma``,
+    and with it for the first ``sigma_warmup_steps`` updates (their optimiser state still follows the gradient)."""
+    if not has_sigma(params) or (learn_sigma and sigma_warmup_steps == 0):
+        return optimizer
+    steps = int(sigma_warmup_steps) if learn_sigma else None
+    name = "freeze" if steps is None else "sigma"
+    labels = jax.tree_util.tree_map_with_path(lambda path, _: name if _is_sigma(path) else "train", params)
+    structure = jax.tree.structure(params)
+    try:
+        return _gated_sigma(optimizer, structure, tuple(jax.tree.leaves(labels)), steps)
+    except TypeError:  # an unhashable optimizer: build it afresh
+        return _gated_sigma.__wrapped__(optimizer, structure, tuple(jax.tree.leaves(labels)), steps)
 
 
 @functools.lru_cache(maxsize=32)
-def _frozen_sigma(optimizer, structure, labels):
-    """The same wrapped optimizer object for the same ``optimizer``, so compiled epochs are reused (:func:`_cached`)."""
+def _gated_sigma(optimizer, structure, labels, steps):
+    """``log_sigma`` frozen (``steps=None``) or released after ``steps`` updates; the same object for the
+    same arguments, so compiled epochs are reused (:func:`_cached`)."""
     tree = jax.tree.unflatten(structure, labels)
-    return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, tree)
+    if steps is None:
+        return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, tree)
+    gate = optax.scale_by_schedule(lambda count: (count >= steps).astype(jnp.float32))
+    return optax.multi_transform({"train": optimizer, "sigma": optax.chain(optimizer, gate)}, tree)
 
 
 def init_state(key: Array, params: Model, data: ArrayLike, *, optimizer: Optimizer, estimator: Estimator) -> TrainState:
