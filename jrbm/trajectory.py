@@ -623,20 +623,28 @@ def _ptt_grad(key, params, v, state: PTTTrainState, k: int):
     return grads, state
 
 
-def integrated_autocorrelation_time(x: ArrayLike, c: float = 5.0) -> float:
+def integrated_autocorrelation_time(x: ArrayLike, c: float = 5.0, mean: float | None = None) -> float:
     """Integrated autocorrelation time of a scalar series, averaged over independent chains (numpy).
 
     ``tau = 1 + 2 sum_{t >= 1} rho(t)``, the sum cut at Sokal's automatic
     window: the smallest ``M`` with ``M >= c tau(M)``. The autocorrelation is
-    estimated by FFT from each chain's deviations from the grand mean, and
-    averaged over chains before summing.
+    estimated by FFT from each chain's deviations from ``mean`` (default: the
+    grand mean), and averaged over chains before summing.
+
+    Give ``mean`` when the expectation is known (an exact mode probability, a
+    symmetry): deviations from the grand mean make chains that all stay where
+    they started look well mixed, deviations from the true mean do not (a
+    chain stuck away from it has ``tau`` of the order of the run's length).
 
     Args:
       x: ``(n_steps,)`` or ``(n_steps, n_chains)`` series.
       c: the window constant (Sokal recommends 4 to 10).
+      mean: the series' expectation, if known.
 
     Returns:
-      ``tau`` in steps (1 for independent draws); ``inf`` for a constant series.
+      ``tau`` in steps (1 for independent draws); ``inf`` for a series equal to its mean; at
+      most about ``n_steps`` when no window fits (exactly ``n_steps`` for chains that never
+      move from a value other than ``mean``).
 
     Example:
       >>> import numpy as np, jrbm.trajectory as ptt
@@ -650,7 +658,7 @@ def integrated_autocorrelation_time(x: ArrayLike, c: float = 5.0) -> float:
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"x: expected shape (n_steps >= 2,) or (n_steps, n_chains), got {x.shape}")
     n = x.shape[0]
-    d = x - x.mean()
+    d = x - (x.mean() if mean is None else float(mean))
     if not np.any(d):
         return math.inf
     size = 1 << (2 * n - 1).bit_length()

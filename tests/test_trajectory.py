@@ -234,3 +234,6 @@ def test_integrated_autocorrelation_time_of_an_ar1_process():
         x[t] = a * x[t - 1] + rng.normal(size=c)
     assert ptt.integrated_autocorrelation_time(x) == pytest.approx((1 + a) / (1 - a), rel=0.1)
     assert ptt.integrated_autocorrelation_time(np.ones(10)) == np.inf
+    # With the true mean given: the same AR(1) time, and chains stuck away from it never decorrelate.
+    assert ptt.integrated_autocorrelation_time(x, mean=0.0) == pytest.approx((1 + a) / (1 - a), rel=0.1)
+    assert ptt.integrated_autocorrelation_time(np.ones((10, 3)), mean=0.0) == pytest.approx(10.0)
