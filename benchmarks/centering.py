@@ -174,10 +174,7 @@ def main(argv=None) -> int:
     info["load_average_at_end"] = common.load_average()
     doc = {"suite": "centering", "size": f"{args.keys} keys x {args.epochs} epochs, mix {args.mix}", "wall_s": wall,
            "info": info, "published": {f"{a}/{b}": v for (a, b), v in PUBLISHED.items()}, "results": res, "targets": tg}
-    common.write_json(args.out, doc)
-    print(markdown(res, tg))
-    print(f"\nwrote {args.out} ({wall:.0f} s)")
-    return 0
+    return common.finish(args.out, doc, markdown(res, tg))
 
 
 if __name__ == "__main__":

@@ -326,6 +326,14 @@ def write_json(path: str, obj: dict) -> None:
     write_text(path, json.dumps(jsonable(obj), indent=2) + "\n")
 
 
+def finish(path: str, doc: dict, table: str) -> int:
+    """The end of a benchmark script: ``doc`` written to ``path``, its table printed; returns the exit status 0."""
+    write_json(path, doc)
+    print(table)
+    print(f"\nwrote {path} ({doc['wall_s']:.0f} s)")
+    return 0
+
+
 def target(name: str, value: float, threshold: float, *, best: float | None = None, note: str | None = None) -> dict[str, Any]:
     """A pass/fail record (higher is better): ``margin`` is ``value / threshold``, ``> 1`` passes.
 

@@ -210,10 +210,7 @@ def main(argv=None) -> int:
     info["load_average_at_end"] = common.load_average()
     doc = {"suite": "ensemble", "size": f"{args.models} models x {args.epochs} epochs", "wall_s": wall, "info": info,
            "results": res, "targets": [res["ensemble_vs_sequential"]["target"]]}
-    common.write_json(args.out, doc)
-    print(markdown(res))
-    print(f"\nwrote {args.out} ({wall:.0f} s)")
-    return 0
+    return common.finish(args.out, doc, markdown(res))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ Rows, each over ``--keys`` keys (initialisation and training):
 * **CD-1, PCD-1 (defaults)**: the command line's settings for a GB-RBM,
   as ``jrbm.fit`` arguments: Adam(0.003) with weight decay 1e-4 on ``W``,
   minibatches of 20, ``--epochs`` epochs, ``sigma = 0.7`` at the start,
-  ``learn_sigma=True`` with its default ``sigma_warmup`` (a fifth of the
+  ``learn_sigma=True`` with its default ``sigma_warmup`` (half of the
   epochs); PCD with 100 chains;
 * **ablations**: the same without the warm-up (``sigma_warmup=0``, what
   ``learn_sigma=True`` did before) and the same starting from ``sigma = 1``;
@@ -199,7 +199,7 @@ def render_doc(doc: dict) -> str:
     """The RESULTS.md section of a ``sigma.json`` (see ``benchmarks/run.py``)."""
     return ("GB-RBMs learning their variances on two-Laplace (10,000 training and 10,000 test points), exact test "
             "log-likelihood, medians over keys. The defaults: the command line's (Adam 0.003, batch 20, start at "
-            "sigma = 0.7, sigma fixed for the first fifth of the epochs); the ablations drop one of the two. The "
+            "sigma = 0.7, sigma fixed for the first half of the epochs); the ablations drop one of the two. The "
             f"exact-gradient rows are 3,000 full-batch Adam(0.01) updates ({doc['size']}).\n\n"
             + markdown(doc["results"], doc["targets"]) + WHY)
 
@@ -213,7 +213,7 @@ reaches 1 before the weights grow, and minibatch noise keeps them there. The exa
 collapses the same way (the diagnosis rows), so the cause is the optimisation, not the bias of CD or PCD, and
 Gibbs-Langevin or other samplers would not change it; full-batch Adam (the exact-gradient rows) escapes only
 because it scales a tiny gradient up to a full step. Holding `sigma` below the data's standard deviation for the
-first fifth of the epochs makes the weights carry the missing variance along the heavy-tailed directions first."""
+first half of the epochs makes the weights carry the missing variance along the heavy-tailed directions first."""
 
 
 def main(argv=None) -> int:
@@ -235,10 +235,7 @@ def main(argv=None) -> int:
     info["load_average_at_end"] = common.load_average()
     doc = {"suite": "sigma", "size": f"{args.keys} keys, {args.epochs} epochs", "wall_s": wall, "info": info,
            "optimum": OPTIMUM, "results": rows, "targets": tg}
-    common.write_json(args.out, doc)
-    print(markdown(rows, tg))
-    print(f"\nwrote {args.out} ({wall:.0f} s)")
-    return 0
+    return common.finish(args.out, doc, markdown(rows, tg))
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def resolve_defaults(args, model: str) -> None:
     if args.sigma is None:
         args.sigma = LEARNED_SIGMA_START if args.learn_sigma else 1.0
     if args.learn_sigma and args.sigma_warmup is None:
-        args.sigma_warmup = args.epochs // 5
+        args.sigma_warmup = args.epochs // 2
     if args.sigma_warmup is not None and not args.learn_sigma:
         raise ValueError("--sigma-warmup: only used with --learn-sigma")
 
@@ -439,7 +439,7 @@ def parser() -> argparse.ArgumentParser:
                    help="gaussian: initial standard deviation of the visible units; None: 1, or 0.7 with --learn-sigma")
     t.add_argument("--learn-sigma", action="store_true", help="gaussian: learn log_sigma (otherwise fixed at --sigma)")
     t.add_argument("--sigma-warmup", type=int, default=None,
-                   help="with --learn-sigma: epochs at the start with sigma fixed while the weights learn; None: a fifth of --epochs")
+                   help="with --learn-sigma: epochs at the start with sigma fixed while the weights learn; None: half of --epochs")
     t.add_argument("--eval", choices=("auto", "exact", "ais"), default="auto", help="test log-likelihood: exact up to 2^20 states (auto), else AIS")
     t.add_argument("--betas", type=int, default=None, help="AIS temperatures (default: 14,500 of Salakhutdinov & Murray)")
     t.add_argument("--runs", type=int, default=100, help="AIS runs")

@@ -265,7 +265,7 @@ fig
 # scales even a tiny gradient up to a full step). The exact gradient of each
 # minibatch does the same, so this is not a bias of CD or PCD
 # (`benchmarks/sigma.py`). `jrbm.fit` therefore holds `log_sigma` fixed for
-# the first `sigma_warmup` epochs, a fifth of them by default: at
+# the first `sigma_warmup` epochs, half of them by default: at
 # `sigma = 0.7` the weights must carry the rest of the variance and grow
 # along the heavy-tailed directions; then `sigma` and the weights settle
 # together.

@@ -61,7 +61,7 @@ def test_train_gaussian_toy_with_pt(tmp_path, capsys):
     assert (out / "density.png").stat().st_size > 0
     # The defaults that depend on the model are recorded as used, for --resume.
     args = json.loads((out / "run.json").read_text())["args"]
-    assert (args["optimizer"], args["lr"], args["sigma"], args["sigma_warmup"]) == ("adam", 0.003, 0.7, 0)
+    assert (args["optimizer"], args["lr"], args["sigma"], args["sigma_warmup"]) == ("adam", 0.003, 0.7, 1)
     assert run("train", "--dataset", "bars-and-stripes", "--sigma-warmup", 2, "--out", tmp_path / "x", "--quiet") == 2
     assert "--sigma-warmup: only used with --learn-sigma" in capsys.readouterr().err
 

@@ -161,7 +161,7 @@ def test_compiled_once_per_segment_length_and_divergence_is_named():
         inits = stack([jrbm.init_gaussian(k, 2, 4, data=data) for k in jax.random.split(jax.random.key(6), 2)])
         keys = jax.random.split(jax.random.key(7), 2)
         kw = dict(optimizer=optax.inject_hyperparams(optax.sgd)(learning_rate=0.01), estimator=jrbm.CD(1), epochs=2,
-                  batch_size=100, learn_sigma=True, hyperparams={"learning_rate": np.array([0.01, 100.0])}, progress=False)
+                  batch_size=100, learn_sigma=True, sigma_warmup=0, hyperparams={"learning_rate": np.array([0.01, 100.0])}, progress=False)
         try:
             fit_ensemble(keys, inits, data, **kw)
         except FloatingPointError as e:

@@ -122,11 +122,11 @@ def test_gaussian_sigma_frozen_by_default_and_learned_when_asked():
 
 
 def test_sigma_warmup_holds_sigma_fixed_then_learns_it():
-    """log_sigma stays at its start for exactly sigma_warmup epochs (default: a fifth of epochs), then moves;
+    """log_sigma stays at its start for exactly sigma_warmup epochs (default: half of epochs), then moves;
     the other parameters learn from the first epoch."""
     data = datasets.two_laplace(1000, seed=0)
     params = jrbm.init_gaussian(jax.random.key(0), 2, 4, data=data, sigma=0.7)
-    for warmup, epochs, expected in ((3, 6, 3), (None, 10, 2), (0, 4, 0)):
+    for warmup, epochs, expected in ((3, 6, 3), (None, 10, 5), (0, 4, 0)):
         seen = []
         _fit(params, data, optimizer=optax.adam(0.01), epochs=epochs, batch_size=100, learn_sigma=True,
              sigma_warmup=warmup, callback=lambda e, p, r: seen.append((np.asarray(p.log_sigma), np.asarray(p.W))))
@@ -144,14 +144,14 @@ def test_sigma_warmup_is_checked_and_kept_by_continued_runs():
     for bad in (-1, 5, 1.5, True):
         with pytest.raises(ValueError, match=r"sigma_warmup: expected an integer number of epochs in \[0, epochs=5\)"):
             _fit(params, data, **kw, epochs=5, sigma_warmup=bad)
-    # Continuing to more epochs: the default (a fifth of epochs) would change, so the state refuses it ...
+    # Continuing to more epochs: the default (half of epochs) would change, so the state refuses it ...
     _, _, state = _fit(params, data, **kw, epochs=5, return_state=True)
-    assert state.settings["sigma_warmup"] == 1
-    with pytest.raises(ValueError, match=r"sigma_warmup: the state passed as params was trained with sigma_warmup=1, this call has sigma_warmup=2"):
+    assert state.settings["sigma_warmup"] == 2
+    with pytest.raises(ValueError, match=r"sigma_warmup: the state passed as params was trained with sigma_warmup=2, this call has sigma_warmup=5"):
         _fit(state, data, **kw, epochs=10)
     # ... and with the first part's value given, 5 + 5 epochs equal 10.
-    continued, _ = _fit(state, data, **kw, epochs=10, sigma_warmup=1)
-    whole, _ = _fit(params, data, **kw, epochs=10, sigma_warmup=1)
+    continued, _ = _fit(state, data, **kw, epochs=10, sigma_warmup=2)
+    whole, _ = _fit(params, data, **kw, epochs=10, sigma_warmup=2)
     chex.assert_trees_all_equal(continued, whole)
 
 

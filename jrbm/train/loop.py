@@ -108,9 +108,9 @@ def prepare(params, data, validation, *, epochs, batch_size, log_likelihood, lea
 
 
 def resolve_sigma_warmup(learn_sigma: bool, sigma_warmup: Optional[int], epochs: int) -> int:
-    """The epochs during which a learned ``log_sigma`` stays fixed: ``sigma_warmup``, or a fifth of ``epochs`` when ``None``."""
+    """The epochs during which a learned ``log_sigma`` stays fixed: ``sigma_warmup``, or half of ``epochs`` when ``None``."""
     if sigma_warmup is None:
-        return epochs // 5 if learn_sigma else 0
+        return epochs // 2 if learn_sigma else 0
     if not learn_sigma:
         raise ValueError(f"sigma_warmup: only used with learn_sigma=True, got sigma_warmup={sigma_warmup!r} with learn_sigma=False")
     if isinstance(sigma_warmup, bool) or not isinstance(sigma_warmup, (int, np.integer)) or not 0 <= sigma_warmup < epochs:
@@ -231,7 +231,7 @@ def fit(
         stationary point training does not leave.
       sigma_warmup: with ``learn_sigma``, the epochs at the start during which
         ``log_sigma`` stays fixed while the other parameters learn (its optimiser state
-        follows the gradient all along). Default ``None``: a fifth of ``epochs``. Learned
+        follows the gradient all along). Default ``None``: half of ``epochs``. Learned
         from the first update, ``sigma`` rises to the data's standard deviation before the
         weights grow, and the model settles at the best Gaussian (``W`` near 0); the weights
         first have to carry the variance that a smaller ``sigma`` leaves (notebook 05). A
