@@ -22,6 +22,9 @@ Rows, each over ``--keys`` keys (initialisation and training):
   epochs); PCD with 100 chains;
 * **ablations**: the same without the warm-up (``sigma_warmup=0``, what
   ``learn_sigma=True`` did before) and the same starting from ``sigma = 1``;
+* **warm-up length**: PCD-1 with ``sigma`` held for a fifth of the epochs
+  instead of half, at ``--epochs`` and at a quarter of them (a run whose
+  warm-up is too short in updates ends at the Gaussian);
 * **diagnosis**: the exact gradient of each minibatch (``jrbm.exact.grad`` of
   the batch, no sampling) in place of CD, with and without the warm-up: if it
   collapses as CD does, the cause is the optimisation, not CD's bias;
@@ -160,6 +163,13 @@ def run(n_keys: int, epochs: int) -> dict:
             for warmup in (None, 0):
                 add(f"J=8 exact minibatch gradient, sigma_warmup={'default' if warmup is None else warmup}",
                     sampled(8, n_keys, ExactMinibatch(), epochs, train, test, sigma_warmup=warmup), hidden=8)
+        if n_hidden == 8:  # how long the warm-up must be: a fifth against the default half, at 200 and 50 epochs
+            add(f"J=8 PCD-1 sigma_warmup={epochs // 5} (a fifth)",
+                sampled(8, n_keys, jrbm.PCD(1, 100), epochs, train, test, sigma_warmup=epochs // 5), hidden=8)
+            short = max(epochs // 4, 5)
+            for warmup, name in ((short // 5, "a fifth"), (None, "default, half")):
+                add(f"J=8 PCD-1 {short} epochs, sigma_warmup={name}",
+                    sampled(8, n_keys, jrbm.PCD(1, 100), short, train, test, sigma_warmup=warmup), hidden=8)
         add(f"J={n_hidden} PCD-1 from sigma=1", sampled(n_hidden, n_keys, jrbm.PCD(1, 100), epochs, train, test, sigma=1.0),
             hidden=n_hidden)
     cli = command_line(n_keys, test)
