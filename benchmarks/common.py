@@ -90,9 +90,11 @@ def set_matmul_precision(name: str, peers: bool = True) -> None:
 
 
 def has_philox() -> bool:
-    """Whether this jax has ``philox2x32`` keys (0.10.2 and later), which the speed suite times beside the default."""
+    """Whether this jax has ``philox2x32`` and ``philox4x32`` keys (0.10.2 and later): jrbm's default noise, which the
+    speed suite times beside threefry, and the keys of the bars-and-stripes quality runs."""
     try:
         jax.random.key(0, impl="philox2x32")
+        jax.random.key(0, impl="philox4x32")
     except ValueError:
         return False
     return True

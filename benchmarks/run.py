@@ -50,6 +50,7 @@ def sections(suite: str, size: str, peers: bool) -> list[tuple[str, Callable[[],
             ("training", lambda: speed.training(size, peers=peers)),
             ("gibbs", lambda: speed.gibbs(size, peers=peers)),
             ("ais", lambda: speed.ais(size)),
+            ("pt", lambda: speed.pt(size)),
             ("first_result", lambda: first_result.run(size)),
             ("bas_wall_time", lambda: bas.wall_time(size, peers=peers)),
         ]
@@ -86,7 +87,9 @@ def render(suite: str, res: dict) -> str:
 def targets(suite: str, res: dict) -> list[dict]:
     if suite != "speed":
         return []
-    out = list(res.get("training", {}).get("targets", []))
+    out = []
+    for part in ("training", "gibbs", "ais", "pt"):
+        out += list((res.get(part) or {}).get("targets", []))
     for part in ("first_result", "bas_wall_time"):
         t = (res.get(part) or {}).get("target")
         if t:
@@ -194,7 +197,7 @@ def main(argv=None) -> int:
         return 0
 
     if not common.has_philox():
-        p.error(f"the benchmarks time philox2x32 keys beside the default: they need jax 0.10.2 or later, got {jax.__version__}")
+        p.error(f"the benchmarks time jrbm's philox4x32 noise beside threefry: they need jax 0.10.2 or later, got {jax.__version__}")
     suites = ["speed", "quality"] if args.suite == "all" else [args.suite]
     peers = not args.no_peers
     missing = common.peers_missing()

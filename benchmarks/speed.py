@@ -45,7 +45,16 @@ from benchmarks import common
 I, J = 784, 500
 DENSITY = 0.13
 LR = 0.01
-PHILOX = "philox2x32"  # a faster PRNG on CPU than JAX's default threefry2x32 (see RESULTS.md)
+GIBBS_TARGETS = {1: 0.70, 100: 0.90, 10000: 0.90}
+"""Fractions of the matmul floor set for ``gibbs_chain`` on a 2-core CPU, by number of chains."""
+AIS_TARGET = 0.80
+PT_TARGET = 0.80
+LARGE_BATCH_CPU_FLOOR = 0.85
+"""CD-1 at batch 10,000 on a CPU: the fraction of the matmul floor set."""
+PT_REPLICAS, PT_CHAINS = 10, 100
+
+OWN = "jrbm, threefry noise (rng.own_generator)"
+"""The row of jrbm drawing its noise with the keys' own threefry2x32 (:func:`jrbm.rng.own_generator`), beside the default philox4x32 noise."""
 
 SIZES = {
     # minibatches per timed call, per batch size and method; rounds of the interleaved timing
@@ -54,6 +63,7 @@ SIZES = {
         rounds=3,
         gibbs_steps={1: 200, 100: 30, 10000: 1},
         gibbs_rounds=3,
+        pt_steps=5,
         ais_betas=500,
         ais_rounds=1,
     ),
@@ -66,6 +76,7 @@ SIZES = {
         rounds=7,
         gibbs_steps={1: 2000, 100: 300, 10000: 5},
         gibbs_rounds=5,
+        pt_steps=50,
         ais_betas=None,
         ais_rounds=2,
     ),
@@ -112,11 +123,12 @@ def update_flops(kind: str, k: int, batch: int) -> float:
 # ----------------------------------------------------------------------------- contestants
 
 
-def jrbm_trainer(method: str, data: jnp.ndarray, batch: int, key_impl: str | None = None):
+def jrbm_trainer(method: str, data: jnp.ndarray, batch: int, own: bool = False):
     """A callable running one jrbm epoch (one compiled scan) over ``data``; state carries over.
 
-    ``key_impl``: the PRNG implementation of the keys handed to jrbm (``None``:
-    JAX's default, threefry2x32); jrbm derives every draw from them.
+    The keys are JAX's default threefry2x32; with ``own``, the epoch is traced
+    (and run) inside :func:`jrbm.rng.own_generator`, so the layers draw their
+    noise with threefry rather than philox4x32 (:mod:`jrbm.rng`).
     """
     fam, kind, k = METHODS[method]
     key = jax.random.key(1)
@@ -130,11 +142,12 @@ def jrbm_trainer(method: str, data: jnp.ndarray, batch: int, key_impl: str | Non
     epoch = jax.jit(
         functools.partial(jrbm.train.train_epoch, batch_size=batch, optimizer=optimizer, estimator=estimator)
     )
-    box = {"state": state, "key": jax.random.key(3, impl=key_impl)}
+    box = {"state": state, "key": jax.random.key(3)}
 
     def call():
         box["key"], sub = jax.random.split(box["key"])
-        box["state"] = common.block(epoch(sub, box["state"], data))
+        with jrbm.rng.own_generator(own):
+            box["state"] = common.block(epoch(sub, box["state"], data))
 
     return call
 
@@ -244,7 +257,7 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
                 contestants[f"jrbm-fit {method}"] = jrbm_fitter(method, jnp.asarray(random_data(n_fit, seed=1)), batch)
                 fit_batches[method] = n_fit // batch
             if method == "cd1":
-                contestants[f"jrbm-philox {method}"] = jrbm_trainer(method, d, batch, key_impl=PHILOX)
+                contestants[f"jrbm-own {method}"] = jrbm_trainer(method, d, batch, own=True)
             if peers:
                 contestants[f"torch {method}"] = torch_trainer(method, data_np[: batch * nb], batch)
         if peers and "pcd1" in per_method:
@@ -271,7 +284,7 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
             if f"jrbm-fit {method}" in times:
                 entries.append((f"jrbm.fit ({FIT_EPOCHS} epochs a call, defaults)", f"jrbm-fit {method}", flops))
             if method == "cd1":
-                entries.append((f"jrbm, {PHILOX} keys", f"jrbm-philox {method}", flops))
+                entries.append((OWN, f"jrbm-own {method}", flops))
             if peers:
                 entries.append(("pytorch (" + _torch_dev() + ")", f"torch {method}", flops))
                 if method == "pcd1":
@@ -319,6 +332,8 @@ def training(size: str, *, peers: bool = True) -> dict[str, Any]:
                 )
             if method == "cd1":
                 results[f"cd1_floor_ms_batch{batch}"] = 1e3 * common.median(floor)
+                if backend == "cpu" and batch == 10000:
+                    results["targets"].append(common.target("CD-1 batch 10,000: fraction of matmul floor", frac, LARGE_BATCH_CPU_FLOOR, best=frac_best))
                 if backend == "cpu" and batch == 1000:
                     results["targets"].append(common.target("CD-1 batch 1000: fraction of matmul floor", frac, 0.90, best=frac_best))
                     if peers:
@@ -388,13 +403,15 @@ def gibbs(size: str, *, peers: bool = True) -> dict[str, Any]:
             box["v"] = common.block(chain(sub, params, box["v"]))
 
         contestants = {"jrbm": call_jrbm}
-        pbox = {"v": v0, "key": jax.random.key(1, impl=PHILOX)}
+        own_chain = jax.jit(functools.partial(jrbm.gibbs_chain, n_steps=n_steps))  # its own cache: traced inside own_generator
+        obox = {"v": v0, "key": jax.random.key(1)}
 
-        def call_philox(box=pbox, chain=chain):
+        def call_own(box=obox, chain=own_chain):
             box["key"], sub = jax.random.split(box["key"])
-            box["v"] = common.block(chain(sub, params, box["v"]))
+            with jrbm.rng.own_generator():
+                box["v"] = common.block(chain(sub, params, box["v"]))
 
-        contestants["jrbm-philox"] = call_philox
+        contestants["jrbm-own"] = call_own
         if peers:
             import torch
 
@@ -421,7 +438,7 @@ def gibbs(size: str, *, peers: bool = True) -> dict[str, Any]:
             rows.append(
                 {
                     "chains": n_chains,
-                    "implementation": {"jrbm": "jrbm", "jrbm-philox": f"jrbm, {PHILOX} keys"}.get(impl, f"pytorch ({_torch_dev()})"),
+                    "implementation": {"jrbm": "jrbm", "jrbm-own": OWN}.get(impl, f"pytorch ({_torch_dev()})"),
                     "sweeps_timed": n_steps,
                     "us_per_sweep": 1e6 * common.median(t),
                     "chain_sweeps_per_s": n_chains / common.median(t),
@@ -431,7 +448,13 @@ def gibbs(size: str, *, peers: bool = True) -> dict[str, Any]:
                     "jrbm_speedup": float(np.median(t / t_j)),
                 }
             )
-    return {"rows": rows}
+    targets = []
+    if jax.default_backend() == "cpu":
+        for r in rows:
+            if r["implementation"] == "jrbm" and r["chains"] in GIBBS_TARGETS:
+                name = f"gibbs_chain, {r['chains']:,} chain(s): fraction of matmul floor"
+                targets.append(common.target(name, r["floor_fraction"], GIBBS_TARGETS[r["chains"]], best=r["floor_fraction_best"]))
+    return {"rows": rows, "targets": targets}
 
 
 def ais(size: str) -> dict[str, Any]:
@@ -456,17 +479,62 @@ def ais(size: str) -> dict[str, Any]:
     times = common.interleaved(contestants, rounds=cfg["ais_rounds"], warmup=0)
     t = np.asarray(times["ais"])
     floor = (np.asarray(times["mm fwd"]) + np.asarray(times["mm bwd"])) / reps * (n_betas - 1)
+    frac = float(np.median(floor / t))
+    targets = [common.target("AIS (default schedule, 100 runs): fraction of matmul floor", frac, AIS_TARGET)] if betas is None and jax.default_backend() == "cpu" else []
     return {
+        "targets": targets,
         "n_betas": n_betas,
         "schedule": "default (Salakhutdinov & Murray, 14,500 betas)" if betas is None else f"{betas} equally spaced betas (small size)",
         "n_runs": 100,
         "first_call_s": first,
         "wall_s": common.median(t),
         "sweeps_per_s": (n_betas - 2) / common.median(t),
-        "floor_fraction": float(np.median(floor / t)),
+        "floor_fraction": frac,
         "log_z": float(res.log_z),
         "log_z_std": float(res.log_z_std),
     }
+
+
+def pt(size: str) -> dict[str, Any]:
+    """Parallel-tempering sweeps (``jrbm.tempering.pt_chain``, k=1, one swap round a sweep) on the 784 x 500 model.
+
+    :data:`PT_CHAINS` runs of :data:`PT_REPLICAS` replicas: a sweep of every
+    replica does one product ``(R, 784) @ (784, 500)`` and one
+    ``(R, 500) @ (500, 784)`` with ``R = PT_CHAINS * PT_REPLICAS`` rows, the
+    floor; the swaps' energies reuse the sweep's hidden inputs.
+    """
+    cfg = SIZES[size]
+    n_steps = cfg["pt_steps"]
+    params = jrbm.init_bernoulli(jax.random.key(0), I, J, weight_std=0.1)
+    data = jnp.asarray(random_data(1000))
+    state = jrbm.tempering.pt_init(jax.random.key(1), params, data, betas=PT_REPLICAS, n_chains=PT_CHAINS)
+    chain = jax.jit(lambda key, state: jrbm.tempering.pt_chain(key, params, state, PT_REPLICAS, n_steps))
+    box = {"state": state, "key": jax.random.key(2)}
+
+    def call():
+        box["key"], sub = jax.random.split(box["key"])
+        box["state"] = common.block(chain(sub, box["state"]))
+
+    rows = PT_CHAINS * PT_REPLICAS
+    reps = 20
+    contestants = {"pt": call, **common.floor_contestants({"fwd": (rows, I, J), "bwd": (rows, J, I)}, reps)}
+    times = common.interleaved(contestants, rounds=cfg["gibbs_rounds"], warmup=1)
+    t = np.asarray(times["pt"]) / n_steps
+    floor = (np.asarray(times["mm fwd"]) + np.asarray(times["mm bwd"])) / reps
+    frac = float(np.median(floor / t))
+    out = {
+        "replicas": PT_REPLICAS,
+        "chains": PT_CHAINS,
+        "sweeps_timed": n_steps,
+        "ms_per_sweep": 1e3 * common.median(t),
+        "replica_sweeps_per_s": rows / common.median(t),
+        "floor_fraction": frac,
+        "floor_fraction_best": float(np.min(floor) / np.min(t)),
+        "targets": [],
+    }
+    if jax.default_backend() == "cpu":
+        out["targets"].append(common.target(f"PT sweeps ({PT_CHAINS} runs x {PT_REPLICAS} replicas): fraction of matmul floor", frac, PT_TARGET, best=out["floor_fraction_best"]))
+    return out
 
 
 # ----------------------------------------------------------------------------- report
@@ -478,9 +546,11 @@ def markdown(res: dict[str, Any]) -> str:
     if "training" in res:
         out += _training_markdown(res["training"])
     if "gibbs" in res:
-        out += _gibbs_markdown(res["gibbs"]["rows"])
+        out += _gibbs_markdown(res["gibbs"]["rows"]) + _targets_markdown(res["gibbs"].get("targets", []))
     if "ais" in res:
-        out += _ais_markdown(res["ais"])
+        out += _ais_markdown(res["ais"]) + _targets_markdown(res["ais"].get("targets", []))
+    if "pt" in res:
+        out += _pt_markdown(res["pt"]) + _targets_markdown(res["pt"].get("targets", []))
     return "\n".join(out)
 
 
@@ -516,18 +586,19 @@ def _training_markdown(tr: dict[str, Any]) -> list[str]:
     mm = [[b.replace("matmul_ms_batch", ""), v["fwd"], v["bwd"], v["outer"]] for b, v in tr.items() if b.startswith("matmul_ms")]
     out.append("\nMatrix-product floor, ms per product (each timed alone in compiled code):\n")
     out.append(common.markdown_table(["batch B", "(B,784)@(784,500)", "(B,500)@(500,784)", "(784,2B)@(2B,500)"], mm))
-    if tr["targets"]:
-        out.append("\nTargets:\n")
-        out.append(
-            common.markdown_table(
-                ["target", "threshold", "median rounds", "met", "fastest rounds", "met", "why missed"],
-                [
-                    [t["target"], t["threshold"], t["value"], t["passed"], t.get("value_best"), t.get("passed_best"), t.get("note", "")]
-                    for t in tr["targets"]
-                ],
-            )
-        )
-    return out
+    return out + _targets_markdown(tr["targets"])
+
+
+def _targets_markdown(targets: list[dict[str, Any]]) -> list[str]:
+    if not targets:
+        return []
+    return [
+        "\nTargets:\n",
+        common.markdown_table(
+            ["target", "threshold", "median rounds", "met", "fastest rounds", "met", "why missed"],
+            [[t["target"], t["threshold"], t["value"], t["passed"], t.get("value_best"), t.get("passed_best"), t.get("note", "")] for t in targets],
+        ),
+    ]
 
 
 def _gibbs_markdown(g: list[dict[str, Any]]) -> list[str]:
@@ -563,3 +634,13 @@ def _ais_markdown(a: dict[str, Any]) -> list[str]:
         )
     )
     return out
+
+
+def _pt_markdown(p: dict[str, Any]) -> list[str]:
+    return [
+        f"\n### Parallel tempering (`jrbm.tempering.pt_chain`, 784 x 500, {p['chains']} runs x {p['replicas']} replicas, k=1)\n",
+        common.markdown_table(
+            ["ms / sweep (all replicas)", "replica-sweeps / s", "of floor (best)"],
+            [[p["ms_per_sweep"], p["replica_sweeps_per_s"], f"{100 * p['floor_fraction']:.0f}% ({100 * p['floor_fraction_best']:.0f}%)"]],
+        ),
+    ]

@@ -89,8 +89,9 @@ def main(argv=None):
     record = {"processes": jax.process_count(), "devices": n_dev, **history}
     if args.check:
         # Every process trains the same model on one of its own devices; the sharded
-        # parameters are replicated, so each process holds a full copy to compare.
-        with jax.numpy_dtype_promotion("standard"), jax.default_device(jax.local_devices()[0]):
+        # parameters are replicated, so each process holds a full copy to compare. A run
+        # with a mesh draws its noise with the key's own generator (jrbm.rng), so this one does too.
+        with jax.numpy_dtype_promotion("standard"), jax.default_device(jax.local_devices()[0]), jrbm.rng.own_generator():
             single, _ = jrbm.fit(jax.random.key(1), params, data, **settings)
         diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(trained, single))
         record["max_abs_diff_to_single_device"] = diff

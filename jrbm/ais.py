@@ -52,7 +52,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 import warnings
@@ -64,7 +63,7 @@ import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from jrbm import _checks, parallel
+from jrbm import _checks, parallel, rng
 from jrbm.layers import base as layer_base
 from jrbm.model import (
     annealed_log_ratio,
@@ -209,7 +208,7 @@ def _anneal(key: Array, base: Model, params: Model, betas: Array, v0: Array, mes
     def run_block(carry, inp):
         key_block, beta, beta_next, is_real = inp
         key_h, key_v = jax.random.split(key_block)
-        noise = (hid.noise(key_h, (block,) + batch, dtype), vis.noise(key_v, (block,) + batch, dtype))
+        noise = (layer_base.noise(hid, key_h, (block,) + batch, dtype), layer_base.noise(vis, key_v, (block,) + batch, dtype))
         carry, _ = lax.scan(move, carry, (beta, beta_next, is_real) + noise, unroll=min(block, 2))
         return carry, None
 
@@ -244,7 +243,7 @@ def _summary(log_weights: Array, sign: int) -> tuple[Array, Array, Array, Array]
     return -log_mean, rel, -log_mean - hi, -log_mean - lo
 
 
-@functools.partial(jax.jit, static_argnames=("n_runs", "mesh"))
+@rng.jit(static_argnames=("n_runs", "mesh"))
 def forward(key: Array, base: Model, params: Model, betas: Array, n_runs: int, mesh=None) -> AISResult:
     """The compiled forward run of :func:`log_partition` on checked arguments (no validation; jit-able inside a
     caller's program): ``base`` from :func:`jrbm.model.base_rate`, ``betas`` from :func:`schedule`."""
@@ -254,7 +253,7 @@ def forward(key: Array, base: Model, params: Model, betas: Array, n_runs: int, m
     return AISResult(*_summary(log_weights, +1), log_weights, v)
 
 
-@functools.partial(jax.jit, static_argnames="mesh")
+@rng.jit(static_argnames=("mesh",))
 def _reverse(key: Array, base: Model, params: Model, betas: Array, v0: Array, mesh=None) -> AISResult:
     acc, v = _anneal(key, base, params, betas[::-1], v0, mesh)
     log_weights = base_log_partition(base) - acc
@@ -267,6 +266,7 @@ def _base(params, data):
     return base_rate(params, data)
 
 
+@rng.own_on_mesh
 def log_partition(
     key: Array,
     params: Model,
@@ -391,6 +391,7 @@ def compile_log_partition(
     forward.lower(key, _base(params, data), params, schedule(betas, params.W.dtype), n_runs, None).compile()
 
 
+@rng.own_on_mesh
 def reverse_log_partition(
     key: Array,
     params: Model,

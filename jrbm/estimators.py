@@ -24,7 +24,6 @@ interface so that :func:`jrbm.fit` takes any of them:
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -32,7 +31,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from jrbm import _checks
+from jrbm import _checks, rng
 from jrbm.layers import base as layer_base
 from jrbm.model import check, flat_batch, free_energy_grad, hidden_input, visible_data
 from jrbm.params import Model
@@ -104,7 +103,7 @@ def cd_grad(key: Array, params: Model, v: ArrayLike, k: int = 1) -> Model:
     return _cd_grad(key, params, flat_batch(params, v, "v"), k)
 
 
-@functools.partial(jax.jit, static_argnums=(3,))
+@rng.jit(static_argnames=("k",))
 def _cd_grad(key, params, v, k):
     """Compiled once per shape and ``k``, so eager calls do not re-trace the chain's scan."""
     inputs0 = hidden_input(params, v)
@@ -127,7 +126,7 @@ def pcd_grad(key: Array, params: Model, v: ArrayLike, chains: ArrayLike, k: int 
     return grads, v_k.reshape(chains.shape)
 
 
-@functools.partial(jax.jit, static_argnums=(4,))
+@rng.jit(static_argnames=("k",))
 def _pcd_grad(key, params, v, chains, k):
     """Compiled once per shape and ``k``, so eager calls do not re-trace the chain's scan."""
     inputs0 = hidden_input(params, v)
@@ -251,7 +250,7 @@ class FPCDState(NamedTuple):
         return FPCDState(parallel.row_spec(mesh, self.chains.ndim), jax.tree.map(lambda _: parallel.P(), self.fast))
 
 
-@functools.partial(jax.jit, static_argnums=(5,))
+@rng.jit(static_argnames=("k",))
 def _fpcd_grad(key, params, fast, v, chains, k, fast_lr, fast_decay):
     sampler = _combined(params, fast)
     v_k, inputs_k = negative_phase(key, sampler, hidden_input(sampler, chains), k)

@@ -50,7 +50,6 @@ Reference:
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -58,7 +57,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from jrbm import _checks
+from jrbm import _checks, rng
 from jrbm.layers import base as layer_base
 from jrbm.model import check, flat_batch, free_energy_grad, free_energy_unchecked, hidden_input, visible_data
 from jrbm.params import Model
@@ -195,7 +194,7 @@ def _check_state(params: Model, state) -> JarzynskiState:
     return JarzynskiState(chains, jnp.asarray(state.log_weights, dtype), jnp.asarray(state.free_energy, dtype), state.n_resampled)
 
 
-@functools.partial(jax.jit, static_argnums=(5,))
+@rng.jit(static_argnames=("k",))
 def _jarzynski_grad(key, params, v, state, ess_threshold, k):
     """One update of :class:`JarzynskiPCD`: reweight to ``params``, resample if the ESS is low, sweep, estimate."""
     key_resample, key_sweep = jax.random.split(key)

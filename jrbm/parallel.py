@@ -20,10 +20,14 @@ and runs; :data:`MODEL_AXIS` (``"model"``) splits the models of an ensemble
 (``jax.vmap(..., spmd_axis_name="model")``). A mesh may have either or both;
 on an axis it lacks, the corresponding arrays are not split.
 
-Sharding annotations change where values live, never what is computed: with
-JAX's default partitionable ``threefry`` random numbers a sharded run draws the
-same random bits as a single-device run, so the results agree up to the order
-of floating-point reductions (the gradient's sum over examples).
+Sharding annotations change where values live, never what is computed. A
+function given a mesh draws every layer's noise with the keys' own generator
+(:mod:`jrbm.rng`; philox bits, jrbm's default for threefry keys, do not
+compile when XLA partitions them). With JAX's default partitionable
+``threefry`` keys a sharded run thus draws the same random bits as a
+single-device run inside :func:`jrbm.rng.own_generator`, and the results agree
+up to the order of floating-point reductions (the gradient's sum over
+examples).
 
 The meshes use ``AxisType.Auto`` (GSPMD propagation); a mesh built with
 ``Explicit`` axes (the default of ``jax.make_mesh``) is used as its ``Auto``
@@ -36,10 +40,11 @@ gives JAX one CPU device per core; an ensemble split over
 ``make_mesh(data=1, model=<cores>)`` then uses them all (the bars-and-stripes
 protocol, 26 models of 16 x 16: more than twice as fast on 2 cores,
 ``benchmarks/RESULTS.md``).
-``philox2x32`` keys (jax 0.10.2 and later) are faster on a CPU, but with jax
-0.10.2 and 0.12.0.1 their random bits fail to compile when split over CPU
-devices ("failed to legalize ... mulhi", "Unable to convert MHLO to
-StableHLO"); use JAX's default ``threefry2x32`` keys with a mesh.
+Philox keys (``philox2x32``, ``philox4x32``: jax 0.10.2 and later) fail to
+compile when split over devices with jax 0.10.2 and 0.12.0.1 ("failed to
+legalize ... mulhi", "Unable to convert MHLO to StableHLO"); use JAX's default
+``threefry2x32`` keys with a mesh, and trace programs of your own that shard
+jrbm's samplers inside :func:`jrbm.rng.own_generator`.
 
 Multi-host: call ``jax.distributed.initialize()`` first on every process, then
 build the mesh over ``jax.devices()`` (all processes' devices) and call the

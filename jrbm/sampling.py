@@ -8,7 +8,6 @@ chains; a stack of models is a ``jax.vmap`` away.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -16,7 +15,7 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from jrbm import _checks, parallel
+from jrbm import _checks, parallel, rng
 from jrbm.layers import base as layer_base
 from jrbm.model import check, hidden_input, visible_data, visible_input
 from jrbm.params import Model
@@ -49,6 +48,7 @@ def gibbs_step(key: Array, params: Model, v: ArrayLike) -> Array:
     return _sweep(key, params, visible_data(params, v))
 
 
+@rng.own_on_mesh
 def gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, *, trajectory: bool = False, mesh=None) -> Array:
     """Runs ``n_steps`` Gibbs sweeps from ``v0`` under ``lax.scan``.
 
@@ -105,7 +105,7 @@ def compile_gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, 
     _chain.lower(key, params, visible_data(params, v0, "v0"), n_steps, bool(trajectory), None).compile()
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+@rng.jit(static_argnames=("n_steps", "trajectory", "mesh"))
 def _chain(key, params, v0, n_steps, trajectory, mesh):
     """The scan of :func:`gibbs_chain`, compiled once per shape, so eager calls do not re-trace it.
 
@@ -134,7 +134,7 @@ def _chain(key, params, v0, n_steps, trajectory, mesh):
     def run_block(carry, _):
         v, j = carry  # a counter, not a scanned array, so memory does not grow with n_steps
         key_h, key_v = jax.random.split(jax.random.fold_in(key, j))
-        noise = (hid.noise(key_h, (block,) + batch, dtype), vis.noise(key_v, (block,) + batch, dtype))
+        noise = (layer_base.noise(hid, key_h, (block,) + batch, dtype), layer_base.noise(vis, key_v, (block,) + batch, dtype))
         is_real = j * block + jnp.arange(block, dtype=jnp.uint32) < n_steps
         v, traj = lax.scan(sweep, v, (is_real,) + noise, unroll=min(block, UNROLL))
         return (v, j + 1), traj
@@ -174,7 +174,7 @@ def negative_phase(key: Array, params: Model, inputs0: Array, k: int) -> tuple[A
     predraw = k > 1 and k * (math.prod(inputs0.shape) + math.prod(v_shape)) <= PREDRAW_LIMIT
     if predraw:
         key_h, key_v = jax.random.split(key)
-        xs = (hid.noise(key_h, (k,) + batch, dtype), vis.noise(key_v, (k,) + batch, dtype))
+        xs = (layer_base.noise(hid, key_h, (k,) + batch, dtype), layer_base.noise(vis, key_v, (k,) + batch, dtype))
     else:
         xs = jax.random.split(key, k)
 
@@ -184,7 +184,7 @@ def negative_phase(key: Array, params: Model, inputs0: Array, k: int) -> tuple[A
             noise_h, noise_v = x
         else:
             key_h, key_v = jax.random.split(x)
-            noise_h, noise_v = hid.noise(key_h, batch, dtype), vis.noise(key_v, batch, dtype)
+            noise_h, noise_v = layer_base.noise(hid, key_h, batch, dtype), layer_base.noise(vis, key_v, batch, dtype)
         h = hid.sample_given_noise(inputs, noise_h)
         v = vis.sample_given_noise(visible_input(params, h), noise_v)
         return (v, hidden_input(params, v)), None

@@ -68,7 +68,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -76,7 +75,7 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from jrbm import _checks, parallel
+from jrbm import _checks, parallel, rng
 from jrbm.estimators import contrast_grad
 from jrbm.layers import base as layer_base
 from jrbm.model import (
@@ -185,7 +184,7 @@ def _check_state(params: Model, state, n_temps: int) -> PTState:
     return state._replace(chains=chains)
 
 
-@functools.partial(jax.jit, static_argnums=4)
+@rng.jit(static_argnames=("k",))
 def _pt_step(key: Array, params: Model, state: PTState, betas: Array, k: int) -> tuple[PTState, Array]:
     """:func:`pt_step` returning also the model's hidden inputs ``I_hid(v)`` of the new chains, ``(n_chains, M, *hidden.shape)``.
 
@@ -296,6 +295,7 @@ def pt_init(key: Array, params: Model, data: ArrayLike, betas, n_chains: int = 1
     return PTState(chains=chains, step=jnp.zeros((), jnp.int32), n_accepted=zeros, n_proposed=zeros)
 
 
+@rng.own_on_mesh
 def pt_chain(key: Array, params: Model, state: PTState, betas, n_steps: int, *, k: int = 1, trajectory: bool = False, mesh=None):
     """Runs ``n_steps`` :func:`pt_step` under ``lax.scan``.
 
@@ -332,7 +332,7 @@ def pt_chain(key: Array, params: Model, state: PTState, betas, n_steps: int, *, 
     return _pt_chain(key, params, state, betas, n_steps, k, trajectory, mesh)
 
 
-@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7))
+@rng.jit(static_argnames=("n_steps", "k", "trajectory", "mesh"))
 def _pt_chain(key, params, state, betas, n_steps, k, trajectory, mesh):
     """The scan of :func:`pt_chain`, compiled once per shape and settings, so eager calls do not re-trace it."""
     specs = None if mesh is None else parallel.estimator_state_specs(state, mesh)

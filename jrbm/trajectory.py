@@ -57,7 +57,6 @@ Reference:
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, NamedTuple
 
@@ -67,7 +66,7 @@ import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from jrbm import _checks, exact, parallel
+from jrbm import _checks, exact, parallel, rng
 from jrbm.estimators import contrast_grad
 from jrbm.layers import base as layer_base
 from jrbm.model import check, flat_batch, free_energy_unchecked, hidden_input, visible_data, visible_input
@@ -231,7 +230,7 @@ def _step(key: Array, ladder: Model, state: PTTState, k: int):
     return new, w_forward, w_reverse
 
 
-_step_jit = jax.jit(_step, static_argnums=3)
+_step_jit = rng.jit(_step, static_argnames=("k",))
 
 
 def ptt_init(key: Array, ladder: Model, data: ArrayLike, n_chains: int = 100) -> PTTState:
@@ -322,7 +321,7 @@ def ptt_chain(key: Array, ladder: Model, state: PTTState, n_steps: int, *, k: in
     return _chain(key, ladder, state, n_steps, k, bool(trajectory))
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+@rng.jit(static_argnames=("n_steps", "k", "trajectory"))
 def _chain(key, ladder, state, n_steps, k, trajectory):
     def body(carry, _):
         s, t = carry
@@ -428,7 +427,7 @@ def log_partition_along(
     return _along(jax.random.fold_in(key, 0), ladder, state, n_steps, k, log_z0, log_z0_std)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4))
+@rng.jit(static_argnames=("n_steps", "k"))
 def _along(key, ladder, state, n_steps, k, log_z0, log_z0_std):
     n_chains, n_models = state.chains.shape[:2]
     dtype = state.chains.dtype
@@ -611,7 +610,7 @@ class PTT(_PTTFields):
         return {"swap_rate": mean, "n_saved": state.n_saved}
 
 
-@functools.partial(jax.jit, static_argnums=(4,))
+@rng.jit(static_argnames=("k",))
 def _ptt_grad(key, params, v, state: PTTTrainState, k: int):
     n_models = state.sampler.chains.shape[1]
     ladder = _set_slot(state.ladder, n_models - 1, params)

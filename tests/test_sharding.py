@@ -4,8 +4,10 @@ The test process initialised JAX with one CPU device, so every check runs in a
 fresh interpreter with ``XLA_FLAGS=--xla_force_host_platform_device_count=4``
 (four CPU devices); the script asserts and the test checks its exit status.
 
-Tolerances: with the default partitionable threefry, a sharded run draws the
-same random bits as the single-device run, so the only difference is the order
+Tolerances: with a mesh, jrbm draws every layer's noise with the keys' own
+generator (:mod:`jrbm.rng`), so the references run on one device inside
+``jrbm.rng.own_generator()``. With the default partitionable threefry, a
+sharded run then draws the same random bits as the single-device run, so the only difference is the order
 of floating-point reductions (the gradient's sum over a minibatch becomes
 per-device partial sums plus an all-reduce). In float64 that moves results by
 a few ulps per step; over a handful of epochs 1e-12 is ample, and a binary
@@ -77,7 +79,8 @@ def test_sharded_fit_matches_single_device_and_all_reduces_in_the_step():
         kw = dict(optimizer=opt, estimator=est, epochs=4, batch_size=8, validation=data[:8],
                   log_likelihood="exact", eval_every=2, progress=False)
         with jax.numpy_dtype_promotion("standard"):
-            single, h1 = jrbm.fit(jax.random.key(1), params, data, **kw)
+            with jrbm.rng.own_generator():
+                single, h1 = jrbm.fit(jax.random.key(1), params, data, **kw)
             sharded, h2 = jrbm.fit(jax.random.key(1), params, data, mesh=mesh, **kw)
 
             # The parameters come back replicated on the four devices.
@@ -89,7 +92,7 @@ def test_sharded_fit_matches_single_device_and_all_reduces_in_the_step():
 
             # Inside fit's compiled epoch (the same cached program): the minibatch and the
             # chains are split across the devices and the gradient is all-reduced.
-            step = jrbm.train.loop.compiled_epoch(8, opt, est, type(est), mesh)
+            step = jrbm.train.loop.compiled_epoch(8, opt, est, type(est), mesh, True)
             state = jrbm.train.init_state(jax.random.key(2), params, jnp.asarray(data), optimizer=opt, estimator=est)
             compiled = step.lower(jax.random.key(3), np.int32(1), state, jnp.asarray(data), None).compile()
             assert "all-reduce" in compiled.as_text()
@@ -99,7 +102,8 @@ def test_sharded_fit_matches_single_device_and_all_reduces_in_the_step():
 
             # FPCD: the chains split, the fast parameters replicated, the same result.
             kw_f = kw | {"estimator": jrbm.FPCD(1, 8, fast_lr=0.05)}
-            f1, _ = jrbm.fit(jax.random.key(1), params, data, **kw_f)
+            with jrbm.rng.own_generator():
+                f1, _ = jrbm.fit(jax.random.key(1), params, data, **kw_f)
             f2, _ = jrbm.fit(jax.random.key(1), params, data, mesh=mesh, **kw_f)
             assert maxdiff(f1, f2) < 1e-12, maxdiff(f1, f2)
             fstate = jrbm.FPCD(1, 8).init(jax.random.key(2), params, data)
@@ -126,25 +130,29 @@ def test_sharded_chains_tempering_and_ais_match_single_device():
         params = jrbm.init_bernoulli(jax.random.key(0), 9, 6, weight_std=1.0)
         v0 = jnp.asarray(jrbm.datasets.bars_and_stripes(3)[:8], jnp.float64)
 
-        a = jrbm.gibbs_chain(jax.random.key(1), params, v0, 25)
+        with jrbm.rng.own_generator():
+            a = jrbm.gibbs_chain(jax.random.key(1), params, v0, 25)
         b = jrbm.gibbs_chain(jax.random.key(1), params, v0, 25, mesh=mesh)
         assert b.sharding.spec[0] == "data", b.sharding
         np.testing.assert_array_equal(a, b)
 
         state = jrbm.tempering.pt_init(jax.random.key(2), params, v0, betas=4, n_chains=8)
-        a = jrbm.tempering.pt_chain(jax.random.key(3), params, state, 4, 20)
+        with jrbm.rng.own_generator():
+            a = jrbm.tempering.pt_chain(jax.random.key(3), params, state, 4, 20)
         b = jrbm.tempering.pt_chain(jax.random.key(3), params, state, 4, 20, mesh=mesh)
         np.testing.assert_array_equal(a.chains, b.chains)
         np.testing.assert_allclose(a.n_accepted, b.n_accepted, rtol=1e-12)
         assert b.chains.sharding.spec[0] == "data"
 
-        a = jrbm.ais.log_partition(jax.random.key(4), params, betas=200, n_runs=32)
+        with jrbm.rng.own_generator():
+            a = jrbm.ais.log_partition(jax.random.key(4), params, betas=200, n_runs=32)
         b = jrbm.ais.log_partition(jax.random.key(4), params, betas=200, n_runs=32, mesh=mesh)
         assert b.log_weights.sharding.spec[0] == "data", b.log_weights.sharding
         np.testing.assert_allclose(a.log_weights, b.log_weights, rtol=1e-12)
         np.testing.assert_allclose([a.log_z, a.log_z_std], [b.log_z, b.log_z_std], rtol=1e-12)
 
-        a = jrbm.ais.reverse_log_partition(jax.random.key(5), params, v0, betas=200)
+        with jrbm.rng.own_generator():
+            a = jrbm.ais.reverse_log_partition(jax.random.key(5), params, v0, betas=200)
         b = jrbm.ais.reverse_log_partition(jax.random.key(5), params, v0, betas=200, mesh=mesh)
         np.testing.assert_allclose(a.log_weights, b.log_weights, rtol=1e-12)
         np.testing.assert_allclose(a.log_z, b.log_z, rtol=1e-12)
@@ -165,7 +173,8 @@ def test_ensemble_split_over_models_and_data_matches_the_unsharded_ensemble():
                   epochs=3, batch_size=8, hyperparams={"learning_rate": jnp.array([0.02, 0.05, 0.1, 0.2])},
                   progress=False)
         with jax.numpy_dtype_promotion("standard"):
-            ref, h0 = jrbm.train.fit_ensemble(keys, init, data, **kw)
+            with jrbm.rng.own_generator():
+                ref, h0 = jrbm.train.fit_ensemble(keys, init, data, **kw)
             for model, dat in [(2, 2)]:  # two models per device pair, each model's batches split in two
                 mesh = jrbm.parallel.make_mesh(data=dat, model=model)
                 got, h1 = jrbm.train.fit_ensemble(keys, init, data, mesh=mesh, **kw)

@@ -19,7 +19,8 @@ contracted with ``W``, shape ``layer.shape``):
   d cgf / d I``;
 * a sampler of ``x ~ p(x | I)``, split into ``noise`` (drawn independently of
   the parameters) and ``sample_given_noise``, so a chain can draw the noise
-  of many sweeps in one call;
+  of many sweeps in one call (jrbm passes ``noise`` the key of
+  :func:`jrbm.rng.noise_key`);
 * for discrete units, ``unit_states``, the values one unit takes, from which
   :mod:`jrbm.exact` enumerates the layer;
 * validation (``check`` of the parameters, ``check_data`` of states), the
@@ -41,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from jrbm import _checks
+from jrbm import _checks, rng
 
 
 @runtime_checkable
@@ -95,10 +96,15 @@ class Layer(Protocol):
         ``statistic(x) = scale * layer_beta.statistic(x)`` (``scale`` broadcasts against ``shape``)."""
 
 
+def noise(layer: Layer, key: Array, batch_shape: tuple[int, ...], dtype) -> Array:
+    """:meth:`Layer.noise` drawn with :func:`jrbm.rng.noise_key` of ``key``: how every sampler in jrbm draws a layer's noise."""
+    return layer.noise(rng.noise_key(key), tuple(batch_shape), dtype)
+
+
 def sample(layer: Layer, key: Array, inputs: Array) -> Array:
-    """``x ~ p(x | inputs)`` for any batch of inputs: :meth:`Layer.noise` then :meth:`Layer.sample_given_noise`."""
+    """``x ~ p(x | inputs)`` for any batch of inputs: :func:`noise` then :meth:`Layer.sample_given_noise`."""
     batch = inputs.shape[: inputs.ndim - len(layer.shape)]
-    return layer.sample_given_noise(inputs, layer.noise(key, batch, inputs.dtype))
+    return layer.sample_given_noise(inputs, noise(layer, key, batch, inputs.dtype))
 
 
 def check_training_data(layer: Layer, name: str, x) -> None:

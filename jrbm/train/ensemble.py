@@ -13,7 +13,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jrbm import _checks, parallel
+from jrbm import _checks, parallel, rng
 from jrbm.estimators import Estimator
 from jrbm.params import Model
 from jrbm.train.loop import check_chains, compiled_eval, compiled_segment, diverged, prepare, progress_bar
@@ -75,6 +75,7 @@ def _stacked_specs(specs, mesh: Mesh):
     return jax.tree.map(lambda s: P(model, *s), specs, is_leaf=lambda s: isinstance(s, P))
 
 
+@rng.own_on_mesh
 def fit_ensemble(
     keys: Array,
     params: Model,
@@ -197,14 +198,14 @@ def fit_ensemble(
         data, validation, betas = parallel.place((data, validation, betas), mesh)
         spmd_axis = parallel.MODEL_AXIS if parallel.MODEL_AXIS in mesh.axis_names else None
 
-    evaluate = None if log_likelihood is None else compiled_eval(log_likelihood, n_runs, mesh, True, spmd_axis)
+    evaluate = None if log_likelihood is None else compiled_eval(log_likelihood, n_runs, mesh, True, spmd_axis, rng.own(mesh))
 
     columns: dict[str, list] = {}
     bar = progress_bar(epochs, progress)
     done = 0
     while done < epochs:
         length = min(eval_every, epochs - done)
-        run = compiled_segment(length, batch_size, optimizer, estimator, type(estimator), mesh, spmd_axis)
+        run = compiled_segment(length, batch_size, optimizer, estimator, type(estimator), mesh, spmd_axis, rng.own(mesh))
         state, out = run(key_train, np.int32(done + 1), state, data, validation)
         out = parallel.gather(out)  # (N, length) per name; finite (N, length, n_leaves)
         finite = out.pop("finite")

@@ -15,7 +15,7 @@ from jax import Array, lax
 from jax.sharding import Mesh
 from jax.typing import ArrayLike
 
-from jrbm import _checks, exact, parallel
+from jrbm import _checks, exact, parallel, rng
 from jrbm.estimators import CD, Estimator
 from jrbm.layers import base as layer_base
 from jrbm.model import check
@@ -47,20 +47,20 @@ def _cached(builder):
 
 
 @_cached
-def compiled_eval(kind, n_runs, mesh, ensemble, spmd_axis):
+def compiled_eval(kind, n_runs, mesh, ensemble, spmd_axis, own):
     f = functools.partial(evaluate_likelihood, kind=kind, n_runs=n_runs, mesh=mesh)
     if ensemble:
         f = jax.vmap(f, in_axes=(0, None, 0, None, None, None), spmd_axis_name=spmd_axis)
-    return jax.jit(f)
+    return jax.jit(rng.traced_own(f, own))
 
 
 @_cached
-def compiled_epoch(batch_size, optimizer, estimator, estimator_type, mesh):
-    return jax.jit(functools.partial(fit_epoch, batch_size=batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh))
+def compiled_epoch(batch_size, optimizer, estimator, estimator_type, mesh, own):
+    return jax.jit(rng.traced_own(functools.partial(fit_epoch, batch_size=batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh), own))
 
 
 @_cached
-def compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type, mesh, spmd_axis):
+def compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type, mesh, spmd_axis, own):
     """``n_epochs`` of :func:`fit_epoch` under ``lax.scan``, vmapped over models, jitted."""
     epoch_fn = functools.partial(fit_epoch, batch_size=batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh)
 
@@ -70,7 +70,7 @@ def compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type,
 
         return lax.scan(body, state, first_epoch + jnp.arange(n_epochs, dtype=jnp.int32))
 
-    return jax.jit(jax.vmap(run, in_axes=(0, None, 0, None, None), spmd_axis_name=spmd_axis))
+    return jax.jit(rng.traced_own(jax.vmap(run, in_axes=(0, None, 0, None, None), spmd_axis_name=spmd_axis), own))
 
 
 def prepare(params, data, validation, *, epochs, batch_size, log_likelihood, learn_sigma, sigma_warmup, estimator, optimizer, mesh):
@@ -155,6 +155,7 @@ def progress_bar(total: int, enabled: bool, initial: int = 0):
     return tqdm(total=total, initial=initial, desc="epochs", unit="epoch")
 
 
+@rng.own_on_mesh
 def fit(
     key: Array,
     params: Model | FitState,
@@ -308,8 +309,8 @@ def fit(
             parallel.place(est, mesh, parallel.estimator_state_specs(est, mesh)),
         )
         key_train, data, validation, betas = parallel.place((key_train, data, validation, betas), mesh)
-    step = compiled_epoch(batch_size, optimizer, estimator, type(estimator), mesh)
-    evaluate = None if log_likelihood is None else compiled_eval(log_likelihood, n_runs, mesh, False, None)
+    step = compiled_epoch(batch_size, optimizer, estimator, type(estimator), mesh, rng.own(mesh))
+    evaluate = None if log_likelihood is None else compiled_eval(log_likelihood, n_runs, mesh, False, None, rng.own(mesh))
 
     bar = progress_bar(epochs, progress, initial=start - 1)
     for epoch in range(start, epochs + 1):
