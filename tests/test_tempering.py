@@ -118,6 +118,25 @@ def test_swap_ratio_is_the_ratio_of_the_replica_densities():
         np.testing.assert_allclose(pt.swap_log_ratio(params, lo, hi, b, a), -got, rtol=1e-12)
 
 
+@pytest.mark.parametrize("n_temps", [6, 7])
+def test_a_swap_round_computes_the_active_pairs_ratios_only(n_temps):
+    """The step's ratios, active pairs only (both parities, even and odd ladders), against swap_log_ratio."""
+    rng = np.random.default_rng(2)
+    for params, v in [
+        (random_bernoulli(4, 6, 3, scale=1.5), rng.integers(0, 2, (3, n_temps, 6)).astype(np.float64)),
+        (random_gaussian(5, 3, 4), rng.normal(size=(3, n_temps, 3))),
+    ]:
+        betas = jnp.linspace(0.0, 1.0, n_temps)
+        base = base_rate(params, None)
+        x = jrbm.model.hidden_input(params, jnp.asarray(v))
+        full = np.stack([pt.swap_log_ratio(params, betas[m], betas[m + 1], v[:, m], v[:, m + 1]) for m in range(n_temps - 1)], axis=1)
+        for parity in (0, 1):
+            got = np.asarray(pt._active_log_ratios(base, params, jnp.asarray(v), x, betas, jnp.int32(parity)))
+            active = np.arange(n_temps - 1) % 2 == parity
+            np.testing.assert_allclose(got[:, active], full[:, active], rtol=1e-9, atol=1e-9)
+            assert np.all(np.isneginf(got[:, ~active]))
+
+
 def test_equal_temperatures_always_swap():
     params = two_mode_model()
     betas = jnp.ones(M)

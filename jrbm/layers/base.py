@@ -40,7 +40,7 @@ from typing import Optional, Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import Array
+from jax import Array, lax
 
 from jrbm import _checks, rng
 
@@ -120,6 +120,17 @@ def cgf_difference(layer: Layer, inputs0: Array, inputs1: Array) -> Array:
     if own is not None:
         return own(inputs0, inputs1)
     return layer.cgf(inputs1) - layer.cgf(inputs0)
+
+
+def where_small(small: Array, accurate, plain) -> Array:
+    """``jnp.where(small, accurate(), plain())``, evaluating ``plain`` only when some entry is not ``small``.
+
+    For :meth:`cgf_difference` formulas with an accurate branch for close
+    inputs: the short steps of an AIS schedule have every entry small, so
+    their step pays for one formula, not two (under ``vmap`` both run, as
+    with ``jnp.where``). ``accurate`` must be finite where ``small`` is false.
+    """
+    return lax.cond(jnp.all(small), accurate, lambda: jnp.where(small, accurate(), plain()))
 
 
 def is_discrete(layer: Layer) -> bool:

@@ -93,9 +93,14 @@ class Bernoulli(NamedTuple):
         x0 = self.theta + inputs0
         d = inputs1 - inputs0
         small = jnp.abs(d) < 1
-        accurate = jnp.log1p(jax.nn.sigmoid(x0) * jnp.expm1(jnp.where(small, d, 0)))
-        plain = jax.nn.softplus(x0 + d) - jax.nn.softplus(x0)
-        return jnp.sum(jnp.where(small, accurate, plain), axis=-1)
+
+        def accurate():
+            return jnp.log1p(jax.nn.sigmoid(x0) * jnp.expm1(jnp.where(small, d, 0)))
+
+        def plain():
+            return jax.nn.softplus(x0 + d) - jax.nn.softplus(x0)
+
+        return jnp.sum(base.where_small(small, accurate, plain), axis=-1)
 
     def annealed_cgf_difference(self, base_layer: "Bernoulli", inputs: Array, beta0, beta1) -> Array:
         """``cgf_beta1(beta1 inputs) - cgf_beta0(beta0 inputs)`` along :meth:`interpolate`'s path from ``base_layer``.

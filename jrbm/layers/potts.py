@@ -113,10 +113,15 @@ class Potts(NamedTuple):
         z0 = self.theta + inputs0
         d = inputs1 - inputs0
         small = jnp.all(jnp.abs(d) < 1, axis=-1)
-        p = jax.nn.softmax(z0, axis=-1)
-        accurate = jnp.log1p(jnp.sum(p * jnp.expm1(jnp.where(small[..., None], d, 0)), axis=-1))
-        plain = jax.nn.logsumexp(z0 + d, axis=-1) - jax.nn.logsumexp(z0, axis=-1)
-        return jnp.sum(jnp.where(small, accurate, plain), axis=-1)
+
+        def accurate():
+            p = jax.nn.softmax(z0, axis=-1)
+            return jnp.log1p(jnp.sum(p * jnp.expm1(jnp.where(small[..., None], d, 0)), axis=-1))
+
+        def plain():
+            return jax.nn.logsumexp(z0 + d, axis=-1) - jax.nn.logsumexp(z0, axis=-1)
+
+        return jnp.sum(base.where_small(small, accurate, plain), axis=-1)
 
     def mean(self, inputs: Array) -> Array:
         """``E[x_ik | inputs] = softmax_k(theta_ik + inputs_ik)``."""

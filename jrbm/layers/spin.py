@@ -68,11 +68,16 @@ class Spin(NamedTuple):
         z0 = self.theta + inputs0
         d = inputs1 - inputs0
         small = jnp.abs(d) < 1
-        ds = jnp.where(small, d, 0)
-        half = jnp.sinh(ds / 2)
-        accurate = jnp.log1p(2 * half * half + jnp.tanh(z0) * jnp.sinh(ds))
-        plain = _log_2cosh(z0 + d) - _log_2cosh(z0)
-        return jnp.sum(jnp.where(small, accurate, plain), axis=-1)
+
+        def accurate():
+            ds = jnp.where(small, d, 0)
+            half = jnp.sinh(ds / 2)
+            return jnp.log1p(2 * half * half + jnp.tanh(z0) * jnp.sinh(ds))
+
+        def plain():
+            return _log_2cosh(z0 + d) - _log_2cosh(z0)
+
+        return jnp.sum(base.where_small(small, accurate, plain), axis=-1)
 
     def mean(self, inputs: Array) -> Array:
         """``E[x | inputs] = tanh(theta + inputs)``."""
