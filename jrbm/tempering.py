@@ -185,8 +185,11 @@ def _check_state(params: Model, state, n_temps: int) -> PTState:
 
 
 @rng.jit(static_argnames=("k",))
-def _pt_step(key: Array, params: Model, state: PTState, betas: Array, k: int) -> tuple[PTState, Array]:
+def _pt_step(key: Array, params: Model, state: PTState, betas: Array, k: int, x: Array | None = None) -> tuple[PTState, Array]:
     """:func:`pt_step` returning also the model's hidden inputs ``I_hid(v)`` of the new chains, ``(n_chains, M, *hidden.shape)``.
+
+    ``x``: the hidden inputs of ``state.chains`` when the caller has them (a
+    chain of steps carries them), else computed here.
 
     Compiled once per shape and ``k``, so eager calls do not re-trace the sweeps;
     callers check ``state`` first (:func:`_check_state`).
@@ -215,7 +218,8 @@ def _pt_step(key: Array, params: Model, state: PTState, betas: Array, k: int) ->
         v = sample(replicas_v, jax.random.split(key_v, n_temps), field)
         return (v, hidden_input(params, v)), None
 
-    (v, x), _ = lax.scan(sweep, (chains, hidden_input(params, chains)), jax.random.split(key_gibbs, k))
+    x0 = hidden_input(params, chains) if x is None else x
+    (v, x), _ = lax.scan(sweep, (chains, x0), jax.random.split(key_gibbs, k))
 
     # Swap round: pairs (m, m + 1) with m = step mod 2 (mod 2). Only these pairs' ratios are computed
     # (plain differences of the hidden cgf: a swap needs no more accuracy), the others are -inf.
@@ -355,12 +359,13 @@ def _pt_chain(key, params, state, betas, n_steps, k, trajectory, mesh):
     specs = None if mesh is None else parallel.estimator_state_specs(state, mesh)
 
     def body(carry, _):
-        s, t = carry
-        s, _ = _pt_step(jax.random.fold_in(key, t), params, s, betas, k)
+        s, x, t = carry
+        s, x = _pt_step(jax.random.fold_in(key, t), params, s, betas, k, x)  # the hidden inputs carried, not recomputed
         s = parallel.constrain(s, mesh, specs)
-        return (s, t + 1), (s.chains[:, -1] if trajectory else None)
+        return (s, x, t + 1), (s.chains[:, -1] if trajectory else None)
 
-    (state, _), traj = lax.scan(body, (state, jnp.zeros((), jnp.uint32)), None, length=n_steps)
+    x0 = hidden_input(params, state.chains.astype(params.W.dtype))
+    (state, _, _), traj = lax.scan(body, (state, x0, jnp.zeros((), jnp.uint32)), None, length=n_steps)
     return (state, traj) if trajectory else state
 
 
