@@ -512,20 +512,21 @@ def pt(size: str) -> dict[str, Any]:
     state = jrbm.tempering.pt_init(jax.random.key(1), params, data, betas=PT_REPLICAS, n_chains=PT_CHAINS)
     k_long = 10
 
-    def runner(k, steps):
+    def runner(k, steps, own=False):
         chain = jax.jit(lambda key, state: jrbm.tempering.pt_chain(key, params, state, PT_REPLICAS, steps, k=k))
         box = {"state": state, "key": jax.random.key(2)}
 
         def call():
             box["key"], sub = jax.random.split(box["key"])
-            box["state"] = common.block(chain(sub, box["state"]))
+            with jrbm.rng.own_generator(own):  # traced on the first call, so each runner keeps its generator
+                box["state"] = common.block(chain(sub, box["state"]))
 
         return call
 
     rows = PT_CHAINS * PT_REPLICAS
     reps = 20
     long_steps = max(1, n_steps // k_long)
-    contestants = {"pt": runner(1, n_steps), "pt k10": runner(k_long, long_steps)}
+    contestants = {"pt": runner(1, n_steps), "pt k10": runner(k_long, long_steps), "pt own": runner(1, n_steps, own=True)}
     contestants.update(common.floor_contestants({"fwd": (rows, I, J), "bwd": (rows, J, I)}, reps))
     times = common.interleaved(contestants, rounds=cfg["gibbs_rounds"], warmup=1)
     t = np.asarray(times["pt"]) / n_steps
@@ -546,6 +547,7 @@ def pt(size: str) -> dict[str, Any]:
         "sweep_floor_fraction": float(np.median(floor / sweep)),
         "rest_ms": 1e3 * common.median(t - sweep),
         "floor_ms": 1e3 * common.median(floor),
+        "own_ms_per_sweep": 1e3 * common.median(np.asarray(times["pt own"]) / n_steps),
         "targets": [],
     }
     why = (
@@ -682,4 +684,6 @@ def _pt_markdown(p: dict[str, Any]) -> list[str]:
             f"a sweep alone takes {p['sweep_ms']:.1f} ms ({100 * p['sweep_floor_fraction']:.0f}% of the {p['floor_ms']:.1f} ms floor), "
             f"the swap round and the step's fixed work {p['rest_ms']:.1f} ms."
         )
+    if "own_ms_per_sweep" in p:
+        out.append(f" With threefry noise (rng.own_generator) a k=1 round takes {p['own_ms_per_sweep']:.1f} ms.")
     return out

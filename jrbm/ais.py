@@ -266,7 +266,6 @@ def _base(params, data):
     return base_rate(params, data)
 
 
-@rng.own_on_mesh
 def log_partition(
     key: Array,
     params: Model,
@@ -391,7 +390,6 @@ def compile_log_partition(
     forward.lower(key, _base(params, data), params, schedule(betas, params.W.dtype), n_runs, None).compile()
 
 
-@rng.own_on_mesh
 def reverse_log_partition(
     key: Array,
     params: Model,

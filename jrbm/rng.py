@@ -15,8 +15,10 @@ is almost all of the random numbers an RBM uses, is drawn with
   with its own generator.
 
 Why: on CPU, JAX lowers threefry as a rolled loop, and drawing uniforms costs
-more than the matrix products of a Gibbs sweep (``python -m benchmarks.rng``
-measures both generators beside the products). Philox4x32 is counter-based
+more than the matrix products of a Gibbs sweep. The speed suite
+(``python -m benchmarks.run --suite speed``) times every sampler with its
+noise drawn both ways (the "threefry noise" rows of ``benchmarks/RESULTS.md``),
+and the bars-and-stripes benchmark times the two generators' uniforms alone. Philox4x32 is counter-based
 like threefry, passes the same statistical test batteries (Salmon et al.,
 SC 2011), and has a 64-bit key like threefry's, so distinct keys stay
 distinct (``philox2x32``'s key has 32 bits: some ten thousand ``fold_in``
@@ -29,7 +31,8 @@ same on every backend.
 **On a mesh**, jrbm draws with the key's own generator: with jax 0.10.2 (and
 0.12), philox bits do not compile when XLA partitions them over devices (the
 ``mulhi`` of its rounds fails to lower with a sharding attached). Every
-function that takes ``mesh=`` does this itself, so a run with a mesh equals
+function that takes ``mesh=`` does this itself (its compiled program is
+traced inside :func:`own_generator`), so a run with a mesh equals
 the single-device run inside :func:`own_generator` up to reduction order. Code
 of your own that traces jrbm's samplers under a sharding of its own should do
 the same::
@@ -59,7 +62,7 @@ _OWN = contextvars.ContextVar("jrbm_rng_own_generator", default=False)
 def _has_noise_impl() -> bool:
     try:
         jax.eval_shape(lambda: jax.random.key(0, impl=NOISE_IMPL))
-    except ValueError:
+    except (ValueError, KeyError, TypeError):  # an unknown implementation's name, across jax versions
         return False
     return True
 
@@ -99,7 +102,7 @@ def noise_key(key: Array) -> Array:
       >>> bool((jax.random.key_data(jrbm.rng.noise_key(key)) == jax.random.key_data(key)).all())
       True
     """
-    if _OWN.get() or str(jax.random.key_impl(key)) != "threefry2x32" or not _has_noise_impl():
+    if _OWN.get() or not _has_noise_impl() or str(jax.random.key_impl(key)) != "threefry2x32":
         return key
     return jax.random.wrap_key_data(jax.random.key_data(key), impl=NOISE_IMPL)
 
@@ -154,7 +157,11 @@ def jit(fn=None, *, static_argnames=()):
 
 
 def own_on_mesh(fn):
-    """Decorator: ``fn`` runs inside :func:`own_generator` when its argument ``mesh`` is not ``None``."""
+    """Decorator: ``fn`` runs inside :func:`own_generator` when its argument ``mesh`` is not ``None``.
+
+    For :func:`jrbm.fit` and :func:`jrbm.fit_ensemble`, which also draw outside
+    their compiled programs (the estimator's initial state); functions whose
+    draws are all inside a program of :func:`jit` need only that."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)

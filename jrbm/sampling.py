@@ -48,7 +48,6 @@ def gibbs_step(key: Array, params: Model, v: ArrayLike) -> Array:
     return _sweep(key, params, visible_data(params, v))
 
 
-@rng.own_on_mesh
 def gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, *, trajectory: bool = False, mesh=None) -> Array:
     """Runs ``n_steps`` Gibbs sweeps from ``v0`` under ``lax.scan``.
 

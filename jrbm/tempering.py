@@ -316,7 +316,6 @@ def pt_init(key: Array, params: Model, data: ArrayLike, betas, n_chains: int = 1
     return PTState(chains=chains, step=jnp.zeros((), jnp.int32), n_accepted=zeros, n_proposed=zeros)
 
 
-@rng.own_on_mesh
 def pt_chain(key: Array, params: Model, state: PTState, betas, n_steps: int, *, k: int = 1, trajectory: bool = False, mesh=None):
     """Runs ``n_steps`` :func:`pt_step` under ``lax.scan``.
 
