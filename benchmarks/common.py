@@ -32,7 +32,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -100,15 +100,28 @@ def has_philox() -> bool:
     return True
 
 
-def device_info() -> dict[str, Any]:
-    """What ran the benchmark: JAX backend and devices, CPU, versions, dtype, time, command."""
+class ExactGradient(NamedTuple):
+    """An estimator whose loss gradient is exact: ``jrbm.exact.grad`` of each batch (the batch's data term and
+    the model term by enumeration), no sampling. For training paths free of sampling bias in the benchmarks."""
+
+    def init(self, key, params, data):
+        return ()
+
+    def grad(self, key, params, batch, state):
+        import jrbm.exact
+
+        return jrbm.exact.grad(params, batch, check=False), state
+
+
+def device_info(prog: str = "benchmarks.run") -> dict[str, Any]:
+    """What ran the benchmark: JAX backend and devices, CPU, versions, dtype, time, command (``python -m <prog> ...``)."""
     import jaxlib
     import optax
 
     devices = jax.devices()
     info: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m benchmarks.run " + " ".join(sys.argv[1:]),
+        "command": f"python -m {prog} " + " ".join(sys.argv[1:]),
         "jax_backend": jax.default_backend(),
         "jax_devices": [str(d) for d in devices],
         "device_kind": devices[0].device_kind,

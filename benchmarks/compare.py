@@ -166,7 +166,7 @@ def main(argv=None) -> dict:
             results.append(result)
             print(rows_of([result])[0], flush=True)
     print(common.markdown_table(HEADERS, rows_of(results)))
-    report = {"ref": args.ref, "size": args.size, "problem": size, "rounds": args.rounds, "device": common.device_info(),
+    report = {"ref": args.ref, "size": args.size, "problem": size, "rounds": args.rounds, "device": common.device_info("benchmarks.compare"),
               "results": results, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     os.makedirs(args.out, exist_ok=True)
     common.write_json(os.path.join(args.out, f"compare-{args.size}.json"), report)

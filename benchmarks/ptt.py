@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -54,15 +54,6 @@ from benchmarks import common
 LOGZ_TOLERANCE = 0.1
 IAT_RATIO = 0.2
 
-
-class ExactGrad(NamedTuple):
-    """An estimator whose model term is exact (enumerating the hidden layer): a training path free of sampling bias."""
-
-    def init(self, key, params, data):
-        return ()
-
-    def grad(self, key, params, batch, state):
-        return jrbm.exact.grad(params, batch, check=False), state
 
 
 def train_ladder(key, data, n_hidden: int, *, epochs: int, save_every: int, lr: float, batch_size: int, n_chains: int = 100,
@@ -162,7 +153,7 @@ def mixing(seed: int = 0, *, n_visible: int = 100, n_hidden: int = 10, n_models:
     k_init_model, k_fit = jax.random.split(k_train)
     params = jrbm.init_bernoulli(k_init_model, n_visible, n_hidden, data=data)
     models = [params._replace(W=jnp.zeros_like(params.W)), params]
-    final, _ = jrbm.fit(k_fit, params, jnp.asarray(data), optimizer=optax.adam(lr), estimator=ExactGrad(), epochs=epochs,
+    final, _ = jrbm.fit(k_fit, params, jnp.asarray(data), optimizer=optax.adam(lr), estimator=common.ExactGradient(), epochs=epochs,
                         batch_size=len(data), progress=False, callback=lambda e, p, r: models.append(p))
     models = _thin(models, n_models)
     ladder = ptt.stack(models)

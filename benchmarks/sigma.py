@@ -47,7 +47,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -64,16 +63,6 @@ TOLERANCE = 0.02
 GAUSSIAN_LL = -(1 + float(np.log(2 * np.pi)))
 BATCH = 20
 EXACT_UPDATES = 3000
-
-
-class ExactMinibatch(NamedTuple):
-    """The exact loss gradient of each minibatch (data term of the batch, exact model term): no sampling."""
-
-    def init(self, key, params, data):
-        return ()
-
-    def grad(self, key, params, batch, state):
-        return jrbm.exact.grad(params, batch), state
 
 
 def data():
@@ -146,6 +135,8 @@ def command_line(n_keys: int, test) -> list[dict]:
 
 
 def run(n_keys: int, epochs: int) -> dict:
+    from benchmarks import common
+
     train, test = data()
     rows = {}
 
@@ -162,7 +153,7 @@ def run(n_keys: int, epochs: int) -> dict:
         if n_hidden == 8:
             for warmup in (None, 0):
                 add(f"J=8 exact minibatch gradient, sigma_warmup={'default' if warmup is None else warmup}",
-                    sampled(8, n_keys, ExactMinibatch(), epochs, train, test, sigma_warmup=warmup), hidden=8)
+                    sampled(8, n_keys, common.ExactGradient(), epochs, train, test, sigma_warmup=warmup), hidden=8)
         if n_hidden == 8:  # how long the warm-up must be: a fifth against the default half, at 200 and 50 epochs
             add(f"J=8 PCD-1 sigma_warmup={epochs // 5} (a fifth)",
                 sampled(8, n_keys, jrbm.PCD(1, 100), epochs, train, test, sigma_warmup=epochs // 5), hidden=8)
