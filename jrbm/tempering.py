@@ -22,7 +22,9 @@ One :func:`pt_step` is
 
 1. ``k`` block-Gibbs sweeps of every replica, vmapped over the temperature
    axis: ``h ~ p_beta(h | v)``, ``v ~ p_beta(v | h)`` of
-   :func:`jrbm.model.interpolate` (the two conditionals of ``f_beta``);
+   :func:`jrbm.model.interpolate` (the two conditionals of ``f_beta``). A
+   layer's noise does not depend on its parameters, so each half-sweep draws
+   the noise of every chain and replica in one call from one key;
 2. one round of swap proposals between neighbouring temperatures, using the
    deterministic even/odd alternation ("DEO"): round ``t`` proposes the
    disjoint pairs ``(m, m + 1)`` with ``m = t mod 2, t mod 2 + 2, ...`` all at
@@ -207,15 +209,17 @@ def _pt_step(key: Array, params: Model, state: PTState, betas: Array, k: int, x:
         return betas.reshape((n_temps,) + (1,) * len(shape)) * scale
 
     field_scale_v, field_scale_h = per_replica(scales_v, vis.shape), per_replica(scales_h, hid.shape)
-    sample = jax.vmap(layer_base.sample, in_axes=(0, 0, 1), out_axes=1)  # over the temperature axis
+    given_noise = jax.vmap(lambda layer, inputs, noise: layer.sample_given_noise(inputs, noise), in_axes=(0, 1, 1), out_axes=1)
+    batch = (chains.shape[0], n_temps)
     key_gibbs, key_swap = jax.random.split(key)
 
     def sweep(carry, key):
         _, x = carry
         key_h, key_v = jax.random.split(key)
-        h = sample(replicas_h, jax.random.split(key_h, n_temps), field_scale_h * x)  # replica m: input beta_m scale I_hid(v)
+        noise_h = layer_base.noise(hid, key_h, batch, dtype)  # one draw for every replica (the noise is parameter-free)
+        h = given_noise(replicas_h, field_scale_h * x, noise_h)  # replica m: input beta_m scale I_hid(v)
         field = field_scale_v * couple_to_visible(params, hid.statistic(h))
-        v = sample(replicas_v, jax.random.split(key_v, n_temps), field)
+        v = given_noise(replicas_v, field, layer_base.noise(vis, key_v, batch, dtype))
         return (v, hidden_input(params, v)), None
 
     x0 = hidden_input(params, chains) if x is None else x
