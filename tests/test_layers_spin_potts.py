@@ -132,10 +132,13 @@ def test_potts_cgf_stable_for_large_fields():
     np.testing.assert_allclose(layer.cgf(z), 1000.0 + np.log1p(np.exp(-1.0)), rtol=1e-15)
 
 
-@pytest.mark.parametrize("kind", sorted(LAYERS))
-@pytest.mark.parametrize("scale", [1e-6, 0.5, 3.0])
+CGF_LAYERS = {**LAYERS, "bernoulli": lambda: Bernoulli(jnp.asarray(rng_array(2, (3,)), F64))}
+
+
+@pytest.mark.parametrize("kind", sorted(CGF_LAYERS))
+@pytest.mark.parametrize("scale", [1e-6, 1e-4, 0.5, 3.0])  # 1e-4: steps on both sides of float64's series limit
 def test_cgf_difference(kind, scale):
-    layer = LAYERS[kind]()
+    layer = CGF_LAYERS[kind]()
     inputs0 = rng_array(4, (5,) + layer.shape, 2.0)
     inputs1 = inputs0 + rng_array(5, inputs0.shape, scale)
     want = []
@@ -148,15 +151,35 @@ def test_cgf_difference(kind, scale):
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-14)
 
 
-def test_cgf_difference_accurate_for_close_float32_inputs():
+@pytest.mark.parametrize("step", [1e-4, 1e-2])  # 1e-2: Bernoulli steps on both sides of float32's series limit
+def test_cgf_difference_accurate_for_close_float32_inputs(step):
     """In float32 the accurate form keeps the relative error of a tiny step near float32 rounding."""
-    for layer64, shape in ((Spin(jnp.asarray(rng_array(6, (4,)), F64)), (4,)), (Potts(jnp.asarray(rng_array(7, (2, 3)), F64)), (2, 3))):
+    layers = (
+        (Spin(jnp.asarray(rng_array(6, (4,)), F64)), (4,)),
+        (Potts(jnp.asarray(rng_array(7, (2, 3)), F64)), (2, 3)),
+        (Bernoulli(jnp.asarray(rng_array(10, (64,)), F64)), (64,)),
+    )
+    for layer64, shape in layers:
         inputs0 = rng_array(8, shape, 2.0).astype(np.float32)
-        inputs1 = (inputs0 + rng_array(9, shape, 1e-4)).astype(np.float32)
+        inputs1 = (inputs0 + rng_array(9, shape, step)).astype(np.float32)
         exact = float(base.cgf_difference(layer64, jnp.asarray(inputs0, F64), jnp.asarray(inputs1, F64)))
         layer32 = type(layer64)(layer64.theta.astype(jnp.float32))
         got = float(base.cgf_difference(layer32, jnp.asarray(inputs0), jnp.asarray(inputs1)))
         assert abs(got - exact) <= 1e-5 * abs(exact) + 1e-10
+
+
+def test_bernoulli_cgf_difference_series_at_float32_rounding():
+    """Each unit's step below float32's series limit is within a few roundings of the float64 difference of softplus."""
+    limit = base.series_limit(jnp.float32)
+    x0 = np.repeat(np.linspace(-12.0, 12.0, 49), 40).astype(np.float32)
+    d = np.tile(np.geomspace(1e-6, 0.99 * limit, 20), 49 * 2)  # 40 steps per point, both signs
+    d = (np.where(np.arange(d.size) // 20 % 2, 1, -1) * d).astype(np.float32)
+    x1 = (x0 + d).astype(np.float32)
+    exact = np.logaddexp(0, x1.astype(np.float64)) - np.logaddexp(0, x0.astype(np.float64))
+    layer = Bernoulli(jnp.zeros((1,), jnp.float32))
+    got = np.asarray(base.cgf_difference(layer, jnp.asarray(x0)[:, None], jnp.asarray(x1)[:, None]), np.float64)
+    eps = float(jnp.finfo(jnp.float32).eps)
+    np.testing.assert_array_less(np.abs(got - exact), 8 * eps * np.abs(exact) + 1e-30)
 
 
 # --- samplers -----------------------------------------------------------------------------------

@@ -133,6 +133,12 @@ def where_small(small: Array, accurate, plain) -> Array:
     return lax.cond(jnp.all(small), accurate, lambda: jnp.where(small, accurate(), plain()))
 
 
+def series_limit(dtype) -> float:
+    """``eps^(1/4)`` of ``dtype`` (0.019 in float32, 1.2e-4 in float64): steps ``|d|`` below it may use a
+    fourth-order series in ``d``, whose first omitted term, ``O(d^5)``, is then below ``eps`` relative to ``d``."""
+    return float(jnp.finfo(dtype).eps) ** 0.25
+
+
 def is_discrete(layer: Layer) -> bool:
     """True when the layer has finitely many states per unit (:meth:`Layer.unit_states`)."""
     return layer.unit_states() is not None
