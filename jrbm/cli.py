@@ -190,8 +190,8 @@ def start_evaluation(key, params, data, *, method="auto", train=None, betas=None
     method = _method(params, method)
     data = jnp.asarray(data, params.W.dtype)
     params.visible.check_data("data", data)
-    mean_free_energy = jnp.mean(free_energy(params, data))
     if method == "exact":
+        mean_free_energy = jnp.mean(free_energy(params, data))
         return {"method": "exact", "log_z": exact.log_partition(params), "mean_free_energy": mean_free_energy}
     outcome: dict = {}
 
@@ -202,9 +202,9 @@ def start_evaluation(key, params, data, *, method="auto", train=None, betas=None
             outcome["error"] = e
 
     thread = threading.Thread(target=run, name="jrbm-ais", daemon=True)
-    thread.start()
+    thread.start()  # before the data's free energy, whose first call compiles
     return {
-        "method": "ais", "pending": (thread, outcome), "mean_free_energy": mean_free_energy,
+        "method": "ais", "pending": (thread, outcome), "mean_free_energy": jnp.mean(free_energy(params, data)),
         "n_runs": n_runs, "n_betas": len(ais.default_betas()) if betas is None else betas,
     }  # fmt: skip
 
@@ -274,8 +274,9 @@ def _monitor(params, args):
     return kind, ({"betas": args.monitor_betas, "n_runs": args.runs} if kind == "ais" else None)
 
 
-def _compile_ahead(params, train, start, args, k_eval, k_sample) -> threading.Thread:
-    """Compiles the final AIS and the sample chains (and imports matplotlib) in a background thread while the model trains.
+def _compile_ahead(params, train, test, start, args, k_eval, k_sample) -> threading.Thread:
+    """Compiles the final evaluation (AIS and the test set's free energy) and the sample chains, and imports
+    matplotlib, in a background thread while the model trains.
 
     Training keeps one core busy with small products; the compiler uses the
     other, and the calls after training find their programs compiled (the
@@ -287,6 +288,7 @@ def _compile_ahead(params, train, start, args, k_eval, k_sample) -> threading.Th
         try:
             import matplotlib.figure  # noqa: F401  (the figures' import, done while the model trains)
 
+            free_energy(params, jnp.asarray(test, params.W.dtype))
             if _method(params, args.eval) == "ais":
                 ais.compile_log_partition(k_eval, params, data=train, betas=args.betas, n_runs=args.runs, threads=_ais_threads(args.runs))
             if start is not None:
@@ -318,7 +320,7 @@ def cmd_train(args) -> dict:
             os.remove(state_file)
         _write_json(os.path.join(args.out, RUN_FILE), {"args": vars(args)})
     log_likelihood, ais_kwargs = _monitor(params, args)
-    ahead = _compile_ahead(params, train, test if image_shape is not None else None, args, k_eval, k_sample)
+    ahead = _compile_ahead(params, train, test, test if image_shape is not None else None, args, k_eval, k_sample)
     t0 = time.perf_counter()
     params, history = fit(
         k_fit, params, train,

@@ -46,18 +46,29 @@ def image_grid(
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     fig = _figure(figsize=(1.2 * cols + (1.2 if colorbar else 0), 1.2 * rows * image_shape[0] / image_shape[1] + 0.6))
-    axes, shown = [], None
-    for i in range(rows * cols):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        ax.set_axis_off()
-        axes.append(ax)
-        if i < n:
-            shown = ax.imshow(images[i].reshape(image_shape), cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.set_axis_off()
+    import matplotlib
+
+    colours = matplotlib.colormaps[cmap].with_extremes(bad="white")  # the gaps between tiles and the empty tiles
+    shown = ax.imshow(_mosaic(images, image_shape, rows, cols), cmap=colours, interpolation="nearest", vmin=vmin, vmax=vmax)
     if title:
         fig.suptitle(title)
-    if colorbar and shown is not None:
-        fig.colorbar(shown, ax=axes, shrink=0.8, label=colorbar)
+    if colorbar:
+        fig.colorbar(shown, ax=ax, shrink=0.8, label=colorbar)
     return fig
+
+
+def _mosaic(images: np.ndarray, image_shape: Sequence[int], rows: int, cols: int) -> np.ndarray:
+    """The images tiled row by row into one array, with NaN in the gaps (an eighth of a tile, at least one
+    pixel) and in unused tiles: drawn in one ``imshow``, a fraction of the time of one subplot per tile."""
+    h, w = image_shape
+    gap = max(1, min(h, w) // 8) if min(h, w) > 1 else 1
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan)
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = image.reshape(h, w)
+    return out
 
 
 def filters(params, image_shape: Optional[Sequence[int]] = None, *, max_filters: int = 100):
