@@ -44,7 +44,10 @@ def _one_run() -> dict:
 
 def run(size: str) -> dict:
     """``size``: ``small`` times one run, ``full`` three (the median is reported)."""
-    runs = [_one_run() for _ in range(1 if size == "small" else 3)]
+    return _summary([_one_run() for _ in range(1 if size == "small" else 3)])
+
+
+def _summary(runs: list[dict]) -> dict:
     median = {name: common.median([r[name] for r in runs]) for name in runs[0]}
     best = min(r["wall"] for r in runs)
     target = common.target(
@@ -74,7 +77,35 @@ def markdown(res: dict) -> str:
             f"Why: training (200 epochs of 71 PCD-1 updates, with the compilation of its epoch and, on the other core, of AIS "
             f"and the sample chains) takes {m['train']:.1f} s; start-up and imports (JAX alone about 1 s) {m['start_and_imports']:.1f} s; "
             f"AIS's 14,500 temperatures for its standard error, with the figures and files, {m['after_training']:.1f} s. "
-            "Each part is already overlapped where the two cores allow; under 8 s needs fewer epochs or temperatures by default, "
-            "which would change what the command measures."
+            "Each part is already overlapped where the two cores allow, and the wall time moves with the machine's load "
+            "(the speed suite's runs and those of `python -m benchmarks.first_result`, on their own, each have a section here)."
         )
     return "\n".join(lines)
+
+
+def render_doc(doc: dict) -> str:
+    """The RESULTS.md section of a ``first-result.json`` (``python -m benchmarks.first_result``)."""
+    return markdown(doc["results"]).lstrip("\n").split("\n", 1)[1].lstrip("\n")
+
+
+def main(argv=None) -> int:
+    """``python -m benchmarks.first_result [--runs 3] [--out PATH]``: these runs alone, outside the speed suite."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.first_result", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3, help="fresh processes; the median is reported")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "first-result.json"))
+    args = ap.parse_args(argv)
+    info = common.device_info("benchmarks.first_result")
+    info["load_average_at_start"] = common.load_average()
+    print(f"# {common.describe(info)}\n", flush=True)
+    t0 = time.perf_counter()
+    runs = [_one_run() for _ in range(args.runs)]
+    res = _summary(runs)
+    doc = {"suite": "first_result", "size": f"{args.runs} fresh processes, on their own", "wall_s": time.perf_counter() - t0,
+           "info": info, "results": res}
+    return common.finish(args.out, doc, markdown(res))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
