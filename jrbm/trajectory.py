@@ -173,14 +173,28 @@ def _check_state(ladder: Model, state, n_models: int) -> PTTState:
     return PTTState(chains, jnp.asarray(state.step, jnp.int32), state.n_accepted.astype(dtype), state.n_proposed.astype(dtype))
 
 
-def _slice(ladder: Model, s: slice) -> Model:
+def _slice(ladder: Model, s: slice | int) -> Model:
     return jax.tree.map(lambda x: x[s], ladder)
 
 
-def _sweep(key: Array, params: Model, v: Array) -> Array:
+def _sweep(key: Array, ladder: Model, v: Array) -> Array:
+    """A Gibbs sweep of every replica ``v[:, t]`` (``(n, T, ...)``) under its own model ``t`` of the ladder.
+
+    A layer's noise does not depend on its parameters, so each half-sweep
+    draws the noise of every chain and replica in one call from one key
+    (the ladder's layers share their type and shape; its first model supplies them).
+    """
     key_h, key_v = jax.random.split(key)
-    h = layer_base.sample(params.hidden, key_h, hidden_input(params, v))
-    return layer_base.sample(params.visible, key_v, visible_input(params, h))
+    first = _slice(ladder, 0)
+    batch, dtype = v.shape[:2], v.dtype
+    noise_h = layer_base.noise(first.hidden, key_h, batch, dtype)
+    noise_v = layer_base.noise(first.visible, key_v, batch, dtype)
+
+    def one(params, v, noise_h, noise_v):
+        h = params.hidden.sample_given_noise(hidden_input(params, v), noise_h)
+        return params.visible.sample_given_noise(visible_input(params, h), noise_v)
+
+    return jax.vmap(one, in_axes=(0, 1, 1, 1), out_axes=1)(ladder, v, noise_h, noise_v)
 
 
 _free_energies = jax.vmap(free_energy_unchecked, in_axes=(0, 1), out_axes=1)  # models (T,), states (n, T, ...) -> (n, T)
@@ -196,10 +210,8 @@ def _step(key: Array, ladder: Model, state: PTTState, k: int):
     n_models = state.chains.shape[1]
     dtype = state.chains.dtype
     key_gibbs, key_swap = jax.random.split(key)
-    sweep = jax.vmap(_sweep, in_axes=(0, 0, 1), out_axes=1)
-
     def body(v, key):
-        return sweep(jax.random.split(key, n_models), ladder, v), None
+        return _sweep(key, ladder, v), None
 
     v, _ = lax.scan(body, state.chains, jax.random.split(key_gibbs, k))
     if n_models == 1:
