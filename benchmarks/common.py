@@ -121,7 +121,7 @@ def device_info(prog: str = "benchmarks.run") -> dict[str, Any]:
     devices = jax.devices()
     info: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": f"python -m {prog} " + " ".join(sys.argv[1:]),
+        "command": f"python -m {prog} {' '.join(sys.argv[1:])}".rstrip(),
         "jax_backend": jax.default_backend(),
         "jax_devices": [str(d) for d in devices],
         "device_kind": devices[0].device_kind,

@@ -74,8 +74,8 @@ def markdown(res: dict) -> str:
                  f"(median {m['wall']:.2f} s; fastest run {TARGET_SECONDS / t['value_best']:.2f} s).")  # fmt: skip
     if not t["passed"]:
         lines.append(
-            f"Why: training (200 epochs of 71 PCD-1 updates, with the compilation of its epoch and, on the other core, of AIS "
-            f"and the sample chains) takes {m['train']:.1f} s; start-up and imports (JAX alone about 1 s) {m['start_and_imports']:.1f} s; "
+            f"Why: training (200 epochs of 71 PCD-1 updates, with the compilation of its epoch and, on the other core, of AIS, "
+            f"the sample chains and the test set's free energy) takes {m['train']:.1f} s; start-up and imports (JAX alone about 1 s) {m['start_and_imports']:.1f} s; "
             f"AIS's 14,500 temperatures for its standard error, with the figures and files, {m['after_training']:.1f} s. "
             "Each part is already overlapped where the two cores allow, and the wall time moves with the machine's load "
             "(the speed suite's runs and those of `python -m benchmarks.first_result`, on their own, each have a section here)."
@@ -96,7 +96,10 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3, help="fresh processes; the median is reported")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "first-result.json"))
     args = ap.parse_args(argv)
+    if args.runs < 1:
+        ap.error(f"--runs: expected a positive number of runs, got {args.runs}")
     info = common.device_info("benchmarks.first_result")
+    info["command"] = f"python -m benchmarks.first_result {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip()
     info["load_average_at_start"] = common.load_average()
     print(f"# {common.describe(info)}\n", flush=True)
     t0 = time.perf_counter()

@@ -50,7 +50,7 @@ def image_grid(
     ax.set_axis_off()
     import matplotlib
 
-    colours = matplotlib.colormaps[cmap].with_extremes(bad="white")  # the gaps between tiles and the empty tiles
+    colours = matplotlib.colormaps.get_cmap(cmap).with_extremes(bad="white")  # the gaps between tiles and the empty tiles
     shown = ax.imshow(_mosaic(images, image_shape, rows, cols), cmap=colours, interpolation="nearest", vmin=vmin, vmax=vmax)
     if title:
         fig.suptitle(title)
@@ -63,7 +63,7 @@ def _mosaic(images: np.ndarray, image_shape: Sequence[int], rows: int, cols: int
     """The images tiled row by row into one array, with NaN in the gaps (an eighth of a tile, at least one
     pixel) and in unused tiles: drawn in one ``imshow``, a fraction of the time of one subplot per tile."""
     h, w = image_shape
-    gap = max(1, min(h, w) // 8) if min(h, w) > 1 else 1
+    gap = max(1, min(h, w) // 8)
     out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan)
     for i, image in enumerate(images):
         r, c = divmod(i, cols)

@@ -173,7 +173,7 @@ def _check_state(ladder: Model, state, n_models: int) -> PTTState:
     return PTTState(chains, jnp.asarray(state.step, jnp.int32), state.n_accepted.astype(dtype), state.n_proposed.astype(dtype))
 
 
-def _slice(ladder: Model, s: slice | int) -> Model:
+def _slice(ladder: Model, s: slice) -> Model:
     return jax.tree.map(lambda x: x[s], ladder)
 
 
@@ -185,7 +185,7 @@ def _sweep(key: Array, ladder: Model, v: Array) -> Array:
     (the ladder's layers share their type and shape; its first model supplies them).
     """
     key_h, key_v = jax.random.split(key)
-    first = _slice(ladder, 0)
+    first = model_at(ladder, 0)
     batch, dtype = v.shape[:2], v.dtype
     noise_h = layer_base.noise(first.hidden, key_h, batch, dtype)
     noise_v = layer_base.noise(first.visible, key_v, batch, dtype)
@@ -210,6 +210,7 @@ def _step(key: Array, ladder: Model, state: PTTState, k: int):
     n_models = state.chains.shape[1]
     dtype = state.chains.dtype
     key_gibbs, key_swap = jax.random.split(key)
+
     def body(v, key):
         return _sweep(key, ladder, v), None
 

@@ -32,3 +32,24 @@ def test_filters_and_density_have_colour_bars_and_axis_labels():
     labels = _labels(fig)
     assert ("Model log-density over the data", "v_1", "v_2") in labels
     assert any("log-density minus its maximum" in y for _, _, y in labels)
+
+
+def test_image_grid_places_every_image_in_its_tile():
+    """The mosaic holds each image at its tile, NaN in the gaps and in unused tiles, for any tile shape."""
+    from jrbm.plots import _mosaic
+
+    rng = np.random.default_rng(0)
+    for n, shape in ((1, (3, 3)), (5, (2, 4)), (7, (1, 6)), (9, (8, 8))):
+        images = rng.normal(size=(n, shape[0] * shape[1]))
+        cols = int(np.ceil(np.sqrt(n)))
+        rows = int(np.ceil(n / cols))
+        out = _mosaic(images, shape, rows, cols)
+        gap = max(1, min(shape) // 8)
+        assert out.shape == (rows * (shape[0] + gap) - gap, cols * (shape[1] + gap) - gap)
+        for i in range(n):
+            r, c = divmod(i, cols)
+            tile = out[r * (shape[0] + gap): r * (shape[0] + gap) + shape[0], c * (shape[1] + gap): c * (shape[1] + gap) + shape[1]]
+            np.testing.assert_array_equal(tile, images[i].reshape(shape))
+        assert np.isnan(out).sum() == out.size - n * images.shape[1]  # everything else is background
+    fig = jrbm.plots.image_grid(rng.normal(size=(3, 16)), (4, 4), cmap=__import__("matplotlib").colormaps["viridis"])
+    assert len(fig.axes) == 1

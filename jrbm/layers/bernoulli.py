@@ -104,8 +104,8 @@ class Bernoulli(NamedTuple):
         So 14,500 float32 AIS steps add up to about 1e-4 nats of rounding.
         """
         x0 = self.theta + inputs0
-        d = inputs1 - inputs0
-        tiny = jnp.abs(d) < base.series_limit(d.dtype)
+        d = jnp.asarray(inputs1 - inputs0)
+        tiny = jnp.abs(d) < base.series_limit(d.dtype if jnp.issubdtype(d.dtype, jnp.floating) else jnp.float32)
         small = jnp.abs(d) < 1
 
         def series():
