@@ -235,6 +235,13 @@ def markdown(res: dict[str, Any]) -> str:
             lines.append("")
             lines.append(f"{r['data']}: largest |error| {r['max_abs_error']:.4f} nats, target {LOGZ_TOLERANCE}: "
                          f"{'passed' if r['passed'] else 'missed'}.")
+            if not r["passed"]:
+                z = ", ".join(f"{row['error'] / row['std']:+.1f}" for row in r["rows"])
+                lines.append(f"Why: the errors are {z} times the tracked estimate's own standard errors "
+                             f"({min(row['std'] for row in r['rows']):.2f} to {max(row['std'] for row in r['rows']):.2f} nats), "
+                             f"so {LOGZ_TOLERANCE} nats needs a smaller error bar, not a correction; swaps between "
+                             f"neighbouring saved models are rare on this data (minimum swap rate "
+                             f"{min(row['min_swap_rate'] for row in r['rows']):.2f}).")
     m = res.get("mixing")
     if m:
         r0 = m["runs"][0]
