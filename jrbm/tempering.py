@@ -209,17 +209,14 @@ def _pt_step(key: Array, params: Model, state: PTState, betas: Array, k: int, x:
         return betas.reshape((n_temps,) + (1,) * len(shape)) * scale
 
     field_scale_v, field_scale_h = per_replica(scales_v, vis.shape), per_replica(scales_h, hid.shape)
-    given_noise = jax.vmap(lambda layer, inputs, noise: layer.sample_given_noise(inputs, noise), in_axes=(0, 1, 1), out_axes=1)
-    batch = (chains.shape[0], n_temps)
     key_gibbs, key_swap = jax.random.split(key)
 
     def sweep(carry, key):
         _, x = carry
         key_h, key_v = jax.random.split(key)
-        noise_h = layer_base.noise(hid, key_h, batch, dtype)  # one draw for every replica (the noise is parameter-free)
-        h = given_noise(replicas_h, field_scale_h * x, noise_h)  # replica m: input beta_m scale I_hid(v)
+        h = layer_base.sample_replicas(replicas_h, key_h, field_scale_h * x)  # replica m: input beta_m scale I_hid(v)
         field = field_scale_v * couple_to_visible(params, hid.statistic(h))
-        v = given_noise(replicas_v, field, layer_base.noise(vis, key_v, batch, dtype))
+        v = layer_base.sample_replicas(replicas_v, key_v, field)
         return (v, hidden_input(params, v)), None
 
     x0 = hidden_input(params, chains) if x is None else x

@@ -180,24 +180,20 @@ def _slice(ladder: Model, s: slice) -> Model:
 def _sweep(key: Array, ladder: Model, v: Array) -> Array:
     """A Gibbs sweep of every replica ``v[:, t]`` (``(n, T, ...)``) under its own model ``t`` of the ladder.
 
-    A layer's noise does not depend on its parameters, so each half-sweep
-    draws the noise of every chain and replica in one call from one key
-    (the ladder's layers share their type and shape; its first model supplies them).
+    Each half-sweep draws the noise of every chain and replica in one call
+    (:func:`jrbm.layers.base.sample_replicas`).
     """
     key_h, key_v = jax.random.split(key)
-    first = model_at(ladder, 0)
-    batch, dtype = v.shape[:2], v.dtype
-    noise_h = layer_base.noise(first.hidden, key_h, batch, dtype)
-    noise_v = layer_base.noise(first.visible, key_v, batch, dtype)
-
-    def one(params, v, noise_h, noise_v):
-        h = params.hidden.sample_given_noise(hidden_input(params, v), noise_h)
-        return params.visible.sample_given_noise(visible_input(params, h), noise_v)
-
-    return jax.vmap(one, in_axes=(0, 1, 1, 1), out_axes=1)(ladder, v, noise_h, noise_v)
+    h = layer_base.sample_replicas(ladder.hidden, key_h, _per_model(hidden_input)(ladder, v))
+    return layer_base.sample_replicas(ladder.visible, key_v, _per_model(visible_input)(ladder, h))
 
 
-_free_energies = jax.vmap(free_energy_unchecked, in_axes=(0, 1), out_axes=1)  # models (T,), states (n, T, ...) -> (n, T)
+def _per_model(fn):
+    """``fn(params, x)`` for every model of a ladder and its replicas ``x[:, t]``: ``(T,) x (n, T, ...) -> (n, T, ...)``."""
+    return jax.vmap(fn, in_axes=(0, 1), out_axes=1)
+
+
+_free_energies = _per_model(free_energy_unchecked)  # models (T,), states (n, T, ...) -> (n, T)
 
 
 def _step(key: Array, ladder: Model, state: PTTState, k: int):

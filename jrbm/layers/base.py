@@ -107,6 +107,19 @@ def sample(layer: Layer, key: Array, inputs: Array) -> Array:
     return layer.sample_given_noise(inputs, noise(layer, key, batch, inputs.dtype))
 
 
+def sample_replicas(layers: Layer, key: Array, inputs: Array) -> Array:
+    """``x[:, m] ~ p_m(x | inputs[:, m])`` for a stack of layers of one type (leaves with a leading replica axis ``M``).
+
+    ``inputs``: ``(n, M, *shape)``. A layer's noise does not depend on its
+    parameters, so the noise of every chain and replica is drawn in one call
+    from ``key`` (parallel tempering's temperatures, trajectory tempering's
+    saved models), then each replica's layer turns its slice into states.
+    """
+    first = jax.tree.map(lambda a: a[0], layers)
+    u = noise(first, key, inputs.shape[:2], inputs.dtype)
+    return jax.vmap(lambda layer, i, n: layer.sample_given_noise(i, n), in_axes=(0, 1, 1), out_axes=1)(layers, inputs, u)
+
+
 def check_training_data(layer: Layer, name: str, x) -> None:
     """Checks data to train on: the layer's ``check_training_data`` where it has one (Bernoulli units take
     values in ``[0, 1]``, the mean-field use of greyscale data), otherwise :meth:`Layer.check_data`."""
