@@ -263,7 +263,11 @@ def _reverse(key: Array, base: Model, params: Model, betas: Array, v0: Array, me
 def _base(params, data):
     if data is not None:
         data = _checks.data_batch("data", data, params.visible, params.W.dtype)
-    return base_rate(params, data)
+    return _base_rate(params, data)
+
+
+_base_rate = jax.jit(base_rate)
+"""One compiled program (run eagerly, the layers' ``from_data`` compile their small operations one by one)."""
 
 
 def log_partition(
@@ -362,9 +366,14 @@ def pool(results) -> AISResult:
       >>> jrbm.ais.pool([a, b]).log_weights.shape
       (20,)
     """
-    log_weights = jnp.concatenate([r.log_weights for r in results])
-    v = jnp.concatenate([r.v for r in results])
-    return AISResult(*_summary(log_weights, +1), log_weights, v)
+    return _pooled([r.log_weights for r in results], [r.v for r in results])
+
+
+@jax.jit
+def _pooled(log_weights: list, v: list) -> AISResult:
+    """:func:`pool`'s arithmetic as one program (run eagerly, its dozen small operations compile one by one)."""
+    log_weights = jnp.concatenate(log_weights)
+    return AISResult(*_summary(log_weights, +1), log_weights, jnp.concatenate(v))
 
 
 def compile_log_partition(
@@ -386,8 +395,13 @@ def compile_log_partition(
     _checks.key("key", key)
     check(params)
     n_runs = _checks.positive_int("n_runs", n_runs)
-    n_runs //= _threads(threads, n_runs, None)
-    forward.lower(key, _base(params, data), params, schedule(betas, params.W.dtype), n_runs, None).compile()
+    threads = _threads(threads, n_runs, None)
+    lowered = forward.lower(key, _base(params, data), params, schedule(betas, params.W.dtype), n_runs // threads, None)
+    lowered.compile()
+    group = lowered.out_info
+    if threads > 1:  # the groups' keys (an eager operation, compiled on its first call) and the pooling of their results
+        jax.random.fold_in(key, 0)
+        _pooled.lower([group.log_weights] * threads, [group.v] * threads).compile()
 
 
 def reverse_log_partition(

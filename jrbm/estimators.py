@@ -35,7 +35,7 @@ from jrbm import _checks, rng
 from jrbm.layers import base as layer_base
 from jrbm.model import check, flat_batch, free_energy_grad, hidden_input, visible_data
 from jrbm.params import Model
-from jrbm.sampling import negative_phase
+from jrbm.sampling import draw_rows, negative_phase
 
 
 class Estimator(Protocol):
@@ -210,7 +210,7 @@ class PCD(_PCDFields):
         check(params)
         data = flat_batch(params, data, "data")
         layer_base.check_training_data(params.visible, "data", data)
-        return data[jax.random.randint(key, (self.n_chains,), 0, data.shape[0])]
+        return draw_rows(key, data, (self.n_chains,))
 
     def grad(self, key: Array, params: Model, batch: Array, state: Array) -> tuple[Model, Array]:
         return pcd_grad(key, params, batch, state, self.k)
@@ -316,7 +316,7 @@ class FPCD(_FPCDFields):
         check(params)
         data = flat_batch(params, data, "data")
         layer_base.check_training_data(params.visible, "data", data)
-        chains = data[jax.random.randint(key, (self.n_chains,), 0, data.shape[0])]
+        chains = draw_rows(key, data, (self.n_chains,))
         return FPCDState(chains, jax.tree.map(jnp.zeros_like, params))
 
     def grad(self, key: Array, params: Model, batch: Array, state: FPCDState) -> tuple[Model, FPCDState]:

@@ -8,6 +8,7 @@ chains; a stack of models is a ``jax.vmap`` away.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -142,6 +143,14 @@ def _chain(key, params, v0, n_steps, trajectory, mesh):
     if trajectory:
         return traj.reshape((n_blocks * block,) + v0.shape)[:n_steps]
     return v
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def draw_rows(key: Array, data: Array, shape: tuple[int, ...]) -> Array:
+    """Rows of ``data`` drawn uniformly with replacement, in an array of ``shape + data.shape[1:]``: the
+    persistent chains' starting states. One compiled program: run eagerly, the draw and the gather
+    would compile half a dozen small ones, a few tenths of a second on a CPU core."""
+    return data[jax.random.randint(key, shape, 0, data.shape[0])]
 
 
 def block_size(numbers_per_sweep: int, n_steps: int) -> int:

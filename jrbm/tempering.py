@@ -91,6 +91,7 @@ from jrbm.model import (
     visible_data,
 )
 from jrbm.params import Model
+from jrbm.sampling import draw_rows
 
 
 class PTState(NamedTuple):
@@ -312,7 +313,7 @@ def pt_init(key: Array, params: Model, data: ArrayLike, betas, n_chains: int = 1
     m = betas.shape[0]
     data = flat_batch(params, data, "data")
     layer_base.check_training_data(params.visible, "data", data)
-    chains = data[jax.random.randint(key, (n, m), 0, data.shape[0])]
+    chains = draw_rows(key, data, (n, m))
     zeros = jnp.zeros((m - 1,), dtype)
     return PTState(chains=chains, step=jnp.zeros((), jnp.int32), n_accepted=zeros, n_proposed=zeros)
 

@@ -71,6 +71,7 @@ from jrbm.estimators import contrast_grad
 from jrbm.layers import base as layer_base
 from jrbm.model import check, flat_batch, free_energy_unchecked, hidden_input, visible_data, visible_input
 from jrbm.params import Model
+from jrbm.sampling import draw_rows
 from jrbm.tempering import PTState
 
 # --- ladders -----------------------------------------------------------------------------------------
@@ -267,7 +268,7 @@ def ptt_init(key: Array, ladder: Model, data: ArrayLike, n_chains: int = 100) ->
     first = model_at(ladder, 0)
     data = flat_batch(first, data, "data")
     layer_base.check_training_data(first.visible, "data", data)
-    chains = data[jax.random.randint(key, (n, t), 0, data.shape[0])]
+    chains = draw_rows(key, data, (n, t))
     zeros = jnp.zeros((t - 1,), first.W.dtype)
     return PTTState(chains=chains, step=jnp.zeros((), jnp.int32), n_accepted=zeros, n_proposed=zeros)
 
