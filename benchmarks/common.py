@@ -134,7 +134,7 @@ def device_info(prog: str = "benchmarks.run") -> dict[str, Any]:
         "optax": optax.__version__,
         "numpy": np.__version__,
         "scikit-learn": _version("sklearn"),
-        "dtype": "float32",
+        "dtype": "float64" if jax.config.jax_enable_x64 else "float32",  # the default float dtype of the run
         "default_prng": str(jax.config.jax_default_prng_impl),
         "matmul_precision": jax.config.jax_default_matmul_precision,
     }

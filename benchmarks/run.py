@@ -126,7 +126,7 @@ def _header(doc: dict, title: str) -> list[str]:
         f"- command: `{info['command']}`",
         f"- date: {info['date']}; wall time {doc['wall_s']:.0f} s",
         f"- device: {common.describe(info)}",
-        f"- JAX devices: {', '.join(info['jax_devices'])}; dtype {info['dtype']}; default PRNG {info['default_prng']}"
+        f"- JAX devices: {', '.join(info['jax_devices'])}; default float dtype {info['dtype']}; default PRNG {info['default_prng']}"
         + (f"; float32 products at {info['matmul_precision']} precision" if info.get("matmul_precision") else ""),
         f"- load average at start: {info.get('load_average_at_start')} (other jobs were sharing the machine when above the core count)",
         "",

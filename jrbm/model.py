@@ -249,7 +249,9 @@ def annealed_free_energy(base: Model, params: Model, beta, v: ArrayLike) -> Arra
     return (1 - beta) * base.visible.energy(v) + beta * params.visible.energy(v) - annealed_hidden_cgf(base, params, beta, hidden_input(params, v))
 
 
-def annealed_log_ratio(base: Model, params: Model, v: Array, inputs: Array, beta0, beta1, *, accurate: bool = True) -> Array:
+def annealed_log_ratio(
+    base: Model, params: Model, v: Array | None, inputs: Array, beta0, beta1, *, accurate: bool = True, energy_gap: Array | None = None
+) -> Array:
     """``log f_beta1(v) - log f_beta0(v)`` with ``log f_beta = -annealed_free_energy(base, params, beta, .)``.
 
     The step of an AIS weight and the log swap ratio of parallel tempering,
@@ -260,11 +262,12 @@ def annealed_log_ratio(base: Model, params: Model, v: Array, inputs: Array, beta
     as a plain difference. ``beta0`` and ``beta1`` broadcast against the
     leading dimensions of ``v``. With ``accurate=False``, always the plain
     difference: cheaper where the steps are not small (the swaps of parallel
-    tempering), about ``eps * cgf`` from the exact value.
+    tempering), about ``eps * cgf`` from the exact value. ``energy_gap``:
+    ``U_base(v) - U(v)`` where the caller has it (``v`` is then not read).
     """
     dtype = inputs.dtype
     beta0, beta1 = jnp.asarray(beta0, dtype), jnp.asarray(beta1, dtype)
-    du = base.visible.energy(v) - params.visible.energy(v)
+    du = base.visible.energy(v) - params.visible.energy(v) if energy_gap is None else energy_gap
     extra = (1,) * len(params.hidden.shape)
     b0, b1 = beta0.reshape(beta0.shape + extra), beta1.reshape(beta1.shape + extra)
     own = getattr(params.hidden, "annealed_cgf_difference", None) if accurate else None

@@ -148,8 +148,15 @@ def _chain(key, params, v0, n_steps, trajectory, mesh):
 @functools.partial(jax.jit, static_argnums=2)
 def draw_rows(key: Array, data: Array, shape: tuple[int, ...]) -> Array:
     """Rows of ``data`` drawn uniformly with replacement, in an array of ``shape + data.shape[1:]``: the
-    persistent chains' starting states. One compiled program: run eagerly, the draw and the gather
-    would compile half a dozen small ones, a few tenths of a second on a CPU core."""
+    persistent chains' starting states: ``data[jax.random.randint(key, shape, 0, len(data))]``, as one
+    compiled program (run eagerly, the draw and the gather would compile half a dozen small ones, a few
+    tenths of a second on a CPU core).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jrbm.sampling
+      >>> jrbm.sampling.draw_rows(jax.random.key(0), jnp.eye(3), (4, 2)).shape
+      (4, 2, 3)
+    """
     return data[jax.random.randint(key, shape, 0, data.shape[0])]
 
 

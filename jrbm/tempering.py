@@ -226,25 +226,43 @@ def _pt_step(key: Array, params: Model, state: PTState, betas: Array, k: int, x:
     # Swap round: pairs (m, m + 1) with m = step mod 2 (mod 2). Only these pairs' ratios are computed
     # (plain differences of the hidden cgf: a swap needs no more accuracy), the others are -inf.
     log_r = _active_log_ratios(base, params, v, x, betas, state.step % 2)  # (n_chains, M - 1)
-    active = (jnp.arange(n_temps - 1, dtype=jnp.int32) % 2) == (state.step % 2)
-    u = jax.random.uniform(key_swap, log_r.shape, dtype)
-    accept = active & (jnp.log(u) < log_r)  # u in [0, 1): r >= 1 is always accepted
-    no = jnp.zeros(accept.shape[:1] + (1,), bool)
-    from_above = jnp.concatenate([accept, no], axis=1)  # position m takes m + 1's state
-    from_below = jnp.concatenate([no, accept], axis=1)  # position m takes m - 1's state
-
-    def permute(a):
-        shape = from_above.shape + (1,) * (a.ndim - 2)
-        up, down = from_above.reshape(shape), from_below.reshape(shape)
-        return jnp.where(up, jnp.roll(a, -1, axis=1), jnp.where(down, jnp.roll(a, 1, axis=1), a))
-
+    accept, active, source = swap_moves(key_swap, log_r, state.step)
     new = PTState(
-        chains=permute(v),
+        chains=take_replicas(v, source),
         step=state.step + 1,
         n_accepted=state.n_accepted + jnp.mean(accept.astype(dtype), axis=0),
         n_proposed=state.n_proposed + active.astype(dtype),
     )
-    return new, permute(x)
+    return new, take_replicas(x, source)
+
+
+def swap_moves(key: Array, log_r: Array, step) -> tuple[Array, Array, Array]:
+    """The Metropolis decisions of one swap round between neighbouring replicas (shared by PT and PTT).
+
+    ``log_r``: ``(n_chains, M - 1)`` log ratios of the pairs ``(m, m + 1)``;
+    the round proposes the pairs with ``m = step (mod 2)``. Returns
+    ``(accept, active, source)``: ``accept`` ``(n_chains, M - 1)``, whether
+    pair ``m`` swapped (drawn as ``log u < log_r`` with ``u`` uniform of
+    ``key``, so ``r >= 1`` is always accepted); ``active`` ``(M - 1,)``, the
+    proposed pairs; ``source`` ``(n_chains, M)`` int32, the replica whose
+    state position ``m`` takes (``m + 1``, ``m - 1`` or ``m``), for
+    :func:`take_replicas`.
+    """
+    n_pairs = log_r.shape[-1]
+    active = (jnp.arange(n_pairs, dtype=jnp.int32) % 2) == (step % 2)
+    u = jax.random.uniform(key, log_r.shape, log_r.dtype)
+    accept = active & (jnp.log(u) < log_r)
+    no = jnp.zeros(accept.shape[:-1] + (1,), jnp.int32)
+    taken = accept.astype(jnp.int32)
+    from_above = jnp.concatenate([taken, no], axis=-1)  # position m takes m + 1's state
+    from_below = jnp.concatenate([no, taken], axis=-1)  # position m takes m - 1's state
+    return accept, active, jnp.arange(n_pairs + 1, dtype=jnp.int32) + from_above - from_below
+
+
+def take_replicas(a: Array, source: Array) -> Array:
+    """``a[n, source[n, m]]`` at ``[n, m]``: the states of ``a`` (``(n_chains, M, ...)``) moved by a swap round,
+    whole rows gathered in one pass."""
+    return jnp.take_along_axis(a, source.reshape(source.shape + (1,) * (a.ndim - 2)), axis=1, mode="clip")
 
 
 def _active_log_ratios(base: Model, params: Model, v: Array, x: Array, betas: Array, parity) -> Array:
@@ -260,8 +278,11 @@ def _active_log_ratios(base: Model, params: Model, v: Array, x: Array, betas: Ar
     lo = jnp.minimum(lo, n_temps - 2)
     hi = lo + 1
     b_lo, b_hi = betas[lo], betas[hi]
-    d_lo = annealed_log_ratio(base, params, jnp.take(v, lo, axis=1), jnp.take(x, lo, axis=1), b_lo, b_hi, accurate=False)
-    d_hi = annealed_log_ratio(base, params, jnp.take(v, hi, axis=1), jnp.take(x, hi, axis=1), b_lo, b_hi, accurate=False)
+    # The visible energies of every replica in one pass over the states, then picked: taking the states of
+    # each side first let XLA recompute the freshly sampled states inside each take.
+    gap = base.visible.energy(v) - params.visible.energy(v)  # (n_chains, M)
+    d_lo = annealed_log_ratio(base, params, None, jnp.take(x, lo, axis=1), b_lo, b_hi, accurate=False, energy_gap=jnp.take(gap, lo, axis=1))
+    d_hi = annealed_log_ratio(base, params, None, jnp.take(x, hi, axis=1), b_lo, b_hi, accurate=False, energy_gap=jnp.take(gap, hi, axis=1))
     out = jnp.full((v.shape[0], n_temps - 1), -jnp.inf, d_lo.dtype)
     return out.at[:, jnp.where(valid, lo, n_temps - 1)].set(d_lo - d_hi, mode="drop")
 

@@ -72,7 +72,7 @@ from jrbm.layers import base as layer_base
 from jrbm.model import check, flat_batch, free_energy_unchecked, hidden_input, visible_data, visible_input
 from jrbm.params import Model
 from jrbm.sampling import draw_rows
-from jrbm.tempering import PTState
+from jrbm.tempering import PTState, swap_moves, take_replicas
 
 # --- ladders -----------------------------------------------------------------------------------------
 
@@ -222,15 +222,8 @@ def _step(key: Array, ladder: Model, state: PTTState, k: int):
     w_forward = f_self[:, :-1] - f_down
     w_reverse = f_self[:, 1:] - f_up
     log_r = w_forward + w_reverse  # (n_chains, T - 1)
-    active = (jnp.arange(n_models - 1, dtype=jnp.int32) % 2) == (state.step % 2)
-    u = jax.random.uniform(key_swap, log_r.shape, dtype)
-    accept = active & (jnp.log(u) < log_r)
-    no = jnp.zeros(accept.shape[:1] + (1,), bool)
-    from_above = jnp.concatenate([accept, no], axis=1)
-    from_below = jnp.concatenate([no, accept], axis=1)
-    shape = from_above.shape + (1,) * (v.ndim - 2)
-    up, down = from_above.reshape(shape), from_below.reshape(shape)
-    chains = jnp.where(up, jnp.roll(v, -1, axis=1), jnp.where(down, jnp.roll(v, 1, axis=1), v))
+    accept, active, source = swap_moves(key_swap, log_r, state.step)
+    chains = take_replicas(v, source)
     new = PTTState(
         chains=chains,
         step=state.step + 1,
