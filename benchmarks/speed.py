@@ -667,6 +667,14 @@ def _ais_markdown(a: dict[str, Any], gibbs_rows: list[dict[str, Any]] = ()) -> l
             "the rest of a move is its weight (the annealed log ratio of every run, a sum over the 500 hidden units "
             "and the visible energies) and the interpolated layers at its temperature."
         )
+    floor_us = 1e6 * a["floor_fraction"] / a["sweeps_per_s"]
+    for t in a.get("targets", []):
+        if not t["passed"]:
+            why = f"\nMissed by {t['threshold'] - t['value']:.3f}. The floor (the two products of a move, timed alone) came to {floor_us:,.0f} us a move here"
+            if same:
+                why += (f", against {same[0]['us_per_sweep'] * same[0]['floor_fraction']:,.0f} us for the same two products timed "
+                        "in the Gibbs section of this run: the floor's own timing moves by that much")
+            out.append(why + ".")
     return out
 
 
