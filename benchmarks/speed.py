@@ -667,7 +667,7 @@ def _ais_markdown(a: dict[str, Any], gibbs_rows: list[dict[str, Any]] = ()) -> l
             "the rest of a move is its weight (the annealed log ratio of every run, a sum over the 500 hidden units "
             "and the visible energies) and the interpolated layers at its temperature."
         )
-    floor_us = 1e6 * a["floor_fraction"] / a["sweeps_per_s"]
+    floor_us = 1e6 * a["floor_fraction"] * a["wall_s"] / (a["n_betas"] - 1)  # the floor counts n_betas - 1 moves
     for t in a.get("targets", []):
         if not t["passed"]:
             why = f"\nMissed by {t['threshold'] - t['value']:.3f}. The floor (the two products of a move, timed alone) came to {floor_us:,.0f} us a move here"

@@ -181,7 +181,7 @@ def _ais_threads(n_runs: int) -> int:
 
 
 @jax.jit
-def mean_free_energy(params, data):
+def _mean_free_energy(params, data):
     """The mean free energy of ``data``, as one compiled program (``free_energy`` and its mean, run eagerly,
     compile a dozen small programs one by one: about 1 s on a CPU core)."""
     return jnp.mean(free_energy(params, data))
@@ -198,7 +198,7 @@ def start_evaluation(key, params, data, *, method="auto", train=None, betas=None
     data = jnp.asarray(data, params.W.dtype)
     params.visible.check_data("data", data)
     if method == "exact":
-        return {"method": "exact", "log_z": exact.log_partition(params), "mean_free_energy": mean_free_energy(params, data)}
+        return {"method": "exact", "log_z": exact.log_partition(params), "mean_free_energy": _mean_free_energy(params, data)}
     outcome: dict = {}
 
     def run():
@@ -210,7 +210,7 @@ def start_evaluation(key, params, data, *, method="auto", train=None, betas=None
     thread = threading.Thread(target=run, name="jrbm-ais", daemon=True)
     thread.start()  # before the data's free energy, whose first call compiles
     return {
-        "method": "ais", "pending": (thread, outcome), "mean_free_energy": mean_free_energy(params, data),
+        "method": "ais", "pending": (thread, outcome), "mean_free_energy": _mean_free_energy(params, data),
         "n_runs": n_runs, "n_betas": len(ais.default_betas()) if betas is None else betas,
     }  # fmt: skip
 
@@ -294,7 +294,7 @@ def _compile_ahead(params, train, test, start, args, k_eval, k_sample) -> thread
         try:
             import matplotlib.figure  # noqa: F401  (the figures' import, done while the model trains)
 
-            mean_free_energy(params, jnp.asarray(test, params.W.dtype))
+            _mean_free_energy(params, jnp.asarray(test, params.W.dtype))
             if _method(params, args.eval) == "ais":
                 ais.compile_log_partition(k_eval, params, data=train, betas=args.betas, n_runs=args.runs, threads=_ais_threads(args.runs))
             if start is not None:

@@ -263,8 +263,12 @@ def annealed_log_ratio(
     leading dimensions of ``v``. With ``accurate=False``, always the plain
     difference: cheaper where the steps are not small (the swaps of parallel
     tempering), about ``eps * cgf`` from the exact value. ``energy_gap``:
-    ``U_base(v) - U(v)`` where the caller has it (``v`` is then not read).
+    ``U_base(v) - U(v)`` where the caller has it (``v`` is then not read and
+    may be ``None``; the betas then broadcast against the batch dimensions of
+    ``inputs``).
     """
+    if v is None and energy_gap is None:
+        raise ValueError("annealed_log_ratio: expected the states v or their energy_gap, got neither")
     dtype = inputs.dtype
     beta0, beta1 = jnp.asarray(beta0, dtype), jnp.asarray(beta1, dtype)
     du = base.visible.energy(v) - params.visible.energy(v) if energy_gap is None else energy_gap

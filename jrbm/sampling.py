@@ -145,8 +145,7 @@ def _chain(key, params, v0, n_steps, trajectory, mesh):
     return v
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def draw_rows(key: Array, data: Array, shape: tuple[int, ...]) -> Array:
+def draw_rows(key: Array, data: Array, shape) -> Array:
     """Rows of ``data`` drawn uniformly with replacement, in an array of ``shape + data.shape[1:]``: the
     persistent chains' starting states: ``data[jax.random.randint(key, shape, 0, len(data))]``, as one
     compiled program (run eagerly, the draw and the gather would compile half a dozen small ones, a few
@@ -157,6 +156,11 @@ def draw_rows(key: Array, data: Array, shape: tuple[int, ...]) -> Array:
       >>> jrbm.sampling.draw_rows(jax.random.key(0), jnp.eye(3), (4, 2)).shape
       (4, 2, 3)
     """
+    return _draw_rows(key, data, tuple(int(n) for n in shape))
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _draw_rows(key: Array, data: Array, shape: tuple[int, ...]) -> Array:
     return data[jax.random.randint(key, shape, 0, data.shape[0])]
 
 
