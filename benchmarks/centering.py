@@ -81,12 +81,13 @@ def pydeep_start(key, train, centred: bool):
     n_v, n_h = train.shape[1], 16
     bound = 4.0 * np.sqrt(6.0 / (n_v + n_h))
     W = jax.random.uniform(key, (n_v, n_h), jnp.float32, -bound, bound)
-    mean = np.clip(np.asarray(train, np.float64).mean(axis=0), 0.001, 0.999)
-    b = jnp.asarray(np.log(mean) - np.log1p(-mean), jnp.float32)
+    mu = np.asarray(train, np.float64).mean(axis=0)
+    p = np.clip(mu, 0.001, 0.999)
+    b = jnp.asarray(np.log(p) - np.log1p(-p), jnp.float32)
     c = jnp.zeros((n_h,), jnp.float32)
     if centred:
         b = b - 0.5 * W.sum(axis=1)
-        c = c - jnp.asarray(np.asarray(train, np.float64).mean(axis=0), jnp.float32) @ W
+        c = c - jnp.asarray(mu, jnp.float32) @ W
     return jrbm.BernoulliRBM(W, b, c)
 
 
