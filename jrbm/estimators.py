@@ -24,6 +24,7 @@ interface so that :func:`jrbm.fit` takes any of them:
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -57,18 +58,45 @@ class Estimator(Protocol):
     def grad(self, key: Array, params: Model, batch: Array, state: Any) -> tuple[Model, Any]: ...
 
 
-def contrast_grad(params: Model, v_data: Array, inputs_data: Array, v_model: Array, inputs_model: Array) -> Model:
-    """``mean d F(v_data) - mean d F(v_model)`` from the hidden inputs already computed, in one pass.
+STACK_LIMIT = 1 << 16
+"""Largest stacked batch (rows x visible units, both phases) that :func:`contrast_grad` stacks into one product.
 
-    The positive and negative statistics are stacked so each weight gradient
-    is a single ``(I, B + M) @ (B + M, J)`` product.
+Below it, one ``(I, B + M) @ (B + M, J)`` product beats two small ones (a
+small model's update is bound by the count of operations); above it, copying
+both batches into one array costs more than the second product saves (at
+784 x 500 and batch 10,000 a CD-1 update took 14% less time with two products
+on a 2-core CPU; at bars-and-stripes' 32 x 16 per run, 8% more).
+"""
+
+
+def contrast_grad(
+    params: Model,
+    v_data: Array,
+    inputs_data: Array,
+    v_model: Array,
+    inputs_model: Array,
+    model_weights: Array | None = None,
+) -> Model:
+    """``mean d F(v_data) - sum_m model_weights_m d F(v_model_m)`` from the hidden inputs already computed.
+
+    ``model_weights`` (``(M,)``, summing to 1) default to the mean. The two
+    phases are stacked into one product per weight gradient when they are
+    small (:data:`STACK_LIMIT`), and taken as two products otherwise.
     """
     n, m = v_data.shape[0], v_model.shape[0]
     dtype = v_data.dtype
-    w = jnp.concatenate([jnp.full((n,), 1.0 / n, dtype), jnp.full((m,), -1.0 / m, dtype)])
-    return free_energy_grad(
-        params, jnp.concatenate([v_data, v_model]), w, jnp.concatenate([inputs_data, inputs_model])
-    )
+    w_data = jnp.full((n,), 1.0 / n, dtype)
+    w_model = jnp.full((m,), 1.0 / m, dtype) if model_weights is None else model_weights.astype(dtype)
+    if (n + m) * math.prod(params.visible.shape) <= STACK_LIMIT:
+        return free_energy_grad(
+            params,
+            jnp.concatenate([v_data, v_model]),
+            jnp.concatenate([w_data, -w_model]),
+            jnp.concatenate([inputs_data, inputs_model]),
+        )
+    positive = free_energy_grad(params, v_data, w_data, inputs_data)
+    negative = free_energy_grad(params, v_model, w_model, inputs_model)
+    return jax.tree.map(jnp.subtract, positive, negative)
 
 
 def cd_grad(key: Array, params: Model, v: ArrayLike, k: int = 1) -> Model:

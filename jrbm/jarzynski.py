@@ -58,8 +58,9 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from jrbm import _checks, rng
+from jrbm.estimators import contrast_grad
 from jrbm.layers import base as layer_base
-from jrbm.model import check, flat_batch, free_energy_grad, free_energy_unchecked, hidden_input, visible_data
+from jrbm.model import check, flat_batch, free_energy_unchecked, hidden_input, visible_data
 from jrbm.params import Model
 from jrbm.sampling import negative_phase
 
@@ -207,11 +208,7 @@ def _jarzynski_grad(key, params, v, state, ess_threshold, k):
     inputs = inputs[idx]
     log_w = jnp.where(resample, jnp.zeros_like(log_w), log_w)
     v_k, inputs_k = negative_phase(key_sweep, params, inputs, k)
-    b, dtype = v.shape[0], v.dtype
-    weights = jnp.concatenate([jnp.full((b,), 1.0 / b, dtype), -jax.nn.softmax(log_w).astype(dtype)])
-    grads = free_energy_grad(
-        params, jnp.concatenate([v, v_k]), weights, jnp.concatenate([hidden_input(params, v), inputs_k])
-    )
+    grads = contrast_grad(params, v, hidden_input(params, v), v_k, inputs_k, jax.nn.softmax(log_w))
     new = JarzynskiState(
         v_k, log_w, free_energy_unchecked(params, v_k, inputs_k), state.n_resampled + resample.astype(state.n_resampled.dtype)
     )

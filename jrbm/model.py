@@ -320,8 +320,8 @@ def _side_grad(params: Model, x: Array, weights: Array, own: str, inputs: Array 
     def own_free_energy(layer, xi, fi):
         return layer.energy(xi) - jnp.sum(layer.statistic(xi) * fi)
 
-    d_own = jax.vmap(jax.grad(own_free_energy), in_axes=(None, 0, 0))(own_layer, x, field)
-    d_own = jax.tree.map(lambda g: jnp.tensordot(weights, g, axes=1), d_own)
+    _, pullback = jax.vjp(lambda layer: jax.vmap(own_free_energy, in_axes=(None, 0, 0))(layer, x, field), own_layer)
+    (d_own,) = pullback(weights)
     d_other = jax.tree.map(lambda g: jnp.tensordot(weights, g, axes=1), d_other)
     d_other = jax.tree.map(jnp.negative, d_other)
     dW = dW.reshape(params.W.shape)

@@ -93,7 +93,7 @@ class Potts(NamedTuple):
         return int(self.theta.shape[-1])
 
     def energy(self, x: Array) -> Array:
-        return -jnp.sum(x * self.theta, axis=(-2, -1))
+        return -jnp.tensordot(x, self.theta, axes=2)
 
     def statistic(self, x: Array) -> Array:
         return x

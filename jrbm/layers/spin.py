@@ -52,7 +52,7 @@ class Spin(NamedTuple):
         return tuple(self.theta.shape)
 
     def energy(self, x: Array) -> Array:
-        return -jnp.sum(x * self.theta, axis=-1)
+        return -(x @ self.theta)
 
     def statistic(self, x: Array) -> Array:
         return x
