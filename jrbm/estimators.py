@@ -76,18 +76,24 @@ def contrast_grad(
     v_model: Array,
     inputs_model: Array,
     model_weights: Array | None = None,
+    stack: bool | None = None,
 ) -> Model:
     """``mean d F(v_data) - sum_m model_weights_m d F(v_model_m)`` from the hidden inputs already computed.
 
     ``model_weights`` (``(M,)``, summing to 1) default to the mean. The two
-    phases are stacked into one product per weight gradient when they are
-    small (:data:`STACK_LIMIT`), and taken as two products otherwise.
+    phases are stacked into one product per weight gradient when ``stack``
+    is true, and taken as two products when it is false; by default, stacked
+    when they are small (:data:`STACK_LIMIT`). A caller whose ``v_model`` is
+    a fresh draw passes ``stack=False``: XLA on a CPU recomputes the draw
+    inside the copy that stacking makes.
     """
     n, m = v_data.shape[0], v_model.shape[0]
     dtype = v_data.dtype
     w_data = jnp.full((n,), 1.0 / n, dtype)
     w_model = jnp.full((m,), 1.0 / m, dtype) if model_weights is None else model_weights.astype(dtype)
-    if (n + m) * math.prod(params.visible.shape) <= STACK_LIMIT:
+    if stack is None:
+        stack = (n + m) * math.prod(params.visible.shape) <= STACK_LIMIT
+    if stack:
         return free_energy_grad(
             params,
             jnp.concatenate([v_data, v_model]),

@@ -96,6 +96,18 @@ class Layer(Protocol):
         ``statistic(x) = scale * layer_beta.statistic(x)`` (``scale`` broadcasts against ``shape``)."""
 
 
+def linear_energy(x: Array, theta: Array) -> Array:
+    """``-sum(x * theta)`` over the unit axes (the last ``theta.ndim`` axes of ``x``): a linear layer's energy.
+
+    Written as a product, so that the gradient of a batch's energies is one
+    too (:func:`jrbm.model.free_energy_grad`) and XLA reads a freshly drawn
+    ``x`` once instead of drawing it again inside each elementwise consumer;
+    at full float32 precision, which GPUs and TPUs do not use for products by
+    default.
+    """
+    return -jnp.tensordot(x, theta, axes=theta.ndim, precision=lax.Precision.HIGHEST)
+
+
 def noise(layer: Layer, key: Array, batch_shape: tuple[int, ...], dtype) -> Array:
     """:meth:`Layer.noise` drawn with :func:`jrbm.rng.noise_key` of ``key``: how every sampler in jrbm draws a layer's noise."""
     return layer.noise(rng.noise_key(key), tuple(batch_shape), dtype)

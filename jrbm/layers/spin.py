@@ -52,7 +52,7 @@ class Spin(NamedTuple):
         return tuple(self.theta.shape)
 
     def energy(self, x: Array) -> Array:
-        return -(x @ self.theta)
+        return base.linear_energy(x, self.theta)
 
     def statistic(self, x: Array) -> Array:
         return x
