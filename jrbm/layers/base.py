@@ -51,7 +51,10 @@ class Layer(Protocol):
 
     Shapes: a layer's states have shape ``shape`` (``(n,)``, or ``(n, q)``
     for ``n`` Potts units of ``q`` states); every method takes any leading
-    batch shape. ``energy`` and ``cgf`` sum over the layer's units.
+    batch shape of its states (and inputs), while the layer's own parameters
+    have the unit shape only: a stack of layers (a leading axis on every
+    leaf, as tempering's replicas) is used through ``jax.vmap``. ``energy``
+    and ``cgf`` sum over the layer's units.
     """
 
     @property
