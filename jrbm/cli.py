@@ -120,6 +120,10 @@ def _estimator(args):
         return PCD(args.k, args.chains)
     if args.estimator == "fpcd":
         return FPCD(args.k, args.chains, fast_lr=args.lr)
+    if args.estimator == "jarzynski":
+        from jrbm.jarzynski import JarzynskiPCD
+
+        return JarzynskiPCD(args.k, args.chains)
     from jrbm.tempering import PT
 
     return PT(args.temperatures, args.k, n_chains=args.chains)
@@ -432,10 +436,11 @@ def parser() -> argparse.ArgumentParser:
                    help='built-in data set (its train/test split is fixed); mnist: pip install "jrbm[mnist]"')
     t.add_argument("--model", choices=("bernoulli", "gaussian"), default=None, help="visible units; None: gaussian for two-laplace, else bernoulli")
     t.add_argument("--hidden", type=int, default=64, help="hidden units (Bernoulli)")
-    t.add_argument("--estimator", choices=("cd", "pcd", "fpcd", "pt"), default="pcd",
-                   help="gradient estimator: contrastive divergence, persistent CD, fast PCD (fast learning rate --lr), parallel tempering")
+    t.add_argument("--estimator", choices=("cd", "pcd", "fpcd", "jarzynski", "pt"), default="pcd",
+                   help="gradient estimator: contrastive divergence, persistent CD, fast PCD (fast learning rate --lr), "
+                        "Jarzynski-weighted PCD (resampling below half the chains' effective sample size), parallel tempering")
     t.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update")
-    t.add_argument("--chains", type=int, default=100, help="persistent chains (pcd, fpcd, pt)")
+    t.add_argument("--chains", type=int, default=100, help="persistent chains (pcd, fpcd, jarzynski, pt)")
     t.add_argument("--temperatures", type=int, default=10, help="replicas for pt")
     t.add_argument("--epochs", type=int, default=200, help="passes over the training data")
     t.add_argument("--batch-size", type=int, default=20, help="examples per update")

@@ -117,10 +117,11 @@ def test_help_shows_defaults_and_sigma():
     assert "--sigma" in text and "(default: 64)" in text and "(default: digits)" in text
 
 
-def test_resume_extends_a_run_to_the_uninterrupted_result(tmp_path, capsys):
+@pytest.mark.parametrize("estimator", ["pcd", "jarzynski"])
+def test_resume_extends_a_run_to_the_uninterrupted_result(tmp_path, capsys, estimator):
     """3 epochs, then --resume to 6, give the parameters of one 6-epoch run bit for bit; the curves hold the
     exact likelihood measured during training (bars and stripes is enumerable, so --monitor auto measures it)."""
-    common = ["--dataset", "bars-and-stripes", "--hidden", 6, "--estimator", "pcd", "--chains", 10, "--samples", 2,
+    common = ["--dataset", "bars-and-stripes", "--hidden", 6, "--estimator", estimator, "--chains", 10, "--samples", 2,
               "--sample-steps", 2, "--eval-every", 2, "--quiet"]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert run("train", *common, "--epochs", 6, "--out", whole) == 0
