@@ -87,7 +87,7 @@ from jax.typing import ArrayLike
 from jrbm import _checks, rng
 from jrbm.estimators import contrast_grad
 from jrbm.layers import base as layer_base
-from jrbm.model import check, flat_batch, hidden_data, hidden_input, visible_data, visible_input
+from jrbm.model import check, coupling, flat_batch, hidden_data, hidden_input, visible_data, visible_input
 from jrbm.params import Model
 from jrbm.sampling import negative_phase
 
@@ -249,15 +249,6 @@ def _check_state(params: Model, state) -> JarzynskiState:
     )
 
 
-def _row_sum(x: Array, n: int) -> Array:
-    return jnp.sum(x.reshape(n, -1), axis=-1)
-
-
-def _energy(visible, hidden, v: Array, h: Array, coupling: Array) -> Array:
-    """``E(v, h) = U_vis(v) + U_hid(h) - coupling``, the couplings' term given per state."""
-    return visible.energy(v) + hidden.energy(h) - coupling
-
-
 @rng.jit(static_argnames=("k",))
 def _jarzynski_grad(key, params, v, state, ess_threshold, k):
     """One update of :class:`JarzynskiPCD`: reweight to ``params``, resample if the ESS is low, sweep, estimate."""
@@ -267,8 +258,8 @@ def _jarzynski_grad(key, params, v, state, ess_threshold, k):
     n = x.shape[0]
     old_vis, old_hid = state.layers
     field = visible_input(params, h)  # W s_hid(h): E_theta' of the chains, then the first half-sweep's input
-    e_old = _energy(old_vis, old_hid, x, h, _row_sum(old_hid.statistic(h) * state.inputs, n))
-    e_new = _energy(vis, hid, x, h, _row_sum(vis.statistic(x) * field, n))
+    e_old = old_vis.energy(x) + old_hid.energy(h) - coupling(old_hid, h, state.inputs)
+    e_new = vis.energy(x) + hid.energy(h) - coupling(vis, x, field)
     log_w = _normalised(state.log_weights + e_old - e_new)
     resample = _ess(log_w) < ess_threshold
     idx = jnp.where(resample, _systematic(key_resample, log_w), jnp.arange(n, dtype=jnp.int32))
@@ -371,7 +362,7 @@ class JarzynskiPCD(_JarzynskiFields):
         chains = layer_base.sample(params.visible, key_v, jnp.zeros((n,) + params.visible.shape, dtype))
         hidden = layer_base.sample(params.hidden, key_h, jnp.zeros((n,) + params.hidden.shape, dtype))
         inputs = hidden_input(params, chains)
-        log_w = _normalised(_row_sum(params.hidden.statistic(hidden) * inputs, n))  # E_{W=0}(v, h) - E_theta0(v, h)
+        log_w = _normalised(coupling(params.hidden, hidden, inputs))  # E_{W=0}(v, h) - E_theta0(v, h)
         return JarzynskiState(chains, hidden, inputs, (params.visible, params.hidden), log_w, jnp.zeros((), jnp.int32))
 
     def grad(self, key: Array, params: Model, batch: ArrayLike, state: JarzynskiState) -> tuple[Model, JarzynskiState]:

@@ -108,6 +108,17 @@ def visible_input(params: Model, h: Array) -> Array:
     return couple_to_visible(params, params.hidden.statistic(h))
 
 
+def coupling(layer, x: Array, inputs: Array) -> Array:
+    """``<s(x), inputs>`` summed over ``layer``'s unit axes: the couplings' term of the energy, from one side.
+
+    ``x``: states of ``layer``; ``inputs``: that layer's input from the other
+    (``I_hid(v)`` for the hidden layer, ``I_vis(h)`` for the visible one);
+    both sides give ``<s_vis(v), W s_hid(h)>``.
+    """
+    c = layer.statistic(x) * inputs
+    return jnp.sum(c.reshape(c.shape[: c.ndim - len(layer.shape)] + (-1,)), axis=-1)
+
+
 def free_energy_unchecked(params: Model, v: Array, inputs: Array | None = None) -> Array:
     """:func:`free_energy` of checked states, for use inside compiled code (``inputs``: ``I_hid(v)`` if known)."""
     inputs = hidden_input(params, v) if inputs is None else inputs
@@ -136,9 +147,7 @@ def energy(params: Model, v: ArrayLike, h: ArrayLike) -> Array:
     vb = v.shape[: v.ndim - len(params.visible.shape)]
     hb = h.shape[: h.ndim - len(params.hidden.shape)]
     _checks.broadcastable(("v", vb), ("h", hb))
-    coupling = hidden_input(params, v) * params.hidden.statistic(h)
-    coupling = jnp.sum(coupling.reshape(coupling.shape[: coupling.ndim - len(params.hidden.shape)] + (-1,)), axis=-1)
-    return params.visible.energy(v) + params.hidden.energy(h) - coupling
+    return params.visible.energy(v) + params.hidden.energy(h) - coupling(params.hidden, h, hidden_input(params, v))
 
 
 def free_energy(params: Model, v: ArrayLike) -> Array:

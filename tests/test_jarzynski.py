@@ -102,6 +102,16 @@ def move():
     return dict(theta0=theta0, theta1=theta1, batch=batch, p0=p0, q0=q0, E0=E0, E1=E1, exact=exact, b1=b1, pcd=pcd)
 
 
+def test_the_move_thins_joint_weights_more_than_free_energy_weights(move):
+    """The effective sample sizes the module docstring quotes for this move: exact theta0 draws reweighted to
+    theta1, by the joint energy of (v, h) and by the free energy of v (its average over h)."""
+    q0, q1 = move["q0"], _joint_tables(move["theta1"])[1]
+    p0, p1 = move["p0"], bb_marginal(move["theta1"])
+    joint, marginal = 1 / np.sum(q1**2 / q0), 1 / np.sum(p1**2 / p0)
+    assert joint < marginal
+    assert (round(joint, 2), round(marginal, 2)) == (0.38, 0.72)
+
+
 def _exact_start_state(key, theta0, q0, n):
     """n chains (v, h) drawn exactly from p_theta0(v, h) (by enumeration), uniform weights, last updated at theta0."""
     idx = jax.random.choice(key, len(q0), (n,), p=jnp.asarray(q0))
