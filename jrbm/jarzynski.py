@@ -81,7 +81,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax import Array
+from jax import Array, lax
 from jax.typing import ArrayLike
 
 from jrbm import _checks, rng
@@ -255,15 +255,14 @@ def _jarzynski_grad(key, params, v, state, ess_threshold, k):
     key_resample, key_v, key_rest = jax.random.split(key, 3)
     vis, hid = params.visible, params.hidden
     x, h = state.chains, state.hidden
-    n = x.shape[0]
     old_vis, old_hid = state.layers
     field = visible_input(params, h)  # W s_hid(h): E_theta' of the chains, then the first half-sweep's input
     e_old = old_vis.energy(x) + old_hid.energy(h) - coupling(old_hid, h, state.inputs)
     e_new = vis.energy(x) + hid.energy(h) - coupling(vis, x, field)
     log_w = _normalised(state.log_weights + e_old - e_new)
     resample = _ess(log_w) < ess_threshold
-    idx = jnp.where(resample, _systematic(key_resample, log_w), jnp.arange(n, dtype=jnp.int32))
-    field = field[idx]
+    # A branch: one model searches only when it resamples (under vmap, both sides run and a select picks).
+    field = lax.cond(resample, lambda f: f[_systematic(key_resample, log_w)], lambda f: f, field)
     log_w = jnp.where(resample, jnp.zeros_like(log_w), log_w)
     v_k = layer_base.sample(vis, key_v, field)  # the sweeps: v ~ p(v | h), then h ~ p(h | v), k times
     inputs_k = hidden_input(params, v_k)
