@@ -648,7 +648,7 @@ def render_doc(doc: dict) -> str:
             f"\n\nWhy the two costs differ: one model's update is bound by the count of its operations. CD-10 runs its "
             f"sweep 10 times on 32 rows, and {JARZYNSKI} runs it once on {mine['chain_sweeps']} chains with a few more "
             f"elementwise steps, so its update takes {mine['vs_cd10']:.2f}x CD-10's time. Vmapped over {mine['batched']['n_runs']} runs, "
-            f"the arithmetic counts: {JARZYNSKI} draws as many random numbers as CD-10 and adds the weights, the resampling "
+            f"the arithmetic counts: {JARZYNSKI} draws as many random numbers as CD-10 and adds the weights "
             f"and the gradient's product over all its chains, so its update takes {mine['batched']['vs_cd10']:.2f}x."
         )
     return text

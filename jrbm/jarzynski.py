@@ -81,7 +81,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax import Array, lax
+from jax import Array, custom_batching, lax
 from jax.typing import ArrayLike
 
 from jrbm import _checks, rng
@@ -151,6 +151,31 @@ def _systematic(key: Array, log_weights: Array) -> Array:
     cdf = jnp.cumsum(jax.nn.softmax(log_weights))
     positions = (jnp.arange(n, dtype=cdf.dtype) + jax.random.uniform(key, (), cdf.dtype)) / n
     return jnp.clip(jnp.searchsorted(cdf, positions, side="right"), 0, n - 1).astype(jnp.int32)
+
+
+def _resample_one(resample: Array, key: Array, log_weights: Array, rows: Array) -> Array:
+    """``rows`` resampled by :func:`_systematic` when ``resample``, else as they are: a branch, so that the
+    search runs only at the updates that resample."""
+    return lax.cond(resample, lambda r: r[_systematic(key, log_weights)], lambda r: r, rows)
+
+
+@custom_batching.custom_vmap
+def _resampled(resample: Array, key: Array, log_weights: Array, rows: Array) -> Array:
+    """:func:`_resample_one`, whose ``vmap`` searches only when some member of the batch resamples.
+
+    Under ``vmap`` a ``lax.cond`` on a batched predicate runs both branches;
+    here the batch takes one branch on ``any(resample)`` and each member then
+    picks its own (:func:`jrbm.fit_ensemble` and the bars-and-stripes protocol
+    train many models at once, which rarely resample at the same update).
+    """
+    return _resample_one(resample, key, log_weights, rows)
+
+
+@_resampled.def_vmap
+def _resampled_vmap(axis_size, in_batched, resample, key, log_weights, rows):
+    args = [a if b else jnp.broadcast_to(a, (axis_size, *jnp.shape(a))) for a, b in zip((resample, key, log_weights, rows), in_batched)]
+    out = lax.cond(jnp.any(args[0]), lambda: jax.vmap(_resample_one)(*args), lambda: args[3])
+    return out, True
 
 
 def _check_log_weights(log_weights) -> Array:
@@ -261,8 +286,7 @@ def _jarzynski_grad(key, params, v, state, ess_threshold, k):
     e_new = vis.energy(x) + hid.energy(h) - coupling(vis, x, field)
     log_w = _normalised(state.log_weights + e_old - e_new)
     resample = _ess(log_w) < ess_threshold
-    # A branch: one model searches only when it resamples (under vmap, both sides run and a select picks).
-    field = lax.cond(resample, lambda f: f[_systematic(key_resample, log_w)], lambda f: f, field)
+    field = _resampled(resample, key_resample, log_w, field)
     log_w = jnp.where(resample, jnp.zeros_like(log_w), log_w)
     v_k = layer_base.sample(vis, key_v, field)  # the sweeps: v ~ p(v | h), then h ~ p(h | v), k times
     inputs_k = hidden_input(params, v_k)

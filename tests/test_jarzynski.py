@@ -327,6 +327,24 @@ def test_resampling_happens_exactly_below_the_threshold_and_resets_the_weights(m
             assert float(est.diagnostics(new)["ess"]) == pytest.approx(ess, rel=1e-9)
 
 
+def test_batched_resampling_equals_each_member_resampling_alone():
+    """Under vmap the resampling step branches once for the batch: each member's rows still match its own
+    update (members that resample and members that do not, nested vmaps, unbatched arguments, none resampling)."""
+    from jrbm.jarzynski import _resample_one, _resampled
+
+    rows = jax.random.normal(jax.random.key(2), (7, 3))
+    log_w = jax.random.normal(jax.random.key(1), (2, 5, 7)) * 2.0
+    keys = jax.random.split(jax.random.key(3), (2, 5))
+    for resample in (jnp.zeros((2, 5), bool).at[1, 2].set(True).at[0, 4].set(True), jnp.zeros((2, 5), bool)):
+        expected = np.array([[_resample_one(resample[a, b], keys[a, b], log_w[a, b], rows) for b in range(5)] for a in range(2)])
+        inner = jax.vmap(_resampled, in_axes=(0, 0, 0, None))
+        np.testing.assert_array_equal(jax.jit(jax.vmap(inner, in_axes=(0, 0, 0, None)))(resample, keys, log_w, rows), expected)
+        one_key = jax.vmap(_resampled, in_axes=(0, None, 0, None))(resample[1], keys[1, 2], log_w[1], rows)
+        np.testing.assert_array_equal(one_key[2], _resample_one(True, keys[1, 2], log_w[1, 2], rows) if resample[1, 2] else rows)
+        assert np.array_equal(expected[1, 2], rows) != bool(resample[1, 2])  # the member that resamples moves its rows
+        np.testing.assert_array_equal(expected[1, 3], rows)
+
+
 # --- 4. training: fit, fit_ensemble, resume, checkpoints, a mesh -------------------------------------------
 
 
