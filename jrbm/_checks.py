@@ -180,6 +180,11 @@ def key(name: str, k) -> None:
     """Raises unless ``k`` is a JAX PRNG key (new-style or raw uint32[2])."""
     dt = getattr(k, "dtype", None)
     if dt is not None and jax.dtypes.issubdtype(dt, jax.dtypes.prng_key):
+        if k.shape != ():
+            raise ValueError(
+                f"{name}: expected one jax.random key (shape ()), got a batch of keys of shape {tuple(k.shape)}; "
+                "pass one key, or jax.vmap over the batch"
+            )
         return
     if dt is not None and dt == jnp.uint32 and getattr(k, "shape", None) == (2,):
         return

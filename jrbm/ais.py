@@ -263,6 +263,7 @@ def _reverse(key: Array, base: Model, params: Model, betas: Array, v0: Array, me
 def _base(params, data):
     if data is not None:
         data = _checks.data_batch("data", data, params.visible, params.W.dtype)
+        layer_base.check_training_data(params.visible, "data", data)
     return _base_rate(params, data)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import threading
@@ -332,33 +333,40 @@ def cmd_train(args) -> dict:
     log_likelihood, ais_kwargs = _monitor(params, args)
     ahead = _compile_ahead(params, train, test, test if image_shape is not None else None, args, k_eval, k_sample)
     t0 = time.perf_counter()
-    params, history = fit(
-        k_fit, params, train,
-        optimizer=_optimizer(args),
-        estimator=_estimator(args),
-        epochs=args.epochs,
-        batch_size=min(args.batch_size, len(train)),
-        validation=test,
-        learn_sigma=args.learn_sigma,
-        sigma_warmup=args.sigma_warmup,
-        log_likelihood=log_likelihood,
-        eval_every=args.eval_every,
-        ais_kwargs=ais_kwargs,
-        progress=not args.quiet,
-        checkpoint_dir=args.out,
-        checkpoint_every=args.checkpoint_every,
-    )
+    try:
+        params, history = fit(
+            k_fit, params, train,
+            optimizer=_optimizer(args),
+            estimator=_estimator(args),
+            epochs=args.epochs,
+            batch_size=min(args.batch_size, len(train)),
+            validation=test,
+            learn_sigma=args.learn_sigma,
+            sigma_warmup=args.sigma_warmup,
+            log_likelihood=log_likelihood,
+            eval_every=args.eval_every,
+            ais_kwargs=ais_kwargs,
+            progress=not args.quiet,
+            checkpoint_dir=args.out,
+            checkpoint_every=args.checkpoint_every,
+        )
+    finally:  # also when training fails: a process that exits while the thread is inside XLA aborts
+        ahead.join()
     t1 = time.perf_counter()
-    ahead.join()
     # AIS and the sample chains run (asynchronously) while the curves and filters are drawn.
     pending = start_evaluation(k_eval, params, test, method=args.eval, train=train, betas=args.betas, n_runs=args.runs)
-    if image_shape is not None:
-        v = gibbs_chain(k_sample, params, jnp.asarray(test[: args.samples], params.W.dtype), args.sample_steps)
-    _write_figure(os.path.join(args.out, "curves.png"), plots.learning_curves(history))
-    if image_shape is not None:
-        _write_figure(os.path.join(args.out, "filters.png"), plots.filters(params, image_shape))
-    else:
-        _write_figure(os.path.join(args.out, "density.png"), plots.density_2d(params, np.asarray(test[:2000])))
+    try:
+        if image_shape is not None:
+            v = gibbs_chain(k_sample, params, jnp.asarray(test[: args.samples], params.W.dtype), args.sample_steps)
+        _write_figure(os.path.join(args.out, "curves.png"), plots.learning_curves(history))
+        if image_shape is not None:
+            _write_figure(os.path.join(args.out, "filters.png"), plots.filters(params, image_shape))
+        else:
+            _write_figure(os.path.join(args.out, "density.png"), plots.density_2d(params, np.asarray(test[:2000])))
+    except BaseException:
+        if "pending" in pending:  # the AIS thread, as above
+            pending["pending"][0].join()
+        raise
     result = finish_evaluation(pending)
     result["train_seconds"] = t1 - t0
     result["split"] = "test"
@@ -384,6 +392,11 @@ def cmd_evaluate(args) -> dict:
     if dataset == meta.get("dataset"):
         _check_no_overlap(dataset, meta, args.split)
     data = test if args.split == "test" else train
+    if args.dataset is None and "dataset" not in meta and tuple(data.shape[1:]) != tuple(params.visible.shape):
+        raise ValueError(
+            f"{args.checkpoint}: its metadata does not name the data set it was trained on, and its visible layer has "
+            f"shape {tuple(params.visible.shape)} where {dataset}'s examples have shape {tuple(data.shape[1:])}; pass --dataset"
+        )
     result = evaluate_params(jax.random.key(args.seed), params, data, method=args.method, train=train, betas=args.betas, n_runs=args.runs)
     result.update(dataset=dataset, split=args.split)
     return result
@@ -426,6 +439,27 @@ def summary(command: str, result: dict, args) -> str:
     return text
 
 
+def _number(convert, what: str, ok):
+    """An argparse ``type`` that converts with ``convert`` and refuses values outside ``ok`` (argparse names the option)."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+
+    return parse
+
+
+_positive_int = _number(int, "a positive integer", lambda x: x > 0)
+_positive_float = _number(float, "a finite positive number", lambda x: math.isfinite(x) and x > 0)
+_nonnegative_float = _number(float, "a finite number >= 0", lambda x: math.isfinite(x) and x >= 0)
+_momentum = _number(float, "a number in [0, 1)", lambda x: 0 <= x < 1)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jrbm", description="Restricted Boltzmann machines in JAX.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -445,9 +479,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=200, help="passes over the training data")
     t.add_argument("--batch-size", type=int, default=20, help="examples per update")
     t.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="None: sgd for bernoulli, adam for gaussian visible units")
-    t.add_argument("--lr", type=float, default=None, help="learning rate; None: 0.05 for sgd, 0.003 for adam")
-    t.add_argument("--momentum", type=float, default=0.5, help="SGD momentum (0: none)")
-    t.add_argument("--weight-decay", type=float, default=1e-4, help="L2 decay of the weights W (not the fields)")
+    t.add_argument("--lr", type=_positive_float, default=None, help="learning rate; None: 0.05 for sgd, 0.003 for adam")
+    t.add_argument("--momentum", type=_momentum, default=0.5, help="SGD momentum (0: none)")
+    t.add_argument("--weight-decay", type=_nonnegative_float, default=1e-4, help="L2 decay of the weights W (not the fields)")
     t.add_argument("--sigma", type=float, default=None,
                    help="gaussian: initial standard deviation of the visible units; None: 1, or 0.7 with --learn-sigma")
     t.add_argument("--learn-sigma", action="store_true", help="gaussian: learn log_sigma (otherwise fixed at --sigma)")
@@ -456,7 +490,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--eval", choices=("auto", "exact", "ais"), default="auto", help="test log-likelihood: exact up to 2^20 states (auto), else AIS")
     t.add_argument("--betas", type=int, default=None, help="AIS temperatures (default: 14,500 of Salakhutdinov & Murray)")
     t.add_argument("--runs", type=int, default=100, help="AIS runs")
-    t.add_argument("--samples", type=int, default=64, help="Gibbs chains drawn for samples.png, started at test examples")
+    t.add_argument("--samples", type=_positive_int, default=64, help="Gibbs chains drawn for samples.png, started at test examples")
     t.add_argument("--sample-steps", type=int, default=1000, help="Gibbs sweeps of those chains")
     t.add_argument("--seed", type=int, default=0, help="key of the initialisation, training, evaluation and samples (not of the data split, which is fixed)")
     t.add_argument("--monitor", choices=("auto", "exact", "ais", "none"), default="auto",
@@ -482,7 +516,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="run Gibbs chains from a checkpoint", formatter_class=fmt)
     s.add_argument("checkpoint", help="a params.npz written by train or jrbm.save")
-    s.add_argument("--n", type=int, default=64, help="chains, started at draws of the visible layer alone")
+    s.add_argument("--n", type=_positive_int, default=64, help="chains, started at draws of the visible layer alone")
     s.add_argument("--steps", type=int, default=1000, help="Gibbs sweeps")
     s.add_argument("--seed", type=int, default=0, help="key of the chains")
     s.add_argument("--out", default="samples.png", help="the PNG grid; the states go to the same name with .npy")

@@ -134,7 +134,9 @@ def cd_grad(key: Array, params: Model, v: ArrayLike, k: int = 1) -> Model:
     _checks.key("key", key)
     k = _checks.static_positive_int("k", k)
     check(params)
-    return _cd_grad(key, params, flat_batch(params, v, "v"), k)
+    v = flat_batch(params, v, "v")
+    layer_base.check_training_data(params.visible, "v", v)
+    return _cd_grad(key, params, v, k)
 
 
 @rng.jit(static_argnames=("k",))
@@ -156,7 +158,10 @@ def pcd_grad(key: Array, params: Model, v: ArrayLike, chains: ArrayLike, k: int 
     k = _checks.static_positive_int("k", k)
     check(params)
     chains = visible_data(params, chains, "chains")
-    grads, v_k = _pcd_grad(key, params, flat_batch(params, v, "v"), flat_batch(params, chains, "chains"), k)
+    v = flat_batch(params, v, "v")
+    layer_base.check_training_data(params.visible, "v", v)
+    layer_base.check_training_data(params.visible, "chains", chains)
+    grads, v_k = _pcd_grad(key, params, v, flat_batch(params, chains, "chains"), k)
     return grads, v_k.reshape(chains.shape)
 
 

@@ -200,7 +200,13 @@ def as_rbm(params) -> RBM:
 
 
 def _dtype(dtype):
-    return jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)
+    try:
+        out = jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)
+    except TypeError:
+        out = None
+    if out is None or not jnp.issubdtype(out, jnp.floating):
+        raise TypeError(f"dtype: expected a floating dtype (float32, float64, ...), got {dtype!r}")
+    return out
 
 
 def init(
@@ -217,7 +223,12 @@ def init(
     fields (``jrbm.layers.Potts.init(n, q)``, ...). With ``data``
     (``(n_examples, *visible.shape)``), the visible layer becomes
     ``visible.from_data(data)``: the independent layer with the data's
-    marginals (Hinton's practical guide, section 8).
+    marginals (Hinton's practical guide, section 8). For a
+    :class:`~jrbm.layers.Gaussian` layer that is the data's mean and standard
+    deviation, replacing the layer's own ``sigma``; :func:`init_gaussian`
+    takes the mean from the data and keeps its ``sigma`` argument (a start
+    below the data's standard deviation is what lets learned variances move
+    away from the best Gaussian).
 
     Example:
       >>> import jax, jrbm
@@ -232,8 +243,17 @@ def init(
         data = _checks.data_batch("data", data, visible, dtype)
         layer_base.check_training_data(visible, "data", data)
         visible = visible.from_data(data)
-    W = weight_std * jax.random.normal(key, visible.shape + hidden.shape, dtype)
+    W = _weight_std(weight_std) * jax.random.normal(key, visible.shape + hidden.shape, dtype)
     return RBM(visible, hidden, W)
+
+
+def _weight_std(value):
+    """``weight_std`` checked when concrete: a finite number >= 0 (a traced one, under vmap, is passed on)."""
+    if _checks.is_concrete(value):
+        a = np.asarray(value)
+        if a.shape != () or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)) or not (np.isfinite(a) and a >= 0):
+            raise ValueError(f"weight_std: expected a finite number >= 0, got {value!r}")
+    return value
 
 
 def _init_common(key, n_visible, n_hidden, data, weight_std, dtype):
@@ -242,7 +262,7 @@ def _init_common(key, n_visible, n_hidden, data, weight_std, dtype):
     n_visible = _checks.positive_int("n_visible", n_visible)
     n_hidden = _checks.positive_int("n_hidden", n_hidden)
     dtype = _dtype(dtype)
-    W = weight_std * jax.random.normal(key, (n_visible, n_hidden), dtype)
+    W = _weight_std(weight_std) * jax.random.normal(key, (n_visible, n_hidden), dtype)
     mean = None if data is None else np.asarray(_checks.data_matrix("data", data, n_visible), np.float64).mean(axis=0)
     return n_visible, dtype, W, jnp.zeros((n_hidden,), dtype), mean
 
@@ -304,7 +324,10 @@ def init_gaussian(
       (2,)
     """
     n_visible, dtype, W, c, mean = _init_common(key, n_visible, n_hidden, data, weight_std, dtype)
-    sigma = np.broadcast_to(np.asarray(sigma, np.float64), (n_visible,))
+    sigma = np.asarray(sigma, np.float64)
+    if sigma.shape not in ((), (1,), (n_visible,)):
+        raise ValueError(f"sigma: expected a scalar or {n_visible} values (one per visible unit), got shape {sigma.shape}")
+    sigma = np.broadcast_to(sigma, (n_visible,))
     if not np.all(np.isfinite(sigma)) or np.any(sigma <= 0):
         raise ValueError(f"sigma: expected positive finite values, got {sigma}")
     b = jnp.zeros((n_visible,), dtype) if mean is None else jnp.asarray(mean, dtype)

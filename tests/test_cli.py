@@ -177,3 +177,34 @@ def test_a_new_run_in_the_same_folder_starts_afresh(tmp_path, capsys):
     assert run("train", *common, "--epochs", 2, "--estimator", "cd") == 0  # other settings: a new run, not a refusal
     capsys.readouterr()
     assert jrbm.io.read_tree_header(out / "state.npz")["metadata"]["epoch"] == 2
+
+
+def test_options_out_of_range_are_refused_by_name(capsys):
+    for argv, option in (
+        (("train", "--lr", "-1"), "--lr"),
+        (("train", "--lr", "nan"), "--lr"),
+        (("train", "--momentum", "-2"), "--momentum"),
+        (("train", "--weight-decay", "-1"), "--weight-decay"),
+        (("train", "--samples", "0"), "--samples"),
+        (("sample", "unused.npz", "--n", "0"), "--n"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            run(*argv)
+        assert e.value.code == 2
+        assert f"argument {option}: expected" in capsys.readouterr().err
+
+
+def test_training_that_diverges_exits_with_an_error_not_an_abort(tmp_path):
+    """The compiler thread that runs beside training is joined before the error is reported."""
+    res = subprocess.run(
+        [sys.executable, "-m", "jrbm", "train", "--lr", "1e6", "--epochs", "3", "--quiet", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
+    assert "training diverged" in res.stderr and "terminate called" not in res.stderr
+
+
+def test_evaluate_asks_for_the_data_set_when_the_checkpoint_does_not_name_it(tmp_path, capsys):
+    jrbm.save(tmp_path / "m.npz", jrbm.init_bernoulli(jax.random.key(0), 16, 4))
+    assert run("evaluate", tmp_path / "m.npz") == 2
+    assert "pass --dataset" in capsys.readouterr().err

@@ -113,6 +113,15 @@ CASES = [
     ("a traced k under jit", lambda: jax.jit(lambda k: jrbm.cd_grad(KEY, BB, V, k=k))(1), TypeError, r"k: expected a positive integer known at trace time \(a static argument\)"),
     ("an int seed in place of a key", lambda: jrbm.init_bernoulli(0, 5, 3), TypeError, r"key: expected a jax.random key \(jax.random.key\(seed\)\)"),
     ("init with a layer that is not a layer", lambda: jrbm.init(KEY, "Bernoulli", layers.Bernoulli.init(3)), TypeError, r"init.visible: expected a layer"),
+    ("raw pixels (0..255) to cd_grad", lambda: jrbm.cd_grad(KEY, BB, DATA * 255), ValueError, r"v: expected values in \[0, 1\] .* got 255.0"),
+    ("raw pixels (0..255) to pcd_grad", lambda: jrbm.pcd_grad(KEY, BB, DATA * 255, DATA), ValueError, r"v: expected values in \[0, 1\]"),
+    ("negative persistent chains", lambda: jrbm.pcd_grad(KEY, BB, V, -np.ones((2, 5))), ValueError, r"chains: expected values in \[0, 1\] .* got -1.0"),
+    ("a batch of keys where one key goes", lambda: jrbm.cd_grad(jax.random.split(KEY, 3), BB, V), ValueError, r"key: expected one jax.random key \(shape \(\)\), got a batch of keys of shape \(3,\)"),
+    ("NaN weight_std", lambda: jrbm.init_bernoulli(KEY, 5, 3, weight_std=np.nan), ValueError, r"weight_std: expected a finite number >= 0, got nan"),
+    ("infinite weight_std in init", lambda: jrbm.init(KEY, layers.Bernoulli.init(5), layers.Bernoulli.init(3), weight_std=np.inf), ValueError, r"weight_std: expected a finite number >= 0, got inf"),
+    ("an integer dtype for the parameters", lambda: jrbm.init_bernoulli(KEY, 5, 3, dtype="int32"), TypeError, r"dtype: expected a floating dtype .*got 'int32'"),
+    ("raw pixels (0..255) as AIS base data", lambda: jrbm.ais.log_partition(KEY, BB, data=DATA * 255), ValueError, r"data: expected values in \[0, 1\]"),
+    ("sigma of the wrong length", lambda: jrbm.init_gaussian(KEY, 5, 3, sigma=[1.0, 2.0]), ValueError, r"sigma: expected a scalar or 5 values \(one per visible unit\), got shape \(2,\)"),
 ]
 
 
@@ -132,3 +141,9 @@ def test_bernoulli_conditionals_accept_real_valued_data():
     v = np.full(5, 0.25)
     np.testing.assert_allclose(jrbm.p_h_given_v(BB, v), jax.nn.sigmoid(v @ BB.W + BB.c), rtol=1e-13)
     assert np.isfinite(jrbm.free_energy(BB, v))
+
+
+def test_load_names_a_dtype_that_is_not_floating(tmp_path):
+    jrbm.save(tmp_path / "m.npz", BB)
+    with pytest.raises(TypeError, match=r"dtype: expected a floating dtype .*got int32"):
+        jrbm.load(tmp_path / "m.npz", dtype=np.int32)
