@@ -51,6 +51,18 @@ def real_in(name: str, value, low: float, high: float, expected: str, *, open_hi
     return out
 
 
+def float_dtype(name: str, dtype):
+    """``dtype`` as a floating ``numpy`` dtype (float32, float64, ...); raises naming ``name`` otherwise."""
+    try:
+        out = jnp.dtype(dtype)
+    except TypeError:
+        out = None
+    if out is None or not jnp.issubdtype(out, jnp.floating):
+        got = repr(dtype) if out is None or isinstance(dtype, str) else str(out)
+        raise TypeError(f"{name}: expected a floating dtype (float32, float64, ...), got {got}")
+    return out
+
+
 def _as_array(name: str, x):
     if isinstance(x, (jax.Array, np.ndarray)):
         return x

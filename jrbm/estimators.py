@@ -84,8 +84,10 @@ def contrast_grad(
     phases are stacked into one product per weight gradient when ``stack``
     is true, and taken as two products when it is false; by default, stacked
     when they are small (:data:`STACK_LIMIT`). A caller whose ``v_model`` is
-    a fresh draw passes ``stack=False``: XLA on a CPU recomputes the draw
-    inside the copy that stacking makes.
+    a fresh draw may pass ``stack=False``: XLA on a CPU recomputes the draw
+    inside the copy that stacking makes (:class:`jrbm.JarzynskiPCD` with
+    ``k = 1`` does; PCD keeps the default, which measured faster with many
+    models vmapped into one program).
     """
     n, m = v_data.shape[0], v_model.shape[0]
     dtype = v_data.dtype

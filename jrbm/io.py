@@ -453,9 +453,7 @@ def load(path: PathLike, *, dtype: Optional[DTypeLike] = None, layers: Optional[
         header = _parse_header(p, npz, layers)
         stored = np.dtype(jnp.dtype(header["dtype"]))
         arrays = [_restore_leaf(p, npz, leaf, stored) for leaf in header["leaves"]]
-    target = jnp.dtype(dtype) if dtype is not None else stored
-    if dtype is not None and not jnp.issubdtype(target, jnp.floating):
-        raise TypeError(f"dtype: expected a floating dtype to cast the parameters to (float32, float64, ...), got {target}")
+    target = _checks.float_dtype("dtype", dtype) if dtype is not None else stored
     if jax.dtypes.canonicalize_dtype(target) != target:
         raise ValueError(
             f"{p}: the checkpoint holds {target} parameters but jax_enable_x64 is off; enable it with "

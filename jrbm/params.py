@@ -200,13 +200,7 @@ def as_rbm(params) -> RBM:
 
 
 def _dtype(dtype):
-    try:
-        out = jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)
-    except TypeError:
-        out = None
-    if out is None or not jnp.issubdtype(out, jnp.floating):
-        raise TypeError(f"dtype: expected a floating dtype (float32, float64, ...), got {dtype!r}")
-    return out
+    return jnp.zeros(()).dtype if dtype is None else _checks.float_dtype("dtype", dtype)
 
 
 def init(
