@@ -92,11 +92,11 @@ def test_sharded_fit_matches_single_device_and_all_reduces_in_the_step():
 
             # Inside fit's compiled epoch (the same cached program): the minibatch and the
             # chains are split across the devices and the gradient is all-reduced.
-            step = jrbm.train.loop.compiled_epoch(8, opt, est, type(est), mesh, True)
+            step = jrbm.train.loop.compiled_epochs(8, opt, est, type(est), mesh, True)
             state = jrbm.train.init_state(jax.random.key(2), params, jnp.asarray(data), optimizer=opt, estimator=est)
-            compiled = step.lower(jax.random.key(3), np.int32(1), state, jnp.asarray(data), None).compile()
+            compiled = step.lower(jax.random.key(3), np.int32(1), np.int32(1), state, jnp.asarray(data), None).compile()
             assert "all-reduce" in compiled.as_text()
-            chains = compiled(jax.random.key(3), np.int32(1), state, jnp.asarray(data), None)[0].estimator_state
+            chains = compiled(jax.random.key(3), np.int32(1), np.int32(1), state, jnp.asarray(data), None)[0].estimator_state
             assert chains.sharding.spec[0] == "data", chains.sharding
             assert [s.data.shape for s in chains.addressable_shards] == [(2, 9)] * 4
 

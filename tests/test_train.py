@@ -80,8 +80,9 @@ def test_history_records_every_epoch():
     assert np.isfinite(ll[[2, 5, 6]]).all() and np.isnan(ll[[0, 1, 3, 4]]).all()
 
 
-def test_epoch_compiles_once_per_run():
-    """The estimator's grad is traced once in a whole run, however many epochs."""
+def test_the_estimator_is_traced_twice_per_run():
+    """The estimator's grad is traced twice in a whole run (once for the shapes of an epoch's record, once
+    for the compiled loop), however many epochs and however they are grouped into calls."""
     traces = []
 
     class Counting(jrbm.CD):
@@ -90,8 +91,68 @@ def test_epoch_compiles_once_per_run():
             return super().grad(key, params, batch, state)
 
     params = jrbm.init_bernoulli(jax.random.key(1), 9, 6, data=BAS)
-    _fit(params, estimator=Counting(1), epochs=6)
-    assert len(traces) == 1
+    for epochs in (3, 300):
+        traces.clear()
+        _fit(params, estimator=Counting(1), epochs=epochs)
+        assert len(traces) == 2, epochs
+
+
+@pytest.mark.parametrize("estimator", [jrbm.CD(2), jrbm.PCD(1, 8), jrbm.JarzynskiPCD(1, n_chains=16)], ids=["CD", "PCD", "Jarzynski"])
+def test_grouping_epochs_into_calls_changes_nothing(monkeypatch, estimator):
+    """fit groups its epochs into calls of one compiled loop by timing them; one epoch a call, a timed
+    grouping and the most a call allows end bit-identical, and the calls end at evaluations and checkpoints."""
+    params = jrbm.init_bernoulli(jax.random.key(1), 9, 6, data=BAS)
+    calls = []
+    run = jrbm.train.loop.compiled_epochs
+
+    def counting(*args):
+        compiled = run(*args)
+        return lambda key, first, n, *rest: calls.append((int(first), int(n))) or compiled(key, first, n, *rest)
+
+    monkeypatch.setattr(jrbm.train.loop, "compiled_epochs", counting)
+    kw = {"estimator": estimator, "epochs": 40, "log_likelihood": "exact", "eval_every": 15, "validation": BAS[:4]}
+    results = {}
+    for seconds in (0.0, jrbm.train.loop.SECONDS_PER_CALL, 1e9):
+        monkeypatch.setattr(jrbm.train.loop, "SECONDS_PER_CALL", seconds)
+        calls.clear()
+        results[seconds] = _fit(params, **kw)
+        if seconds == 0.0:
+            assert calls == [(e, 1) for e in range(1, 41)]
+        if seconds == 1e9:  # one epoch, one more to time, then up to each evaluation and the last epoch
+            assert calls == [(1, 1), (2, 1), (3, 13), (16, 15), (31, 10)], calls
+    (p0, h0), *others = results.values()
+    for p, h in others:
+        chex.assert_trees_all_equal(p, p0)
+        assert h.keys() == h0.keys()
+        for name in h0:
+            np.testing.assert_array_equal(h[name], h0[name], err_msg=name)
+
+
+def test_a_divergence_inside_a_call_names_its_epoch(monkeypatch):
+    """Epochs after a divergence in the same call do not hide it: the error names the first bad epoch."""
+    data = datasets.two_laplace(1000)
+    params = jrbm.init_gaussian(jax.random.key(1), 2, 4, data=data)
+    # A step that grows 1.1x each update: learning is stable at first and overflows a few epochs in.
+    kw = {"optimizer": optax.sgd(optax.exponential_decay(0.01, 1, 1.1)), "batch_size": 100, "epochs": 60, "learn_sigma": True, "sigma_warmup": 0}
+    messages = []
+    for seconds in (0.0, 1e9):
+        monkeypatch.setattr(jrbm.train.loop, "SECONDS_PER_CALL", seconds)
+        with pytest.raises(FloatingPointError, match=r"after epoch (\d+);") as error:
+            _fit(params, data, **kw)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+    assert int(messages[0].split("after epoch ")[1].split(";")[0]) > 3, messages[0]  # inside the third call, which ran many epochs
+
+
+def test_epochs_per_call():
+    per_call = jrbm.train.loop.epochs_per_call
+    assert per_call(None, 7, 100, []) == 1  # untimed: one epoch
+    assert per_call(1e-3, 1, 1000, []) == 100  # 0.1 s of 1 ms epochs
+    assert per_call(1e-9, 1, 10**6, []) == jrbm.train.loop.MAX_EPOCHS_PER_CALL
+    assert per_call(1e-3, 95, 98, []) == 4  # to the last epoch
+    assert per_call(1e-3, 3, 1000, [10, 7]) == 5  # to epoch 7, the first boundary
+    assert per_call(1e-3, 10, 1000, [10]) == 1  # a boundary itself ends a call
+    assert per_call(10.0, 3, 1000, []) == 1  # slow epochs: one a call
 
 
 def test_train_step_is_pure_and_jits_once():
@@ -264,3 +325,13 @@ def test_estimator_diagnostics_enter_the_history():
         stacked = jax.tree.map(lambda *x: jnp.stack(x), params, params)
         _, h2 = jrbm.fit_ensemble(jax.random.split(jax.random.key(1), 2), stacked, data, **kw)
     assert h2["chain_mean"].shape == (2, 3)
+
+
+def test_estimator_diagnostics_must_be_scalars():
+    class Rows(jrbm.PCD):
+        def diagnostics(self, state):
+            return {"rows": jnp.mean(state, axis=0)[:2]}
+
+    params = jrbm.init_bernoulli(jax.random.key(0), 9, 4, data=BAS)
+    with pytest.raises(ValueError, match=r"estimator.diagnostics: expected a scalar for 'rows', got shape \(2,\)"):
+        _fit(params, estimator=Rows(1, 8))

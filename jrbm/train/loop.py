@@ -1,9 +1,10 @@
-"""``fit``: the training loop around the compiled epoch, its checks, monitors and progress bar."""
+"""``fit``: the training loop around the compiled epochs, its checks, monitors and progress bar."""
 
 from __future__ import annotations
 
 import functools
 import math
+import time
 import warnings
 from collections.abc import Callable
 from typing import Optional
@@ -54,9 +55,51 @@ def compiled_eval(kind, n_runs, mesh, ensemble, spmd_axis, own):
     return jax.jit(rng.traced_own(f, own))
 
 
+MAX_EPOCHS_PER_CALL = 1024
+"""The most epochs :func:`fit` runs in one call of its compiled program (:func:`compiled_epochs`)."""
+
+SECONDS_PER_CALL = 0.1
+"""About how long :func:`fit` lets one call of its compiled program run: it runs as many epochs a call as
+take this long, measured on the calls before, up to the next epoch with host work (an evaluation, a
+checkpoint, a callback) and at most :data:`MAX_EPOCHS_PER_CALL`."""
+
+
 @_cached
-def compiled_epoch(batch_size, optimizer, estimator, estimator_type, mesh, own):
-    return jax.jit(rng.traced_own(functools.partial(fit_epoch, batch_size=batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh), own))
+def compiled_epochs(batch_size, optimizer, estimator, estimator_type, mesh, own):
+    """``run(key_train, first_epoch, n_epochs, state, data, validation) -> (state, records)``: epochs
+    ``first_epoch, ..., first_epoch + n_epochs - 1`` of :func:`fit_epoch` in a ``lax.fori_loop``, jitted.
+
+    ``n_epochs`` (at most :data:`MAX_EPOCHS_PER_CALL`) is an argument, not a constant of the program: every
+    epoch of :func:`fit` runs the same compiled loop body, however its epochs are grouped into calls, so the
+    grouping (which :func:`fit` sets by timing the calls) cannot change a result. ``records`` holds each
+    epoch's record in row ``epoch - first_epoch`` of arrays of :data:`MAX_EPOCHS_PER_CALL` rows; the rows
+    from ``n_epochs`` on are unused.
+    """
+    epoch_fn = functools.partial(fit_epoch, batch_size=batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh)
+
+    def run(key_train, first_epoch, n_epochs, state, data, validation):
+        _, shapes = jax.eval_shape(epoch_fn, key_train, first_epoch, state, data, validation)
+        records = jax.tree.map(lambda s: jnp.zeros((MAX_EPOCHS_PER_CALL, *s.shape), s.dtype), shapes)
+
+        def body(i, carry):
+            state, records = carry
+            state, record = epoch_fn(key_train, first_epoch + i, state, data, validation)
+            return state, jax.tree.map(lambda rows, value: rows.at[i].set(value), records, record)
+
+        return lax.fori_loop(0, n_epochs, body, (state, records))
+
+    return jax.jit(rng.traced_own(run, own))
+
+
+def epochs_per_call(seconds_per_epoch: Optional[float], epoch: int, last: int, boundaries: list[int]) -> int:
+    """The epochs :func:`fit` runs in its next call from ``epoch``: as many as take about
+    :data:`SECONDS_PER_CALL` at ``seconds_per_epoch`` (one while it is unknown), ending at or before the
+    first epoch of ``boundaries`` (every multiple of each) and at ``last``."""
+    n = 1 if seconds_per_epoch is None else int(SECONDS_PER_CALL / max(seconds_per_epoch, 1e-9))
+    end = min(last, epoch + min(max(n, 1), MAX_EPOCHS_PER_CALL) - 1)
+    for every in boundaries:
+        end = min(end, -(-epoch // every) * every)  # the first multiple of `every` at or after `epoch`
+    return end - epoch + 1
 
 
 @_cached
@@ -138,6 +181,17 @@ def diverged(model: Optional[int], params: Model, index: int, epoch: int) -> Flo
     )
 
 
+def add_record(history: dict[str, list], record: dict) -> None:
+    """Appends an epoch's ``record`` to ``history``: a name first seen is filled with ``nan`` for the
+    epochs before, and a name the record lacks gets ``nan``."""
+    epoch = record["epoch"]
+    for name, value in record.items():
+        history.setdefault(name, [math.nan] * (epoch - 1)).append(value)
+    for name in history:
+        if len(history[name]) < epoch:
+            history[name].append(math.nan)
+
+
 def progress_bar(total: int, enabled: bool, initial: int = 0):
     """A ``tqdm`` bar over ``total`` epochs, or ``None`` when disabled.
 
@@ -181,10 +235,19 @@ def fit(
 ) -> tuple[Model, dict] | tuple[Model, dict, FitState]:
     """Trains a model; returns ``(params, history)`` (and a :class:`~jrbm.train.FitState` with ``return_state``).
 
-    Each epoch is one jit-compiled ``lax.scan`` over shuffled minibatches
-    (:func:`fit_epoch`, :func:`train_epoch`), compiled once and reused by
-    later calls with the same optimizer and estimator objects. After
-    each epoch the history records, per visible unit where it says so:
+    Each epoch is a ``lax.scan`` over shuffled minibatches (:func:`fit_epoch`,
+    :func:`train_epoch`). The epochs run in a compiled loop
+    (:func:`~jrbm.train.loop.compiled_epochs`), compiled once and reused by later
+    calls with the same optimizer and estimator objects; each call of it runs as
+    many epochs as take about 0.1 s (timed on the calls before; one at a time
+    while untimed, and at most 1,024), stopping at every epoch that has host
+    work: an evaluation, a checkpoint, or every epoch with a ``callback``. So a
+    small model's epochs do not each pay a call from Python, and the progress
+    bar moves about ten times a second. (In a multi-process run every call runs
+    one epoch, since the processes must make the same calls.) Every epoch runs
+    the same compiled loop body, so the grouping, which depends on timing,
+    never changes a result. After each
+    epoch the history records, per visible unit where it says so:
 
     * ``recon_error``: mean squared one-step reconstruction error of the training data;
     * ``free_energy_gap``: mean free energy of ``validation`` minus training data
@@ -245,7 +308,8 @@ def fit(
         no bar where tqdm is not installed).
       check_finite: raise ``FloatingPointError`` naming the epoch and the leaf when
         a parameter becomes NaN or infinite, or the epoch's reconstruction error
-        overflows (a learning rate too large), instead of training on.
+        overflows (a learning rate too large), instead of training on (the epochs
+        left in the call under way, at most about 0.1 s of them, run first).
       callback: called as ``callback(epoch, params, record)`` after each epoch.
       checkpoint_dir: a directory for the run's state file (created if missing); continued from when it holds one.
       checkpoint_every: epochs between state files (the last epoch is always written).
@@ -309,32 +373,45 @@ def fit(
             parallel.place(est, mesh, parallel.estimator_state_specs(est, mesh)),
         )
         key_train, data, validation, betas = parallel.place((key_train, data, validation, betas), mesh)
-    step = compiled_epoch(batch_size, optimizer, estimator, type(estimator), mesh, rng.own(mesh))
+    run = compiled_epochs(batch_size, optimizer, estimator, type(estimator), mesh, rng.own(mesh))
     evaluate = None if log_likelihood is None else compiled_eval(log_likelihood, n_runs, mesh, False, None, rng.own(mesh))
+    boundaries = [1] if callback is not None else []  # a callback sees the parameters of every epoch
+    if evaluate is not None:
+        boundaries.append(eval_every)
+    if checkpoint_dir is not None:
+        boundaries.append(checkpoint_every)
 
     bar = progress_bar(epochs, progress, initial=start - 1)
-    for epoch in range(start, epochs + 1):
-        state, out = step(key_train, np.int32(epoch), state, data, validation)
-        out = parallel.gather(out)
-        if check_finite and not out["finite"].all():
-            raise diverged(None, state.params, int(np.argmin(out["finite"])), epoch)
-        record = {"epoch": epoch}
-        record.update({name: float(value) for name, value in out.items() if name != "finite"})
-        if evaluate is not None and (epoch % eval_every == 0 or epoch == epochs):
-            values = parallel.gather(evaluate(key_train, np.int32(epoch), state.params, data, validation, betas))
-            record.update({name: float(value) for name, value in values.items()})
-        for name, value in record.items():
-            history.setdefault(name, [math.nan] * (epoch - 1)).append(value)
-        for name in history:
-            if len(history[name]) < epoch:
-                history[name].append(math.nan)
-        if callback is not None:
-            callback(epoch, state.params, record)
-        if checkpoint_dir is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
-            checkpoint.save_state(checkpoint_dir, FitState(*state, key=key, epoch=epoch, history=history, settings=run_settings))
+    epoch, seconds_per_epoch = start, None
+    while epoch <= epochs:
+        n = epochs_per_call(seconds_per_epoch, epoch, epochs, boundaries)
+        began = time.perf_counter()
+        state, out = run(key_train, np.int32(epoch), np.int32(n), state, data, validation)
+        out = {name: np.asarray(value)[:n] for name, value in parallel.gather(out).items()}
+        # Timed after the first call, which also compiles. Processes of a multi-process run time differently
+        # but must make the same calls, so there every call runs one epoch.
+        if epoch > start and jax.process_count() == 1:
+            seconds_per_epoch = (time.perf_counter() - began) / n
+        finite = out.pop("finite")  # (n, leaves + 1)
+        if check_finite and not finite.all():
+            bad = int(np.argmin(finite.all(axis=1)))  # the first epoch of the call that diverged
+            raise diverged(None, state.params, int(np.argmin(finite[bad])), epoch + bad)
+        columns = {name: np.asarray(value, np.float64).tolist() for name, value in out.items()}
+        for i in range(n):
+            record = {"epoch": epoch + i}
+            record.update({name: values[i] for name, values in columns.items()})
+            if i == n - 1 and evaluate is not None and ((epoch + i) % eval_every == 0 or epoch + i == epochs):
+                values = parallel.gather(evaluate(key_train, np.int32(epoch + i), state.params, data, validation, betas))
+                record.update({name: float(value) for name, value in values.items()})
+            add_record(history, record)
+            if callback is not None:
+                callback(epoch + i, state.params, record)
+        epoch += n
+        if checkpoint_dir is not None and ((epoch - 1) % checkpoint_every == 0 or epoch - 1 == epochs):
+            checkpoint.save_state(checkpoint_dir, FitState(*state, key=key, epoch=epoch - 1, history=history, settings=run_settings))
         if bar is not None:
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"}, refresh=False)
-            bar.update(1)
+            bar.update(n)
     if bar is not None:
         bar.close()
     if return_state:

@@ -209,7 +209,10 @@ def fit_epoch(
         record["free_energy_gap"] = jnp.mean(free_energy_unchecked(params, validation)) - jnp.mean(free_energy_unchecked(params, watched))
     diagnostics = getattr(estimator, "diagnostics", None)
     if diagnostics is not None:  # an estimator's own per-epoch scalars (e.g. an effective sample size)
-        record.update({name: jnp.asarray(value) for name, value in diagnostics(state.estimator_state).items()})
+        for name, value in diagnostics(state.estimator_state).items():
+            if jnp.ndim(value) != 0:
+                raise ValueError(f"estimator.diagnostics: expected a scalar for {name!r}, got shape {jnp.shape(value)}")
+            record[name] = jnp.asarray(value)
     finite = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(params)]
     record["finite"] = jnp.stack(finite + [jnp.isfinite(record["recon_error"])])
     return state, record
