@@ -2,8 +2,8 @@
 
 Model n of an ensemble and ``fit(keys[n], ...)`` run the same per-model epoch
 (:func:`jrbm.train.fit_epoch`) with the same keys, so they draw the same random
-numbers; only the compiled form differs (a batched matrix product under vmap,
-the epochs under one lax.scan), which may reorder floating-point sums. In
+numbers; only the compiled form differs (a batched matrix product under vmap),
+which may reorder floating-point sums. In
 float64 that is a few ulps per step; 1e-12 after a few epochs is ample, and a
 Bernoulli sample drawn differently (a key mix-up) would show up as a difference
 of order the learning rate.
@@ -138,10 +138,11 @@ def test_per_model_learning_rate_and_weight_decay_equal_single_runs_with_those_v
     assert out.strip().endswith("ok")
 
 
-def test_compiled_once_per_segment_length_and_divergence_is_named():
+def test_compiled_once_and_divergence_is_named():
     out = run(
         r"""
-        # eval_every=3 over 7 epochs runs segments of 3, 3, 1: two programs, the estimator traced twice.
+        # eval_every=3 over 7 epochs: calls end at epochs 3, 6 and 7, all of one program; the estimator is traced
+        # twice (for the shapes of an epoch's record, and for the loop).
         traces = []
 
         class Counting(jrbm.CD):
@@ -199,3 +200,21 @@ def test_bad_arguments(kwargs, error, match):
     keys = kw.pop("keys")
     with pytest.raises(error, match=match):
         fit_ensemble(keys, inits, BAS, **kw)
+
+
+def test_grouping_epochs_into_calls_changes_nothing(monkeypatch):
+    """As in fit: one epoch a call and the most a call allows end bit-identical, evaluations where asked."""
+    inits = stack([jrbm.init_bernoulli(k, 9, 6, data=BAS) for k in jax.random.split(jax.random.key(4), 2)])
+    kw = dict(optimizer=optax.sgd(0.1), estimator=jrbm.PCD(1, 8), epochs=7, batch_size=8, eval_every=3,
+              log_likelihood="exact", progress=False)
+    results = []
+    for seconds in (0.0, 1e9):
+        monkeypatch.setattr(jrbm.train.loop, "SECONDS_PER_CALL", seconds)
+        results.append(fit_ensemble(jax.random.split(jax.random.key(5), 2), inits, BAS, **kw))
+    (p0, h0), (p1, h1) = results
+    jax.tree.map(np.testing.assert_array_equal, p0, p1)
+    assert h0.keys() == h1.keys()
+    for name in h0:
+        np.testing.assert_array_equal(h0[name], h1[name], err_msg=name)
+    evaluated = np.isfinite(h0["log_likelihood"])
+    assert evaluated[:, [2, 5, 6]].all() and not evaluated[:, [0, 1, 3, 4]].any()

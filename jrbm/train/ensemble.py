@@ -16,7 +16,7 @@ from jax.typing import ArrayLike
 from jrbm import _checks, parallel, rng
 from jrbm.estimators import Estimator
 from jrbm.params import Model
-from jrbm.train.loop import check_chains, compiled_eval, compiled_segment, diverged, prepare, progress_bar
+from jrbm.train.loop import check_chains, compiled_epochs, compiled_eval, diverged, in_calls, prepare, progress_bar
 from jrbm.train.monitor import eval_settings
 from jrbm.train.step import Optimizer, TrainState, init_state
 
@@ -98,8 +98,8 @@ def fit_ensemble(
 ) -> tuple[Model, dict]:
     """Trains ``N`` models in one compiled program; returns ``(params, history)`` with a leading model axis.
 
-    ``jax.vmap`` over the models of a ``lax.scan`` over epochs of
-    :func:`fit_epoch`, the function :func:`fit` runs per epoch, with the same
+    ``jax.vmap`` over the models of the compiled loop over epochs of
+    :func:`fit_epoch` that :func:`fit` runs (:func:`~jrbm.train.loop.compiled_epochs`), with the same
     key derivation (:func:`epoch_keys`): model ``n`` equals
     ``fit(keys[n], params_n, data, ...)`` with the same settings (up to
     floating-point rounding; the tests check it). All models share ``data``,
@@ -136,8 +136,9 @@ def fit_ensemble(
         ``optax.inject_hyperparams`` optimizer (numbers, not schedules).
       log_likelihood: ``None``, ``"exact"`` or ``"ais"``, evaluated for every
         model after every ``eval_every`` epochs and at the last.
-      eval_every: epochs per compiled call (default: all of them in one call);
-        the likelihood, the divergence check and the progress bar run between calls.
+      eval_every: epochs between likelihood evaluations (default: only after the last epoch). The
+        epochs run in calls of a compiled loop grouped as in :func:`fit` (about 0.1 s a call, ending at
+        each evaluation); the divergence check and the progress bar run between calls.
       progress: a ``tqdm`` progress bar over epochs (as in :func:`fit`).
       mesh: optional :class:`jax.sharding.Mesh`: the models are split along
         its ``"model"`` axis (``jax.vmap(..., spmd_axis_name="model")``) and each
@@ -200,34 +201,33 @@ def fit_ensemble(
 
     evaluate = None if log_likelihood is None else compiled_eval(log_likelihood, n_runs, mesh, True, spmd_axis, rng.own(mesh))
 
-    columns: dict[str, list] = {}
+    run = compiled_epochs(batch_size, optimizer, estimator, type(estimator), mesh, rng.own(mesh), True, spmd_axis)
+    parts: list[dict[str, np.ndarray]] = []  # per call: name -> (N, epochs of the call)
     bar = progress_bar(epochs, progress)
-    done = 0
-    while done < epochs:
-        length = min(eval_every, epochs - done)
-        run = compiled_segment(length, batch_size, optimizer, estimator, type(estimator), mesh, spmd_axis, rng.own(mesh))
-        state, out = run(key_train, np.int32(done + 1), state, data, validation)
-        out = parallel.gather(out)  # (N, length) per name; finite (N, length, n_leaves)
+    boundaries = [eval_every] if evaluate is not None else []
+    for epoch0, length, state, out in in_calls(run, state, key_train, data, validation, start=1, epochs=epochs, boundaries=boundaries):
+        out = {name: np.asarray(value)[:, :length] for name, value in out.items()}  # finite: (N, length, n_leaves)
         finite = out.pop("finite")
         if check_finite and not finite.all():
             ok = finite.all(axis=-1)
             epoch_idx = int(np.argmin(ok.all(axis=0)))  # the first epoch at which some model diverged
             model = int(np.argmin(ok[:, epoch_idx]))
-            raise diverged(model, first, int(np.argmin(finite[model, epoch_idx])), done + epoch_idx + 1)
-        done += length
-        if evaluate is not None:
-            values = parallel.gather(evaluate(key_train, np.int32(done), state.params, data, validation, betas))
+            raise diverged(model, first, int(np.argmin(finite[model, epoch_idx])), epoch0 + epoch_idx)
+        last = epoch0 + length - 1
+        if evaluate is not None and (last % eval_every == 0 or last == epochs):
+            values = parallel.gather(evaluate(key_train, np.int32(last), state.params, data, validation, betas))
             for name, value in values.items():
                 col = np.full((n, length), np.nan, value.dtype)
                 col[:, -1] = value
                 out[name] = col
-        for name, value in out.items():
-            columns.setdefault(name, []).append(value)
+        parts.append(out)
         if bar is not None:
             bar.set_postfix({"recon_error (median)": f"{np.median(out['recon_error'][:, -1]):.4g}"}, refresh=False)
             bar.update(length)
     if bar is not None:
         bar.close()
     history: dict[str, Any] = {"epoch": list(range(1, epochs + 1))}
-    history.update({name: np.concatenate(parts, axis=1) for name, parts in columns.items()})
+    for name in dict.fromkeys(name for part in parts for name in part):  # a call without an evaluation holds nan
+        dtype = next(part[name].dtype for part in parts if name in part)
+        history[name] = np.concatenate([part.get(name, np.full(part["recon_error"].shape, np.nan, dtype)) for part in parts], axis=1)
     return state.params, history

@@ -65,9 +65,10 @@ checkpoint, a callback) and at most :data:`MAX_EPOCHS_PER_CALL`."""
 
 
 @_cached
-def compiled_epochs(batch_size, optimizer, estimator, estimator_type, mesh, own):
+def compiled_epochs(batch_size, optimizer, estimator, estimator_type, mesh, own, ensemble=False, spmd_axis=None):
     """``run(key_train, first_epoch, n_epochs, state, data, validation) -> (state, records)``: epochs
-    ``first_epoch, ..., first_epoch + n_epochs - 1`` of :func:`fit_epoch` in a ``lax.fori_loop``, jitted.
+    ``first_epoch, ..., first_epoch + n_epochs - 1`` of :func:`fit_epoch` in a ``lax.fori_loop``, jitted
+    (with ``ensemble``, vmapped over a leading model axis of ``key_train``, ``state`` and ``records``).
 
     ``n_epochs`` (at most :data:`MAX_EPOCHS_PER_CALL`) is an argument, not a constant of the program: every
     epoch of :func:`fit` runs the same compiled loop body, however its epochs are grouped into calls, so the
@@ -88,6 +89,8 @@ def compiled_epochs(batch_size, optimizer, estimator, estimator_type, mesh, own)
 
         return lax.fori_loop(0, n_epochs, body, (state, records))
 
+    if ensemble:
+        run = jax.vmap(run, in_axes=(0, None, None, 0, None, None), spmd_axis_name=spmd_axis)
     return jax.jit(rng.traced_own(run, own))
 
 
@@ -102,18 +105,24 @@ def epochs_per_call(seconds_per_epoch: Optional[float], epoch: int, last: int, b
     return end - epoch + 1
 
 
-@_cached
-def compiled_segment(n_epochs, batch_size, optimizer, estimator, estimator_type, mesh, spmd_axis, own):
-    """``n_epochs`` of :func:`fit_epoch` under ``lax.scan``, vmapped over models, jitted."""
-    epoch_fn = functools.partial(fit_epoch, batch_size=batch_size, optimizer=optimizer, estimator=estimator, mesh=mesh)
+def in_calls(run, state, key_train, data, validation, *, start: int, epochs: int, boundaries: list[int]):
+    """Runs epochs ``start..epochs`` through ``run`` (:func:`compiled_epochs`), grouped into calls by
+    :func:`epochs_per_call`; yields ``(first_epoch, n_epochs, state, records)`` after each call, ``records``
+    gathered to the host (with :data:`MAX_EPOCHS_PER_CALL` rows; the first ``n_epochs`` are this call's).
 
-    def run(key_train, first_epoch, state, data, validation):
-        def body(state, epoch):
-            return epoch_fn(key_train, epoch, state, data, validation)
-
-        return lax.scan(body, state, first_epoch + jnp.arange(n_epochs, dtype=jnp.int32))
-
-    return jax.jit(rng.traced_own(jax.vmap(run, in_axes=(0, None, 0, None, None), spmd_axis_name=spmd_axis), own))
+    Each call is timed after the first (which also compiles). Processes of a multi-process run time
+    differently but must make the same calls, so there every call runs one epoch.
+    """
+    epoch, seconds_per_epoch = start, None
+    while epoch <= epochs:
+        n = epochs_per_call(seconds_per_epoch, epoch, epochs, boundaries)
+        began = time.perf_counter()
+        state, out = run(key_train, np.int32(epoch), np.int32(n), state, data, validation)
+        out = parallel.gather(out)
+        if epoch > start and jax.process_count() == 1:
+            seconds_per_epoch = (time.perf_counter() - began) / n
+        yield epoch, n, state, out
+        epoch += n
 
 
 def prepare(params, data, validation, *, epochs, batch_size, log_likelihood, learn_sigma, sigma_warmup, estimator, optimizer, mesh):
@@ -382,16 +391,9 @@ def fit(
         boundaries.append(checkpoint_every)
 
     bar = progress_bar(epochs, progress, initial=start - 1)
-    epoch, seconds_per_epoch = start, None
-    while epoch <= epochs:
-        n = epochs_per_call(seconds_per_epoch, epoch, epochs, boundaries)
-        began = time.perf_counter()
-        state, out = run(key_train, np.int32(epoch), np.int32(n), state, data, validation)
-        out = {name: np.asarray(value)[:n] for name, value in parallel.gather(out).items()}
-        # Timed after the first call, which also compiles. Processes of a multi-process run time differently
-        # but must make the same calls, so there every call runs one epoch.
-        if epoch > start and jax.process_count() == 1:
-            seconds_per_epoch = (time.perf_counter() - began) / n
+    calls = in_calls(run, state, key_train, data, validation, start=start, epochs=epochs, boundaries=boundaries)
+    for epoch, n, state, out in calls:
+        out = {name: np.asarray(value)[:n] for name, value in out.items()}
         finite = out.pop("finite")  # (n, leaves + 1)
         if check_finite and not finite.all():
             bad = int(np.argmin(finite.all(axis=1)))  # the first epoch of the call that diverged
@@ -406,9 +408,9 @@ def fit(
             add_record(history, record)
             if callback is not None:
                 callback(epoch + i, state.params, record)
-        epoch += n
-        if checkpoint_dir is not None and ((epoch - 1) % checkpoint_every == 0 or epoch - 1 == epochs):
-            checkpoint.save_state(checkpoint_dir, FitState(*state, key=key, epoch=epoch - 1, history=history, settings=run_settings))
+        last = epoch + n - 1
+        if checkpoint_dir is not None and (last % checkpoint_every == 0 or last == epochs):
+            checkpoint.save_state(checkpoint_dir, FitState(*state, key=key, epoch=last, history=history, settings=run_settings))
         if bar is not None:
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"}, refresh=False)
             bar.update(n)
