@@ -229,5 +229,7 @@ def fit_ensemble(
     history: dict[str, Any] = {"epoch": list(range(1, epochs + 1))}
     for name in dict.fromkeys(name for part in parts for name in part):  # a call without an evaluation holds nan
         dtype = next(part[name].dtype for part in parts if name in part)
-        history[name] = np.concatenate([part.get(name, np.full(part["recon_error"].shape, np.nan, dtype)) for part in parts], axis=1)
+        history[name] = np.concatenate(
+            [part[name] if name in part else np.full(part["recon_error"].shape, np.nan, dtype) for part in parts], axis=1
+        )
     return state.params, history

@@ -190,15 +190,17 @@ def diverged(model: Optional[int], params: Model, index: int, epoch: int) -> Flo
     )
 
 
-def add_record(history: dict[str, list], record: dict) -> None:
-    """Appends an epoch's ``record`` to ``history``: a name first seen is filled with ``nan`` for the
-    epochs before, and a name the record lacks gets ``nan``."""
-    epoch = record["epoch"]
-    for name, value in record.items():
-        history.setdefault(name, [math.nan] * (epoch - 1)).append(value)
-    for name in history:
-        if len(history[name]) < epoch:
-            history[name].append(math.nan)
+def add_records(history: dict[str, list], first_epoch: int, columns: dict[str, list]) -> None:
+    """Appends epochs ``first_epoch, first_epoch + 1, ...`` to ``history``, ``columns`` holding a list of
+    values per name, one per epoch: a name first seen is filled with ``nan`` for the epochs before, and a
+    name the columns lack gets ``nan``."""
+    n = len(next(iter(columns.values())))
+    history["epoch"].extend(range(first_epoch, first_epoch + n))
+    for name, values in columns.items():
+        history.setdefault(name, [math.nan] * (first_epoch - 1)).extend(values)
+    for name, values in history.items():
+        if len(values) < first_epoch - 1 + n:
+            values.extend([math.nan] * (first_epoch - 1 + n - len(values)))
 
 
 def progress_bar(total: int, enabled: bool, initial: int = 0):
@@ -399,16 +401,14 @@ def fit(
             bad = int(np.argmin(finite.all(axis=1)))  # the first epoch of the call that diverged
             raise diverged(None, state.params, int(np.argmin(finite[bad])), epoch + bad)
         columns = {name: np.asarray(value, np.float64).tolist() for name, value in out.items()}
-        for i in range(n):
-            record = {"epoch": epoch + i}
-            record.update({name: values[i] for name, values in columns.items()})
-            if i == n - 1 and evaluate is not None and ((epoch + i) % eval_every == 0 or epoch + i == epochs):
-                values = parallel.gather(evaluate(key_train, np.int32(epoch + i), state.params, data, validation, betas))
-                record.update({name: float(value) for name, value in values.items()})
-            add_record(history, record)
-            if callback is not None:
-                callback(epoch + i, state.params, record)
         last = epoch + n - 1
+        if evaluate is not None and (last % eval_every == 0 or last == epochs):
+            values = parallel.gather(evaluate(key_train, np.int32(last), state.params, data, validation, betas))
+            columns.update({name: [math.nan] * (n - 1) + [float(value)] for name, value in values.items()})
+        add_records(history, epoch, columns)
+        record = {"epoch": last, **{name: values[-1] for name, values in columns.items()}}
+        if callback is not None:  # then every call runs one epoch
+            callback(last, state.params, record)
         if checkpoint_dir is not None and (last % checkpoint_every == 0 or last == epochs):
             checkpoint.save_state(checkpoint_dir, FitState(*state, key=key, epoch=last, history=history, settings=run_settings))
         if bar is not None:
