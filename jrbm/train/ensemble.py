@@ -205,7 +205,8 @@ def fit_ensemble(
     parts: list[dict[str, np.ndarray]] = []  # per call: name -> (N, epochs of the call)
     bar = progress_bar(epochs, progress)
     boundaries = [eval_every] if evaluate is not None else []
-    for epoch0, length, state, out in in_calls(run, state, key_train, data, validation, start=1, epochs=epochs, boundaries=boundaries):
+    calls = in_calls(run, state, key_train, data, validation, start=1, epochs=epochs, boundaries=boundaries)
+    for epoch0, length, state, out in calls:
         out = {name: np.asarray(value)[:, :length] for name, value in out.items()}  # finite: (N, length, n_leaves)
         finite = out.pop("finite")
         if check_finite and not finite.all():

@@ -198,7 +198,7 @@ def add_records(history: dict[str, list], first_epoch: int, columns: dict[str, l
     history["epoch"].extend(range(first_epoch, first_epoch + n))
     for name, values in columns.items():
         history.setdefault(name, [math.nan] * (first_epoch - 1)).extend(values)
-    for name, values in history.items():
+    for values in history.values():
         if len(values) < first_epoch - 1 + n:
             values.extend([math.nan] * (first_epoch - 1 + n - len(values)))
 
