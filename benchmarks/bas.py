@@ -219,14 +219,14 @@ def update_cost(
 
 def jarzynski_target(rows, cost) -> dict[str, Any] | None:
     """The issue's target for :data:`JARZYNSKI`: a median (at its best learning rate) of -3.470 or better,
-    at no more than CD-10's time per update of one model (the batched ratio is reported beside it);
-    ``None`` when it was not run."""
+    at no more than CD-10's time per update of one model, both compiled and through :func:`jrbm.fit` (what
+    users run; the batched ratio is reported beside them); ``None`` when it was not run."""
     mine = [r for r in rows if r["method"] == JARZYNSKI]
     if not mine:
         return None
     best = max(mine, key=lambda r: r["median_max_ll"])
     out = {
-        "target": f"BAS 4x4: {JARZYNSKI} median of the maximum log-likelihood >= {JARZYNSKI_TARGET} at no more than CD-10's cost per update of one model",
+        "target": f"BAS 4x4: {JARZYNSKI} median of the maximum log-likelihood >= {JARZYNSKI_TARGET} at no more than CD-10's cost per update of one model (compiled, and through jrbm.fit)",
         "value": best["median_max_ll"],
         "lr": best["lr"],
         "threshold": JARZYNSKI_TARGET,
@@ -235,10 +235,10 @@ def jarzynski_target(rows, cost) -> dict[str, Any] | None:
     }
     if cost and JARZYNSKI in cost:
         out["cost_vs_cd10"] = cost[JARZYNSKI]["vs_cd10"]  # one model
-        out["passed_cost"] = bool(cost[JARZYNSKI]["vs_cd10"] <= 1.0)
         for how in ("batched", "fit"):
             if how in cost[JARZYNSKI]:
                 out[f"cost_vs_cd10_{how}"] = cost[JARZYNSKI][how]["vs_cd10"]
+        out["passed_cost"] = bool(max(out["cost_vs_cd10"], out.get("cost_vs_cd10_fit", 0.0)) <= 1.0)
     out["passed"] = out["passed_quality"] and out.get("passed_cost", False)
     return out
 
@@ -696,11 +696,13 @@ def _quality_markdown(q):
             f"{'met' if t['passed_quality'] else 'missed'} by {abs(t['by']):.3f} nats"
         )
         if "cost_vs_cd10" in t:
-            line += f"; time per update of one model {t['cost_vs_cd10']:.2f}x CD-10's ({'within' if t['passed_cost'] else 'over'} the budget)"
-        if "cost_vs_cd10_batched" in t:
-            line += f", {t['cost_vs_cd10_batched']:.2f}x with the runs in one program"
+            line += f"; time per update of one model {t['cost_vs_cd10']:.2f}x CD-10's"
         if "cost_vs_cd10_fit" in t:
-            line += f"; through `jrbm.fit` (one update an epoch, with fit's per-epoch work) {t['cost_vs_cd10_fit']:.2f}x"
+            line += f", through `jrbm.fit` (one update an epoch, with fit's per-epoch work) {t['cost_vs_cd10_fit']:.2f}x"
+        if "cost_vs_cd10" in t:
+            line += f" ({'within' if t['passed_cost'] else 'over'} the budget)"
+        if "cost_vs_cd10_batched" in t:
+            line += f"; {t['cost_vs_cd10_batched']:.2f}x with the runs in one program (not judged)"
         out.append(line + ".")
     return out
 
