@@ -127,7 +127,7 @@ def _estimator(args):
         return JarzynskiPCD(args.k, args.chains)
     from jrbm.tempering import PT
 
-    return PT(args.temperatures, args.k, n_chains=args.chains)
+    return PT(args.temperatures, args.k, n_chains=args.chains, swap=args.swap)
 
 
 DEFAULT_OPTIMIZER = {"bernoulli": "sgd", "gaussian": "adam"}
@@ -201,7 +201,7 @@ def start_evaluation(key, params, data, *, method="auto", train=None, betas=None
     """
     method = _method(params, method)
     data = jnp.asarray(data, params.W.dtype)
-    params.visible.check_data("data", data)
+    layer_base.check_data(params.visible, "data", data)
     if method == "exact":
         return {"method": "exact", "log_z": exact.log_partition(params), "mean_free_energy": _mean_free_energy(params, data)}
     outcome: dict = {}
@@ -476,6 +476,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update")
     t.add_argument("--chains", type=int, default=100, help="persistent chains (pcd, fpcd, jarzynski, pt)")
     t.add_argument("--temperatures", type=int, default=10, help="replicas for pt")
+    t.add_argument("--swap", choices=("marginal", "joint"), default="marginal",
+                   help="pt's swaps: of visible states by their free energies, or of joint states (v, h) by their energies (cheaper, accepted less often)")
     t.add_argument("--epochs", type=int, default=200, help="passes over the training data")
     t.add_argument("--batch-size", type=int, default=20, help="examples per update")
     t.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="None: sgd for bernoulli, adam for gaussian visible units")

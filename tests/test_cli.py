@@ -55,7 +55,7 @@ def test_train_evaluate_sample(tmp_path, capsys):
 def test_train_gaussian_toy_with_pt(tmp_path, capsys):
     out = tmp_path / "gb"
     assert run("train", "--dataset", "two-laplace", "--hidden", 4, "--epochs", 2, "--estimator", "pt",
-               "--temperatures", 3, "--chains", 10, "--batch-size", 500, "--learn-sigma", "--out", out, "--quiet") == 0
+               "--temperatures", 3, "--swap", "joint", "--chains", 10, "--batch-size", 500, "--learn-sigma", "--out", out, "--quiet") == 0
     assert json.loads(capsys.readouterr().out)["method"] == "exact"
     assert isinstance(jrbm.load(out / "params.npz"), jrbm.GaussianRBM)
     assert (out / "density.png").stat().st_size > 0

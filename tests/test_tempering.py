@@ -43,14 +43,15 @@ def tv(counts, p):
     return 0.5 * np.abs(counts / counts.sum() - p).sum()
 
 
-def test_beta_one_replica_samples_the_exact_marginal_where_gibbs_is_stuck():
+@pytest.mark.parametrize("swap", pt.SWAPS)
+def test_beta_one_replica_samples_the_exact_marginal_where_gibbs_is_stuck(swap):
     params = two_mode_model()
     p = np.asarray(jrbm.exact.marginal_visible(params))
     n_chains, n_steps = 4000, 200
     bound = tv_bound(p, n_chains)  # about 0.05
 
     state = pt.pt_init(jax.random.key(0), params, jnp.zeros((1, I)), M, n_chains)  # every replica at all-zeros
-    state = jax.jit(lambda k, s: pt.pt_chain(k, params, s, M, n_steps))(jax.random.key(1), state)
+    state = jax.jit(lambda k, s: pt.pt_chain(k, params, s, M, n_steps, swap=swap))(jax.random.key(1), state)
     counts = np.bincount(lsb_index(state.chains[:, -1]), minlength=2**I)
     assert tv(counts, p) < bound
     rates = np.asarray(state.swap_rates)
@@ -118,6 +119,38 @@ def test_swap_ratio_is_the_ratio_of_the_replica_densities():
         np.testing.assert_allclose(pt.swap_log_ratio(params, lo, hi, b, a), -got, rtol=1e-12)
 
 
+def test_joint_swap_ratio_is_the_ratio_of_the_replica_joint_densities():
+    """joint_log_ratios against energies of the interpolated models (jrbm.energy of interpolate), for
+    Bernoulli, Gaussian, Spin-ReLU and Potts-Bernoulli models; constants of each replica cancel."""
+    rng = np.random.default_rng(3)
+    n, m = 3, 5
+    spin_relu = jrbm.init(jax.random.key(1), jrbm.layers.Spin.init(4), jrbm.layers.ReLU.init(3), weight_std=0.5)
+    potts = jrbm.init(jax.random.key(2), jrbm.layers.Potts.init(3, 4), jrbm.layers.Bernoulli.init(2), weight_std=0.5)
+    cases = [
+        (random_bernoulli(4, 5, 3, scale=1.5), rng.integers(0, 2, (n, m, 5)), rng.integers(0, 2, (n, m, 3))),
+        (random_gaussian(5, 3, 4), rng.normal(size=(n, m, 3)), rng.integers(0, 2, (n, m, 4))),
+        (spin_relu, 2 * rng.integers(0, 2, (n, m, 4)) - 1, rng.exponential(size=(n, m, 3))),
+        (potts, np.eye(4)[rng.integers(0, 4, (n, m, 3))], rng.integers(0, 2, (n, m, 2))),
+    ]
+    betas = jnp.array([0.0, 0.2, 0.5, 0.9, 1.0])
+    for params, v, h in cases:  # every field moved off its initial value, so that each term is checked
+        params = jax.tree.map(lambda x: jnp.asarray(x + 0.3 * rng.normal(size=np.shape(x)), jnp.float64), params)
+        v, h = jnp.asarray(v, jnp.float64), jnp.asarray(h, jnp.float64)
+        base = base_rate(params, None)
+        log_f = lambda beta, x, y: -jrbm.energy(interpolate(base, params, beta), x, y)  # noqa: E731
+        want = np.stack(
+            [
+                log_f(betas[i], v[:, i + 1], h[:, i + 1]) + log_f(betas[i + 1], v[:, i], h[:, i])
+                - log_f(betas[i], v[:, i], h[:, i]) - log_f(betas[i + 1], v[:, i + 1], h[:, i + 1])
+                for i in range(m - 1)
+            ],
+            axis=1,
+        )
+        got = pt.joint_log_ratios(base, params, v, h, jrbm.model.hidden_input(params, v), betas)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+        assert np.abs(want).max() > 0.1  # the states differ enough for the check to bite
+
+
 @pytest.mark.parametrize("n_temps", [6, 7])
 def test_a_swap_round_computes_the_active_pairs_ratios_only(n_temps):
     """The step's ratios, active pairs only (both parities, even and odd ladders), against swap_log_ratio."""
@@ -137,23 +170,25 @@ def test_a_swap_round_computes_the_active_pairs_ratios_only(n_temps):
             assert np.all(np.isneginf(got[:, ~active]))
 
 
-def test_equal_temperatures_always_swap():
+@pytest.mark.parametrize("swap", pt.SWAPS)
+def test_equal_temperatures_always_swap(swap):
     params = two_mode_model()
     betas = jnp.ones(M)
     state = pt.pt_init(jax.random.key(4), params, all_binary(I), betas, 50)
-    state = pt.pt_chain(jax.random.key(5), params, state, betas, 11)
+    state = pt.pt_chain(jax.random.key(5), params, state, betas, 11, swap=swap)
     np.testing.assert_array_equal(state.swap_rates, np.ones(M - 1))
     # Even/odd alternation: pair 0 was proposed in rounds 0, 2, ..., 10, pair 1 in 1, 3, ..., 9.
     np.testing.assert_array_equal(state.n_proposed, [6, 5, 6])
     assert int(state.step) == 11
 
 
-def test_gaussian_rbm_beta_one_replica_has_the_exact_mean():
+@pytest.mark.parametrize("swap", pt.SWAPS)
+def test_gaussian_rbm_beta_one_replica_has_the_exact_mean(swap):
     params = random_gaussian(6, 3, 4, scale=1.5)
     n_chains, n_steps, m = 4000, 200, 5
     data = np.random.default_rng(2).normal(size=(20, 3))
     state = pt.pt_init(jax.random.key(7), params, data, m, n_chains)
-    state = jax.jit(lambda k, s: pt.pt_chain(k, params, s, m, n_steps))(jax.random.key(8), state)
+    state = jax.jit(lambda k, s: pt.pt_chain(k, params, s, m, n_steps, swap=swap))(jax.random.key(8), state)
     v = np.asarray(state.chains[:, -1])
     assert state.chains.shape == (n_chains, m, 3) and np.all(np.isfinite(state.chains))
     assert np.all(np.isfinite(state.swap_rates))
@@ -168,7 +203,7 @@ def test_gaussian_rbm_beta_one_replica_has_the_exact_mean():
     # 5 standard errors of the mean of n_chains independent draws.
     np.testing.assert_array_less(np.abs(v.mean(0) - mean), 5 * np.sqrt(var / n_chains))
 
-    grads, _ = pt.PT(m, 1, 16).grad(jax.random.key(9), params, data, state._replace(chains=state.chains[:16]))
+    grads, _ = pt.PT(m, 1, 16, swap).grad(jax.random.key(9), params, data, state._replace(chains=state.chains[:16]))
     assert jax.tree.map(jnp.shape, grads) == jax.tree.map(jnp.shape, params)
     assert all(np.all(np.isfinite(g)) for g in grads)
 
@@ -216,6 +251,10 @@ def test_bad_states_and_arguments_are_clear_errors():
         pt.pt_step(jax.random.key(1), params, state, 3, k=0)
     with pytest.raises(ValueError, match="positive"):
         pt.PT(3, n_chains=0).init(jax.random.key(0), params, jnp.zeros((2, I)))
+    with pytest.raises(ValueError, match=r"swap: expected one of 'marginal', 'joint', got 'energy'"):
+        pt.PT(3, swap="energy")
+    with pytest.raises(ValueError, match=r"swap: expected one of .*, got None"):
+        pt.pt_chain(jax.random.key(1), params, state, 3, 2, swap=None)
 
 
 def test_jitted_step_and_grad_trace_once_and_follow_float32():
