@@ -22,6 +22,8 @@ def is_concrete(x) -> bool:
 
 
 def positive_int(name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a positive integer, got the bool {value!r}")
     try:
         out = operator.index(value)
     except TypeError:
@@ -106,7 +108,10 @@ def finite_leaves(name: str, tree) -> None:
 
 
 def layer_data(name: str, x, layer, dtype, *, what: str = "visible"):
-    """Validates one state or a batch for ``layer`` (trailing shape ``layer.shape``, finite) and casts it to ``dtype``."""
+    """Validates one state or a batch for ``layer`` (trailing shape ``layer.shape``, finite, within the layer's
+    states as :func:`jrbm.layers.base.check_training_data` has them: ``[0, 1]`` for Bernoulli units, the states
+    themselves for the others) and casts it to ``dtype``. Values are checked when concrete."""
+    from jrbm.layers import base as layer_base  # the layers import this module
     x = _as_array(name, x)
     _numeric_dtype(name, x)
     shape = tuple(layer.shape)
@@ -116,6 +121,7 @@ def layer_data(name: str, x, layer, dtype, *, what: str = "visible"):
         states = "" if k == 1 else f" of shape {shape[1:]}"
         raise ValueError(f"{name}: expected shape (..., {dims}) for {shape[0]} {what} units{states}, got shape {tuple(x.shape)}")
     finite(name, x)
+    layer_base.check_training_data(layer, name, x)
     return jnp.asarray(x, dtype)
 
 

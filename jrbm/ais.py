@@ -462,7 +462,7 @@ def reverse_log_partition(
     v0 = visible_data(params, v_init, "v_init").reshape((-1,) + params.visible.shape)
     if v0.shape[0] == 0:
         raise ValueError("v_init: expected at least one start state, got none")
-    params.visible.check_data("v_init", v0)
+    layer_base.check_data(params.visible, "v_init", v0)
     betas = schedule(betas, params.W.dtype)
     base = _base(params, data)
     if mesh is not None:
@@ -494,7 +494,7 @@ def log_likelihood(key: Array, params: Model, v: ArrayLike, **ais_kwargs) -> tup
     _checks.key("key", key)
     check(params)
     v = visible_data(params, v)
-    params.visible.check_data("v", v)
+    layer_base.check_data(params.visible, "v", v)
     result = log_partition(key, params, **ais_kwargs)
     return jnp.mean(-free_energy_unchecked(params, v)) - result.log_z, result
 

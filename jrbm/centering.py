@@ -261,6 +261,7 @@ class Centered(_CenteredFields):
 
     def init(self, key: Array, params: Model, data: ArrayLike) -> CenteredState:
         """The inner estimator's state, ``mu`` the data's mean and ``lam`` the mean of ``E[h | v]`` over the data."""
+        _checks.key("key", key)
         check_supported(params)
         inner = self.estimator.init(key, params, data)
         mu, lam = data_means(params, flat_batch(params, data, "data"))

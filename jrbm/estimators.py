@@ -206,6 +206,7 @@ class CD(_CDFields):
         return super().__new__(cls, _checks.static_positive_int("k", k))
 
     def init(self, key: Array, params: Model, data: ArrayLike) -> tuple:
+        _checks.key("key", key)  # unused, checked all the same: the interface takes a key
         check(params)
         layer_base.check_training_data(params.visible, "data", flat_batch(params, data, "data"))
         return ()
@@ -248,6 +249,7 @@ class PCD(_PCDFields):
         return super().__new__(cls, _checks.static_positive_int("k", k), _checks.static_positive_int("n_chains", n_chains))
 
     def init(self, key: Array, params: Model, data: ArrayLike) -> Array:
+        _checks.key("key", key)
         check(params)
         data = flat_batch(params, data, "data")
         layer_base.check_training_data(params.visible, "data", data)
@@ -354,6 +356,7 @@ class FPCD(_FPCDFields):
         return super().__new__(cls, k, n_chains, fast_lr, fast_decay)
 
     def init(self, key: Array, params: Model, data: ArrayLike) -> FPCDState:
+        _checks.key("key", key)
         check(params)
         data = flat_batch(params, data, "data")
         layer_base.check_training_data(params.visible, "data", data)

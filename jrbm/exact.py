@@ -203,7 +203,7 @@ def _log_partition_split(params, p: Plan):
 def _check_data(params, v, check_values):
     v = visible_data(params, v)
     if check_values:
-        params.visible.check_data("v", v)
+        layer_base.check_data(params.visible, "v", v)
     return v
 
 

@@ -162,7 +162,7 @@ def pseudo_log_likelihood(params: Model, v: ArrayLike, *, key: Optional[Array] =
         )
     v = visible_data(params, v)
     if check:
-        vis.check_data("v", v)
+        layer_base.check_data(vis, "v", v)
     dtype = params.W.dtype
     offset, scale = (jnp.asarray(a, dtype) for a in vis.affine_bits())
     n = vis.shape[0]
@@ -177,10 +177,10 @@ def pseudo_log_likelihood(params: Model, v: ArrayLike, *, key: Optional[Array] =
         # (..., I, *hidden.shape): the hidden inputs with unit i flipped
         x_flip = jnp.expand_dims(x, -1 - len(hid.shape)) + d.reshape(d.shape + hd) * rows
         delta = -slope * d + hid.cgf(x_flip) - hid.cgf(x)[..., None]  # F(v) - F(v^(i))
-        return -jnp.mean(jax.nn.softplus(delta), axis=-1)
+        return -jnp.mean(layer_base.softplus(delta), axis=-1)
     _checks.key("key", key)
     i = jax.random.randint(key, v.shape[:-1], 0, n)
     d_i = jnp.take_along_axis(d, i[..., None], axis=-1)[..., 0]
     x_flip = x + d_i.reshape(d_i.shape + hd) * rows[i]
     delta = -slope[i] * d_i + hid.cgf(x_flip) - hid.cgf(x)
-    return -jax.nn.softplus(delta)
+    return -layer_base.softplus(delta)

@@ -63,6 +63,11 @@ def _check_W(name: str, W, shape: tuple, dtype) -> None:
 def check_layers(name: str, visible, hidden):
     """Checks both layers (:meth:`jrbm.layers.Layer.check`); returns their common dtype."""
     for side, layer in (("visible", visible), ("hidden", hidden)):
+        if isinstance(layer, type):
+            raise TypeError(
+                f"{name}.{side}: expected a layer instance, got the class {layer.__name__} itself; "
+                f"make one, e.g. {layer.__name__}.init(n_units)"
+            )
         if not (hasattr(layer, "_fields") and callable(getattr(layer, "cgf", None)) and callable(getattr(layer, "check", None))):
             raise TypeError(f"{name}.{side}: expected a layer (jrbm.layers.Bernoulli, Gaussian, ...), got {type(layer).__name__}")
         layer.check(f"{name}.{side}")
@@ -172,6 +177,8 @@ def _check_flat(params, name: str) -> None:
     if not jnp.issubdtype(W.dtype, jnp.floating):
         raise TypeError(f"{name}.W: expected a floating dtype, got {W.dtype}")
     n_visible, n_hidden = W.shape
+    if n_visible == 0 or n_hidden == 0:
+        raise ValueError(f"{name}.W: expected at least one visible and one hidden unit, got shape {tuple(W.shape)}")
     expected = {"b": (n_visible,), "c": (n_hidden,), "log_sigma": (n_visible,)}
     for field in params._fields[1:]:
         leaf = getattr(params, field)

@@ -6,7 +6,9 @@ Bernoulli layer on the other side:
 
 1. its ``cgf`` equals the log of the sum over its states (enumeration, for
    discrete units) or of the integral (1-D Gauss-Legendre quadrature per
-   unit, for continuous ones), and is additive over units;
+   unit, for continuous ones, over the interval of states that its
+   ``check_data`` accepts: the real line, a half-line or a bounded
+   interval), and is additive over units;
 2. its conditional mean equals ``jax.grad`` of ``cgf``, and its sampler's
    mean and variance match the exact ones within a bound set from the sample
    size (6 standard errors, computed from the exact second and fourth moments);
@@ -83,14 +85,37 @@ def _unit(layer, i):
     return jax.tree.map(lambda x: x[i : i + 1], layer)
 
 
-def _support(layer) -> tuple[float, float]:
-    """``(-inf, inf)``, or ``(0, inf)`` when the layer refuses a negative state (probed with ``check_data``)."""
-    probe = -np.ones((1,) + tuple(layer.shape))
+def _accepts(layer, value: float) -> bool:
+    """Whether ``check_data`` takes every unit of ``layer`` at ``value``."""
     try:
-        layer.check_data("probe", probe)
+        layer.check_data("probe", np.full((1,) + tuple(layer.shape), value))
     except ValueError:
-        return 0.0, math.inf
-    return -math.inf, math.inf
+        return False
+    return True
+
+
+def _bound(layer, inside: float, direction: float) -> float:
+    """The end of the layer's support beyond ``inside`` (a state it takes) in ``direction`` (+1 or -1), found by
+    probing ``check_data``: infinite when it takes ``inside + direction * 1e8``; else bisected to about 1e-13
+    (relative), and put on the nearest integer when that is taken and within 1e-9 (0 for ReLU units, 1 for a unit
+    on ``[0, 1]``)."""
+    far = inside + direction * 1e8
+    if _accepts(layer, far):
+        return direction * math.inf
+    ok, bad = inside, far
+    while abs(bad - ok) > 1e-13 * max(1.0, abs(ok)):
+        mid = 0.5 * (ok + bad)
+        if mid in (ok, bad):
+            break
+        ok, bad = (mid, bad) if _accepts(layer, mid) else (ok, mid)
+    near = float(round(ok))
+    return near if abs(near - ok) < 1e-9 and _accepts(layer, near) else ok
+
+
+def _support(layer, inside: float) -> tuple[float, float]:
+    """``(lo, hi)``: the interval of states of a continuous unit, probed with ``check_data`` from the state ``inside``
+    (``(-inf, inf)`` for Gaussian units, ``(0, inf)`` for ReLU units, ``(0, 1)`` for a unit on the unit interval)."""
+    return _bound(layer, inside, -1.0), _bound(layer, inside, 1.0)
 
 
 def _unit_distribution(layer, inputs):
@@ -103,8 +128,8 @@ def _unit_distribution(layer, inputs):
         values = jnp.asarray(layer.unit_states(), inputs.dtype)[:, None]  # (k, 1, *unit shape)
         logw = -layer.energy(values) + jnp.sum((layer.statistic(values) * inputs).reshape(values.shape[0], -1), axis=-1)
         return values, logw
-    lo, hi = _support(layer)
     mean = float(np.asarray(layer.mean(inputs)).reshape(-1)[0])
+    lo, hi = _support(layer, mean)
     spread = 50.0 * max(1.0, abs(mean))
     a, b = max(lo, mean - spread), min(hi, mean + spread)
     nodes, weights = _gauss_legendre(a, b)

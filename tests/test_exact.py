@@ -143,18 +143,32 @@ def test_bb_likelihood_rejects_non_binary_data_unless_asked():
 @pytest.mark.parametrize("dtype, rtol", [(jnp.float64, 1e-13), (jnp.float32, 2e-6)])
 @pytest.mark.parametrize("n", [1, 16, 32, 70])
 def test_softplus_sum_equals_the_sum_of_softplus(dtype, rtol, n):
-    """The grouped product form against the plain sum, from -100 to 100 (underflowing and large terms)."""
+    """Against numpy's float64 logaddexp, from -100 to 100 (underflowing and large terms)."""
     rng = np.random.default_rng(n)
     x = np.concatenate([rng.normal(size=(50, n)) * s for s in (0.1, 3.0, 30.0, 100.0)])
     x[0] = 0.0
     want = np.logaddexp(0.0, x).sum(-1)  # float64 reference
     got = jrbm.exact.softplus_sum(jnp.asarray(x, dtype))
     assert got.dtype == dtype
-    # the float32 budget: one rounding of the sum per term, plus the roundings of the products
+    # the float32 budget: one rounding of the sum per term
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * n)
     np.testing.assert_allclose(jrbm.exact.softplus_sum(jnp.asarray(x.T, dtype), axis=0), got, rtol=1e-6)
     grad = jax.grad(lambda x: jrbm.exact.softplus_sum(x).sum())(jnp.asarray(x, jnp.float64))
     np.testing.assert_allclose(grad, np.exp(-np.logaddexp(0.0, -x)), rtol=1e-12, atol=1e-300)  # sigmoid, also at x = 0
+
+
+@pytest.mark.parametrize("dtype, rtol", [(jnp.float64, 1e-15), (jnp.float32, 1e-6)])
+def test_elementwise_softplus_matches_logaddexp_and_its_derivative_is_sigmoid(dtype, rtol):
+    from jrbm.layers.base import softplus
+
+    x = np.concatenate([[0.0, -np.inf, np.inf, -800.0, 800.0], np.random.default_rng(0).normal(size=200) * 40])
+    got = softplus(jnp.asarray(x, dtype))
+    assert got.dtype == dtype
+    want = np.logaddexp(0.0, x.astype(dtype)).astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=np.finfo(dtype).tiny)
+    finite = x[np.isfinite(x)]
+    grad = jax.vmap(jax.grad(softplus))(jnp.asarray(finite, jnp.float64))
+    np.testing.assert_allclose(grad, np.exp(-np.logaddexp(0.0, -finite)), rtol=1e-12, atol=1e-300)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 64, 4096, 1 << 16])

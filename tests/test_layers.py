@@ -75,6 +75,67 @@ class Binomial(NamedTuple):
         return Binomial((1 - beta) * base.theta + beta * self.theta), jnp.ones((), self.theta.dtype)
 
 
+def _unit_log_z(m):
+    """``log int_0^1 exp(m x) dx = log(expm1(m) / m)``, written without overflow or cancellation."""
+    small = jnp.abs(m) < 1e-4
+    ms = jnp.where(small, 1.0, m)
+    big = jnp.where(ms > 0, ms + jnp.log(-jnp.expm1(-ms)), jnp.log(-jnp.expm1(ms))) - jnp.log(jnp.abs(ms))
+    return jnp.where(small, m / 2 + m**2 / 24, big)
+
+
+class UnitInterval(NamedTuple):
+    """Continuous units on ``[0, 1]`` with ``U(x) = -theta x`` there (a tilted uniform), written against the
+    layer interface only, whose ``check_data`` converts to numpy (so it must only ever see concrete arrays)."""
+
+    theta: jax.Array
+
+    @property
+    def shape(self):
+        return tuple(self.theta.shape)
+
+    def energy(self, x):
+        return jnp.sum(jnp.where((x >= 0) & (x <= 1), -self.theta * x, jnp.inf), axis=-1)
+
+    def statistic(self, x):
+        return x
+
+    def cgf(self, inputs):
+        return jnp.sum(_unit_log_z(self.theta + inputs), axis=-1)
+
+    def mean(self, inputs):
+        return jnp.vectorize(jax.grad(_unit_log_z))(self.theta + inputs)
+
+    def noise(self, key, batch_shape, dtype):
+        return jax.random.uniform(key, tuple(batch_shape) + self.shape, dtype)
+
+    def sample_given_noise(self, inputs, noise):  # the inverse of the cdf expm1(m x) / expm1(m)
+        m = self.theta + inputs
+        small = jnp.abs(m) < 1e-6
+        ms = jnp.where(small, 1.0, m)
+        x = jnp.where(ms > 0, 1 + jnp.log(noise + (1 - noise) * jnp.exp(-ms)) / ms, jnp.log1p(noise * jnp.expm1(ms)) / ms)
+        return jnp.clip(jnp.where(small, noise, x), 0, 1)
+
+    def unit_states(self):
+        return None
+
+    def shifted(self, inputs):
+        return UnitInterval(self.theta + inputs)
+
+    def check(self, name):
+        layer_base.check_leaves(self, name)
+
+    def check_data(self, name, x):
+        a = np.asarray(x)  # fails on a tracer: jrbm must not call it under jit
+        if not np.all((a >= 0) & (a <= 1)):
+            raise ValueError(f"{name}: expected values in [0, 1] for a UnitInterval layer")
+
+    def from_data(self, data):
+        return UnitInterval(jnp.zeros_like(self.theta))
+
+    def interpolate(self, base, beta):
+        return UnitInterval((1 - beta) * base.theta + beta * self.theta), jnp.ones((), self.theta.dtype)
+
+
 F64 = jnp.float64
 SHIPPED = {
     "Bernoulli": lambda: layers.Bernoulli(jnp.array([0.5, -1.0, 0.2], F64)),
@@ -114,6 +175,23 @@ def test_a_layer_defined_outside_jrbm_passes_the_kit_and_trains():
     params, history = jrbm.fit(jax.random.key(3), params, data, optimizer=optax.sgd(0.1), estimator=jrbm.PCD(1, 16),
                                epochs=3, batch_size=16, log_likelihood="exact", progress=False)
     assert np.all(np.isfinite(history["log_likelihood"]))
+
+
+@pytest.mark.slow
+def test_a_bounded_continuous_layer_passes_the_kit_and_trains_with_a_numpy_data_check():
+    """The kit finds the support [0, 1] from check_data; fit never hands check_data a tracer."""
+    jrbm.testing.check_layer(UnitInterval(jnp.array([0.7, -1.5], F64)), jax.random.key(1))
+    assert jrbm.testing._support(UnitInterval(jnp.zeros(1, F64)), 0.5) == (0.0, 1.0)
+    data = jnp.asarray(np.random.default_rng(1).uniform(size=(64, 3)) ** 2, F64)
+    params = jrbm.init(jax.random.key(2), UnitInterval(jnp.zeros(3, F64)), layers.Bernoulli(jnp.zeros(2, F64)), data=data)
+    import optax
+
+    for est in (jrbm.CD(1), jrbm.PCD(1, 16), jrbm.PT(3, 1, 8), jrbm.JarzynskiPCD(1, 16)):
+        _, history = jrbm.fit(jax.random.key(3), params, data, optimizer=optax.sgd(0.1), estimator=est,
+                              epochs=2, batch_size=16, log_likelihood="exact", progress=False)
+        assert np.all(np.isfinite(history["log_likelihood"]))
+    with pytest.raises(ValueError, match=r"data: expected values in \[0, 1\] for a UnitInterval layer"):
+        jrbm.fit(jax.random.key(3), params, data + 1, optimizer=optax.sgd(0.1), epochs=1, batch_size=16, progress=False)
 
 
 def test_the_kit_catches_a_wrong_layer():

@@ -20,6 +20,20 @@ DATA = np.random.default_rng(0).integers(0, 2, (16, 5)).astype(np.float64)
 POTTS = jrbm.RBM(layers.Potts(jnp.zeros((4, 3))), layers.Bernoulli(jnp.zeros(2)), jnp.zeros((4, 3, 2)))
 
 
+class _DictGrad:
+    """An estimator whose gradient is a dict, not a pytree like the parameters."""
+
+    def init(self, key, params, data):
+        return ()
+
+    def grad(self, key, params, batch, state):
+        return {"W": params.W}, state
+
+
+SPIN = jrbm.RBM(layers.Spin(jnp.zeros(5)), layers.Bernoulli(jnp.zeros(3)), jnp.zeros((5, 3)))
+RELU_HIDDEN = jrbm.RBM(layers.Bernoulli(jnp.zeros(5)), layers.ReLU(jnp.zeros(3), jnp.zeros(3)), jnp.zeros((5, 3)))
+
+
 def fit(params=BB, data=DATA, **kw):
     kw = {"optimizer": optax.sgd(0.1), "epochs": 1, "batch_size": 4, "progress": False} | kw
     return jrbm.fit(KEY, params, data, **kw)
@@ -122,6 +136,20 @@ CASES = [
     ("an integer dtype for the parameters", lambda: jrbm.init_bernoulli(KEY, 5, 3, dtype="int32"), TypeError, r"dtype: expected a floating dtype .*got 'int32'"),
     ("raw pixels (0..255) as AIS base data", lambda: jrbm.ais.log_partition(KEY, BB, data=DATA * 255), ValueError, r"data: expected values in \[0, 1\]"),
     ("sigma of the wrong length", lambda: jrbm.init_gaussian(KEY, 5, 3, sigma=[1.0, 2.0]), ValueError, r"sigma: expected a scalar or 5 values \(one per visible unit\), got shape \(2,\)"),
+    ("an empty layer in a general model", lambda: jrbm.free_energy(jrbm.RBM(layers.Bernoulli(jnp.zeros(5)), layers.Bernoulli(jnp.zeros(0)), jnp.zeros((5, 0))), V), ValueError, r"params.hidden.theta: expected at least one unit"),
+    ("Spin states in {0, 1} to free_energy", lambda: jrbm.free_energy(SPIN, DATA), ValueError, r"v: expected spin values \(-1 or \+1\) for a Spin layer, got 0.0"),
+    ("negative ReLU hidden states to p_v_given_h", lambda: jrbm.p_v_given_h(RELU_HIDDEN, -np.ones(3)), ValueError, r"h: expected non-negative values \(x >= 0\) for a ReLU layer, got -1.0"),
+    ("Bernoulli data above 1 to free_energy", lambda: jrbm.free_energy(BB, DATA * 16), ValueError, r"v: expected values in \[0, 1\] .* got 16.0"),
+    ("Potts data that are not one-hot to p_h_given_v", lambda: jrbm.p_h_given_v(POTTS, np.ones((4, 3))), ValueError, r"v: expected one 1 per unit"),
+    ("a layer class passed uncalled", lambda: jrbm.init(KEY, layers.Bernoulli, layers.Bernoulli.init(3)), TypeError, r"init.visible: expected a layer instance, got the class Bernoulli itself; make one, e.g. Bernoulli.init\(n_units\)"),
+    ("a layer of zero units", lambda: layers.Bernoulli.init(0), ValueError, r"n: expected a positive integer, got 0"),
+    ("Potts units with no states", lambda: layers.Potts.init(3, 0), ValueError, r"q: expected a positive integer, got 0"),
+    ("a model with no hidden units", lambda: jrbm.free_energy(BB._replace(c=jnp.zeros(0), W=jnp.zeros((5, 0))), V), ValueError, r"params.W: expected at least one visible and one hidden unit, got shape \(5, 0\)"),
+    ("a bool for epochs", lambda: fit(epochs=True), TypeError, r"epochs: expected a positive integer, got the bool True"),
+    ("a callback that is not callable", lambda: fit(callback=3), TypeError, r"callback: expected a function called as callback\(epoch, params, record\), got int"),
+    ("an estimator whose gradient is not like the parameters", lambda: fit(estimator=_DictGrad()), TypeError, r"estimator.grad: expected gradients with the structure of the parameters"),
+    ("an int seed to PCD.init", lambda: jrbm.PCD(1, 4).init(0, BB, DATA), TypeError, r"key: expected a jax.random key"),
+    ("an int seed to init_state", lambda: jrbm.train.init_state(0, BB, DATA, optimizer=optax.sgd(0.1), estimator=jrbm.CD(1)), TypeError, r"key: expected a jax.random key"),
 ]
 
 

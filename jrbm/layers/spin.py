@@ -26,7 +26,7 @@ from jrbm.layers import base
 def _log_2cosh(z: Array) -> Array:
     """``log(2 cosh z) = |z| + log(1 + exp(-2 |z|))``, finite for every finite ``z``."""
     a = jnp.abs(z)
-    return a + jax.nn.softplus(-2 * a)
+    return a + jnp.log1p(jnp.exp(-2 * a))
 
 
 class Spin(NamedTuple):

@@ -142,9 +142,9 @@ def prepare(params, data, validation, *, epochs, batch_size, log_likelihood, lea
     if validation is not None:
         layer_base.check_training_data(params.visible, "validation", validation)
     if log_likelihood is not None:  # a likelihood is defined on the layer's states only
-        params.visible.check_data("data", data)
+        layer_base.check_data(params.visible, "data", data)
         if validation is not None:
-            params.visible.check_data("validation", validation)
+            layer_base.check_data(params.visible, "validation", validation)
     if log_likelihood == "exact":
         exact.plan(params)  # fail now, not after the first epoch
     if learn_sigma and not has_sigma(params):
@@ -357,6 +357,8 @@ def fit(
         learn_sigma=learn_sigma, sigma_warmup=sigma_warmup, estimator=estimator, optimizer=optimizer, mesh=mesh,
     )
     _checks.finite_leaves("params", params)  # fit_ensemble checks its whole stack instead
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected a function called as callback(epoch, params, record), got {type(callback).__name__}")
     betas, n_runs = eval_settings(log_likelihood, ais_kwargs, params.W.dtype, mesh)
 
     key_init, key_train = jax.random.split(key)

@@ -14,7 +14,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jrbm import metrics, parallel
+from jrbm import _checks, metrics, parallel
 from jrbm.estimators import Estimator
 from jrbm.model import free_energy_unchecked
 from jrbm.params import Model
@@ -78,7 +78,20 @@ def _gated_sigma(optimizer, structure, labels, steps):
 
 def init_state(key: Array, params: Model, data: ArrayLike, *, optimizer: Optimizer, estimator: Estimator) -> TrainState:
     """The :class:`TrainState` at the start of training."""
+    _checks.key("key", key)
+    _checks.optimizer("optimizer", optimizer)
+    _checks.estimator("estimator", estimator)
     return TrainState(params, optimizer.init(params), estimator.init(key, params, data))
+
+
+def _check_grads(grads, params) -> None:
+    """Raises unless an estimator's gradient is a pytree like ``params`` (checked while tracing: shapes only)."""
+    want, got = jax.tree.structure(params), jax.tree.structure(grads)
+    if got != want:
+        raise TypeError(f"estimator.grad: expected gradients with the structure of the parameters, {want}, got {got}")
+    for leaf_name, g, p in zip(_checks.leaf_names(params, "params"), jax.tree.leaves(grads), jax.tree.leaves(params)):
+        if jnp.shape(g) != jnp.shape(p):
+            raise ValueError(f"estimator.grad: expected the gradient of {leaf_name} to have shape {jnp.shape(p)}, got {jnp.shape(g)}")
 
 
 def train_step(key: Array, state: TrainState, batch: Array, *, optimizer: Optimizer, estimator: Estimator) -> TrainState:
@@ -97,6 +110,7 @@ def train_step(key: Array, state: TrainState, batch: Array, *, optimizer: Optimi
       >>> state = step(jax.random.key(2), state, data)
     """
     grads, est_state = estimator.grad(key, state.params, batch, state.estimator_state)
+    _check_grads(grads, state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     return TrainState(optax.apply_updates(state.params, updates), opt_state, est_state)
 
