@@ -154,7 +154,7 @@ def base_log_partition(base: Model) -> Array:
 
 def sample_base(key: Array, base: Model, n: int) -> Array:
     """``n`` exact samples of the base model's visible layer (its units are independent: input 0)."""
-    return layer_base.sample(base.visible, key, jnp.zeros((n,) + base.visible.shape, base.W.dtype))
+    return layer_base.sample(key, base.visible, jnp.zeros((n,) + base.visible.shape, base.W.dtype))
 
 
 def _anneal(key: Array, base: Model, params: Model, betas: Array, v0: Array, mesh=None) -> tuple[Array, Array]:
@@ -208,7 +208,7 @@ def _anneal(key: Array, base: Model, params: Model, betas: Array, v0: Array, mes
     def run_block(carry, inp):
         key_block, beta, beta_next, is_real = inp
         key_h, key_v = jax.random.split(key_block)
-        noise = (layer_base.noise(hid, key_h, (block,) + batch, dtype), layer_base.noise(vis, key_v, (block,) + batch, dtype))
+        noise = (layer_base.noise(key_h, hid, (block,) + batch, dtype), layer_base.noise(key_v, vis, (block,) + batch, dtype))
         carry, _ = lax.scan(move, carry, (beta, beta_next, is_real) + noise)  # unrolling measured slower
         return carry, None
 

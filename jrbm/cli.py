@@ -408,7 +408,7 @@ def cmd_sample(args) -> dict:
     n_visible = params.visible.shape[0]
     vis = params.visible
     # the chains start at draws of the visible layer on its own (no input from the hidden layer)
-    v0 = layer_base.sample(vis, k_start, jnp.zeros((args.n,) + vis.shape, params.W.dtype))
+    v0 = layer_base.sample(k_start, vis, jnp.zeros((args.n,) + vis.shape, params.W.dtype))
     v = np.asarray(gibbs_chain(k_chain, params, v0, args.steps))
     stem = os.path.splitext(args.out)[0]
     io.atomic_write(stem + ".npy", lambda f: np.save(f, v))

@@ -288,12 +288,12 @@ def _jarzynski_grad(key, params, v, state, ess_threshold, k):
     resample = _ess(log_w) < ess_threshold
     field = _resampled(resample, key_resample, log_w, field)
     log_w = jnp.where(resample, jnp.zeros_like(log_w), log_w)
-    v_k = layer_base.sample(vis, key_v, field)  # the sweeps: v ~ p(v | h), then h ~ p(h | v), k times
+    v_k = layer_base.sample(key_v, vis, field)  # the sweeps: v ~ p(v | h), then h ~ p(h | v), k times
     inputs_k = hidden_input(params, v_k)
     if k > 1:
         key_sweeps, key_rest = jax.random.split(key_rest)
         v_k, inputs_k = negative_phase(key_sweeps, params, inputs_k, k - 1)
-    h_k = layer_base.sample(hid, key_rest, inputs_k)
+    h_k = layer_base.sample(key_rest, hid, inputs_k)
     stack = None if k > 1 else False  # with k = 1, v_k is the fresh draw above (contrast_grad's docstring)
     grads = contrast_grad(params, v, hidden_input(params, v), v_k, inputs_k, jax.nn.softmax(log_w), stack=stack)
     new = JarzynskiState(
@@ -382,8 +382,8 @@ class JarzynskiPCD(_JarzynskiFields):
         dtype = params.W.dtype
         key_v, key_h = jax.random.split(key)
         n = self.n_chains
-        chains = layer_base.sample(params.visible, key_v, jnp.zeros((n,) + params.visible.shape, dtype))
-        hidden = layer_base.sample(params.hidden, key_h, jnp.zeros((n,) + params.hidden.shape, dtype))
+        chains = layer_base.sample(key_v, params.visible, jnp.zeros((n,) + params.visible.shape, dtype))
+        hidden = layer_base.sample(key_h, params.hidden, jnp.zeros((n,) + params.hidden.shape, dtype))
         inputs = hidden_input(params, chains)
         log_w = _normalised(coupling(params.hidden, hidden, inputs))  # E_{W=0}(v, h) - E_theta0(v, h)
         return JarzynskiState(chains, hidden, inputs, (params.visible, params.hidden), log_w, jnp.zeros((), jnp.int32))

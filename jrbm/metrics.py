@@ -100,7 +100,7 @@ def reconstruction_error_unchecked(params: Model, v: Array, key: Optional[Array]
         h = hid.mean(inputs)
     else:
         _checks.key("key", key)
-        h = layer_base.sample(hid, key, inputs)
+        h = layer_base.sample(key, hid, inputs)
     recon = vis.mean(couple_to_visible(params, hid.statistic(h)))
     return jnp.mean((v - recon) ** 2)
 

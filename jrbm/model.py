@@ -185,14 +185,14 @@ def sample_h_given_v(key: Array, params: Model, v: ArrayLike) -> Array:
     """Draws ``h ~ p(h | v)`` (Cheng eqs. 2.10, 3.10), in the parameters' dtype."""
     _checks.key("key", key)
     check(params)
-    return layer_base.sample(params.hidden, key, hidden_input(params, visible_data(params, v)))
+    return layer_base.sample(key, params.hidden, hidden_input(params, visible_data(params, v)))
 
 
 def sample_v_given_h(key: Array, params: Model, h: ArrayLike) -> Array:
     """Draws ``v ~ p(v | h)`` (Cheng eqs. 2.19, 3.19), in the parameters' dtype."""
     _checks.key("key", key)
     check(params)
-    return layer_base.sample(params.visible, key, visible_input(params, hidden_data(params, h)))
+    return layer_base.sample(key, params.visible, visible_input(params, hidden_data(params, h)))
 
 
 # --- the annealing path of AIS and parallel tempering ----------------------------------------------

@@ -31,8 +31,8 @@ PREDRAW_LIMIT = 1 << 18
 
 def _sweep(key: Array, params: Model, v: Array) -> Array:
     key_h, key_v = jax.random.split(key)
-    h = layer_base.sample(params.hidden, key_h, hidden_input(params, v))
-    return layer_base.sample(params.visible, key_v, visible_input(params, h))
+    h = layer_base.sample(key_h, params.hidden, hidden_input(params, v))
+    return layer_base.sample(key_v, params.visible, visible_input(params, h))
 
 
 def gibbs_step(key: Array, params: Model, v: ArrayLike) -> Array:
@@ -134,7 +134,7 @@ def _chain(key, params, v0, n_steps, trajectory, mesh):
     def run_block(carry, _):
         v, j = carry  # a counter, not a scanned array, so memory does not grow with n_steps
         key_h, key_v = jax.random.split(jax.random.fold_in(key, j))
-        noise = (layer_base.noise(hid, key_h, (block,) + batch, dtype), layer_base.noise(vis, key_v, (block,) + batch, dtype))
+        noise = (layer_base.noise(key_h, hid, (block,) + batch, dtype), layer_base.noise(key_v, vis, (block,) + batch, dtype))
         is_real = j * block + jnp.arange(block, dtype=jnp.uint32) < n_steps
         v, traj = lax.scan(sweep, v, (is_real,) + noise, unroll=min(block, UNROLL))
         return (v, j + 1), traj
@@ -193,7 +193,7 @@ def negative_phase(key: Array, params: Model, inputs0: Array, k: int) -> tuple[A
     predraw = k > 1 and k * (math.prod(inputs0.shape) + math.prod(v_shape)) <= PREDRAW_LIMIT
     if predraw:
         key_h, key_v = jax.random.split(key)
-        xs = (layer_base.noise(hid, key_h, (k,) + batch, dtype), layer_base.noise(vis, key_v, (k,) + batch, dtype))
+        xs = (layer_base.noise(key_h, hid, (k,) + batch, dtype), layer_base.noise(key_v, vis, (k,) + batch, dtype))
     else:
         xs = jax.random.split(key, k)
 
@@ -203,7 +203,7 @@ def negative_phase(key: Array, params: Model, inputs0: Array, k: int) -> tuple[A
             noise_h, noise_v = x
         else:
             key_h, key_v = jax.random.split(x)
-            noise_h, noise_v = layer_base.noise(hid, key_h, batch, dtype), layer_base.noise(vis, key_v, batch, dtype)
+            noise_h, noise_v = layer_base.noise(key_h, hid, batch, dtype), layer_base.noise(key_v, vis, batch, dtype)
         h = hid.sample_given_noise(inputs, noise_h)
         v = vis.sample_given_noise(visible_input(params, h), noise_v)
         return (v, hidden_input(params, v)), None

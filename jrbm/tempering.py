@@ -240,9 +240,9 @@ def _pt_step(
     def sweep(carry, key):
         _, x, _ = carry
         key_h, key_v = jax.random.split(key)
-        h = layer_base.sample_replicas(replicas_h, key_h, field_scale_h * x)  # replica m: input beta_m scale I_hid(v)
+        h = layer_base.sample_replicas(key_h, replicas_h, field_scale_h * x)  # replica m: input beta_m scale I_hid(v)
         field = field_scale_v * couple_to_visible(params, hid.statistic(h))
-        v = layer_base.sample_replicas(replicas_v, key_v, field)
+        v = layer_base.sample_replicas(key_v, replicas_v, field)
         return (v, hidden_input(params, v), h if swap == "joint" else None), None
 
     x0 = hidden_input(params, chains) if x is None else x

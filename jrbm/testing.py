@@ -39,7 +39,7 @@ Example:
   >>> import jax, jax.numpy as jnp, jrbm, jrbm.testing
   >>> from jrbm.layers import Bernoulli
   >>> jax.config.update("jax_enable_x64", True)
-  >>> report = jrbm.testing.check_layer(Bernoulli(jnp.array([0.5, -1.0, 0.2])), jax.random.key(0))
+  >>> report = jrbm.testing.check_layer(jax.random.key(0), Bernoulli(jnp.array([0.5, -1.0, 0.2])))
   >>> report["gibbs_invariance"]["chi2"] < report["gibbs_invariance"]["limit"]
   True
 """
@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jrbm import ais, exact, model
+from jrbm import _checks, ais, exact, model
 from jrbm.layers import Bernoulli
 from jrbm.layers import base as layer_base
 from jrbm.params import RBM
@@ -188,7 +188,7 @@ def _check_cgf_mean_sampler(layer, key, report):
     mean = np.asarray(layer.mean(inputs), np.float64).reshape(n, -1)
     _close("mean", mean, np.stack(exact_mean), 1e-6, 1e-7, "mean(I) against the enumerated/quadrature mean")
 
-    draws = layer_base.sample(layer, jax.random.fold_in(key, 1), jnp.broadcast_to(inputs, (SAMPLE_SIZE,) + layer.shape))
+    draws = layer_base.sample(jax.random.fold_in(key, 1), layer, jnp.broadcast_to(inputs, (SAMPLE_SIZE,) + layer.shape))
     draws = np.asarray(draws, np.float64).reshape(SAMPLE_SIZE, n, -1)
     if draws.shape[0] != SAMPLE_SIZE or not np.all(np.isfinite(draws)):
         _fail("sampler", "draws are not finite or not of shape (N, *shape)")
@@ -222,7 +222,7 @@ def _check_free_energies_and_conditionals(as_visible, as_hidden, key, report):
     layer = as_visible.visible
     n_b = as_visible.hidden.shape[0]
     H = _bernoulli_states(n_b, dtype)
-    v = layer_base.sample(layer, key, jnp.zeros((5,) + layer.shape, dtype))
+    v = layer_base.sample(key, layer, jnp.zeros((5,) + layer.shape, dtype))
     joint = -jax.vmap(lambda x: model.energy(as_visible, x, H))(v)  # (5, 2^n)
     _close("free energy", model.free_energy(as_visible, v), -jax.nn.logsumexp(joint, axis=1), 1e-9, 1e-9,
            "free_energy with the layer visible against -log sum_h exp(-energy)")
@@ -230,7 +230,7 @@ def _check_free_energies_and_conditionals(as_visible, as_hidden, key, report):
     _close("conditionals", model.p_h_given_v(as_visible, v), post @ H, 1e-9, 1e-12,
            "p_h_given_v (Bernoulli hidden) against the joint normalised by enumeration")
     h = as_hidden.hidden
-    x = layer_base.sample(h, jax.random.fold_in(key, 1), jnp.zeros((5,) + h.shape, dtype))
+    x = layer_base.sample(jax.random.fold_in(key, 1), h, jnp.zeros((5,) + h.shape, dtype))
     V = _bernoulli_states(n_b, dtype)
     joint = -jax.vmap(lambda s: model.energy(as_hidden, V, s))(x)  # (5, 2^n)
     _close("free energy", model.hidden_free_energy(as_hidden, x), -jax.nn.logsumexp(joint, axis=1), 1e-9, 1e-9,
@@ -269,7 +269,7 @@ def _check_shifted_and_bits(layer, key, n_bernoulli, report):
     dtype = jax.tree.leaves(layer)[0].dtype
     k1, k2, k3 = jax.random.split(key, 3)
     inputs = jax.random.normal(k1, layer.shape, dtype)
-    x = layer_base.sample(layer, k2, jnp.zeros((8,) + layer.shape, dtype))
+    x = layer_base.sample(k2, layer, jnp.zeros((8,) + layer.shape, dtype))
     coupling = jnp.sum((layer.statistic(x) * inputs).reshape(8, -1), axis=-1)
     offset = np.asarray(layer.energy(x) - coupling - layer.shifted(inputs).energy(x))
     if np.ptp(offset) > 1e-9 * max(1.0, np.max(np.abs(offset))):
@@ -290,7 +290,7 @@ def _check_shifted_and_bits(layer, key, n_bernoulli, report):
 
 
 def _check_exact_grad(as_visible, key, report):
-    v = layer_base.sample(as_visible.visible, key, jnp.zeros((7,) + as_visible.visible.shape, as_visible.W.dtype))
+    v = layer_base.sample(key, as_visible.visible, jnp.zeros((7,) + as_visible.visible.shape, as_visible.W.dtype))
     hand = exact.grad(as_visible, v)
     auto = jax.grad(lambda p: -jnp.mean(exact.log_likelihood(p, v)))(as_visible)
     for name, a, b in zip(("visible", "hidden", "W"), hand, auto):
@@ -357,21 +357,22 @@ def _check_annealing_and_ais(as_visible, as_hidden, key, report):
     dtype = as_visible.W.dtype
     layer = as_visible.visible
     k1, k2, k3, k4 = jax.random.split(key, 4)
-    data = layer_base.sample(layer, k1, jnp.full((200,) + layer.shape, 0.7, dtype))
-    v = layer_base.sample(layer, k2, jnp.zeros((6,) + layer.shape, dtype))
+    data = layer_base.sample(k1, layer, jnp.full((200,) + layer.shape, 0.7, dtype))
+    v = layer_base.sample(k2, layer, jnp.zeros((6,) + layer.shape, dtype))
     _check_annealing(as_visible, data, v, "ais", k3, report)
     bern = as_hidden.visible
-    data_b = layer_base.sample(bern, k1, jnp.full((200,) + bern.shape, -0.8, dtype))
+    data_b = layer_base.sample(k1, bern, jnp.full((200,) + bern.shape, -0.8, dtype))
     _check_annealing(as_hidden, data_b, data_b[:6], "ais_layer_hidden", k4, report)
 
 
-def check_layer(layer, key: jax.Array, *, n_bernoulli: int = 3, max_states: int = 4096) -> dict:
+def check_layer(key: jax.Array, layer, *, n_bernoulli: int = 3, max_states: int = 4096) -> dict:
     """Certifies ``layer`` against enumeration, quadrature, ``jax.grad`` and sampling bounds; returns a report.
 
     Args:
+      key: a ``jax.random`` key for the random inputs, weights and draws
+        (first, as in every random function of jrbm).
       layer: a layer (:class:`jrbm.layers.Layer`) with small float64
         parameters: a few units, and at most ``max_states`` states if discrete.
-      key: a ``jax.random`` key for the random inputs, weights and draws.
       n_bernoulli: units of the Bernoulli layer it is paired with (``2^n`` states).
       max_states: the largest discrete layer it will enumerate.
 
@@ -382,6 +383,7 @@ def check_layer(layer, key: jax.Array, *, n_bernoulli: int = 3, max_states: int 
       ConformanceError: naming the check, the quantity, and what was expected.
       TypeError, ValueError: the layer is not a float64 layer of a size the kit can enumerate.
     """
+    _checks.key("key", key)
     leaves = jax.tree.leaves(layer)
     if not leaves or leaves[0].dtype != jnp.float64:
         raise TypeError("layer: expected float64 fields (enable jax_enable_x64): the kit's tolerances are float64 ones")

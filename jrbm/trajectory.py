@@ -185,8 +185,8 @@ def _sweep(key: Array, ladder: Model, v: Array) -> Array:
     (:func:`jrbm.layers.base.sample_replicas`).
     """
     key_h, key_v = jax.random.split(key)
-    h = layer_base.sample_replicas(ladder.hidden, key_h, _per_model(hidden_input)(ladder, v))
-    return layer_base.sample_replicas(ladder.visible, key_v, _per_model(visible_input)(ladder, h))
+    h = layer_base.sample_replicas(key_h, ladder.hidden, _per_model(hidden_input)(ladder, v))
+    return layer_base.sample_replicas(key_v, ladder.visible, _per_model(visible_input)(ladder, h))
 
 
 def _per_model(fn):

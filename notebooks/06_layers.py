@@ -223,6 +223,6 @@ class Binomial(NamedTuple):
         return Binomial((1 - beta) * base.theta + beta * self.theta), jnp.ones((), self.theta.dtype)
 
 
-report = jrbm.testing.check_layer(Binomial(jnp.array([0.3, -0.8, 1.1])), jax.random.key(1))
+report = jrbm.testing.check_layer(jax.random.key(1), Binomial(jnp.array([0.3, -0.8, 1.1])))
 for check, value in report.items():
     print(f"{check:>17}: {value}")

@@ -177,7 +177,7 @@ def test_log_weights_follow_the_energy_for_other_layers_over_two_moves(family):
     from jrbm.layers import base as layer_base
 
     theta0, theta1, theta2 = _three_models(family)
-    data = layer_base.sample(theta0.visible, jax.random.key(9), jnp.zeros((6,) + theta0.visible.shape))
+    data = layer_base.sample(jax.random.key(9), theta0.visible, jnp.zeros((6,) + theta0.visible.shape))
     est = jrbm.JarzynskiPCD(k=2, n_chains=24, ess_threshold=0.0)
     state = est.init(jax.random.key(0), theta0, data)
 

@@ -155,7 +155,7 @@ for _name in ("ReLU", "dReLU"):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_every_shipped_layer_passes_the_kit(name):
-    report = jrbm.testing.check_layer(SHIPPED[name](), jax.random.key(0))
+    report = jrbm.testing.check_layer(jax.random.key(0), SHIPPED[name]())
     assert set(report) >= {"cgf", "sampler", "free_energy", "conditionals", "exact_grad", "gibbs_invariance", "ais"}
 
 
@@ -166,7 +166,7 @@ def test_shipped_layers_are_the_documented_set():
 @pytest.mark.slow
 def test_a_layer_defined_outside_jrbm_passes_the_kit_and_trains():
     layer = Binomial(jnp.array([0.3, -0.8, 1.1], F64))
-    jrbm.testing.check_layer(layer, jax.random.key(1))
+    jrbm.testing.check_layer(jax.random.key(1), layer)
     # and it composes with everything else without a change to jrbm: fit with an exact likelihood
     data = jnp.asarray(np.random.default_rng(0).integers(0, 4, (64, 3)), F64)
     params = jrbm.init(jax.random.key(2), Binomial(jnp.zeros(3, F64)), layers.Bernoulli(jnp.zeros(2, F64)), data=data)
@@ -180,7 +180,7 @@ def test_a_layer_defined_outside_jrbm_passes_the_kit_and_trains():
 @pytest.mark.slow
 def test_a_bounded_continuous_layer_passes_the_kit_and_trains_with_a_numpy_data_check():
     """The kit finds the support [0, 1] from check_data; fit never hands check_data a tracer."""
-    jrbm.testing.check_layer(UnitInterval(jnp.array([0.7, -1.5], F64)), jax.random.key(1))
+    jrbm.testing.check_layer(jax.random.key(1), UnitInterval(jnp.array([0.7, -1.5], F64)))
     assert jrbm.testing._support(UnitInterval(jnp.zeros(1, F64)), 0.5) == (0.0, 1.0)
     data = jnp.asarray(np.random.default_rng(1).uniform(size=(64, 3)) ** 2, F64)
     params = jrbm.init(jax.random.key(2), UnitInterval(jnp.zeros(3, F64)), layers.Bernoulli(jnp.zeros(2, F64)), data=data)
@@ -203,7 +203,7 @@ def test_the_kit_catches_a_wrong_layer():
             return jnp.sum(noise[..., :-1] < p[..., None], axis=-1).astype(p.dtype)
 
     with pytest.raises(jrbm.testing.ConformanceError, match="sampler"):
-        jrbm.testing.check_layer(Wrong(jnp.array([0.3, -0.8], F64)), jax.random.key(1))
+        jrbm.testing.check_layer(jax.random.key(1), Wrong(jnp.array([0.3, -0.8], F64)))
 
 
 def test_the_kit_catches_a_wrong_cgf():
@@ -212,7 +212,7 @@ def test_the_kit_catches_a_wrong_cgf():
             return jnp.sum(2 * jax.nn.softplus(self.theta + inputs), axis=-1)
 
     with pytest.raises(jrbm.testing.ConformanceError, match="cgf"):
-        jrbm.testing.check_layer(Wrong(jnp.array([0.3, -0.8], F64)), jax.random.key(1))
+        jrbm.testing.check_layer(jax.random.key(1), Wrong(jnp.array([0.3, -0.8], F64)))
 
 
 class _CgfPlusOne(layers.Spin):
@@ -253,12 +253,12 @@ class _DoubledAnnealingStep(layers.Bernoulli):
 )
 def test_the_kit_catches_each_kind_of_mistake(make, check):
     with pytest.raises(jrbm.testing.ConformanceError, match=f"^{check}"):
-        jrbm.testing.check_layer(make(), jax.random.key(1))
+        jrbm.testing.check_layer(jax.random.key(1), make())
 
 
 def _pairing_data(visible, n, key):
     """Valid states of ``visible``: draws of the layer on its own."""
-    return layer_base.sample(visible, key, jnp.zeros((n,) + visible.shape, F64))
+    return layer_base.sample(key, visible, jnp.zeros((n,) + visible.shape, F64))
 
 
 @pytest.mark.slow

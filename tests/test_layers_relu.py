@@ -208,7 +208,7 @@ def test_relu_sampler_moments():
     layer = ReLU(theta, log_gamma)
     n = 200_000
     inputs = jnp.zeros((n, len(RELU_CASES)))
-    x = np.asarray(jax.jit(base.sample, static_argnums=())(layer, jax.random.key(1), inputs))
+    x = np.asarray(jax.jit(base.sample)(jax.random.key(1), layer, inputs))
     assert np.all(np.isfinite(x)) and np.all(x >= 0)
     refs = [relu_reference(t, lg, 0.0) for t, lg in RELU_CASES]
     m1 = np.array([r[1] for r in refs])
@@ -240,7 +240,7 @@ def test_relu_sampler_distribution(m, gamma):
     """Kolmogorov-Smirnov against the exact CDF: D <= 1.95 / sqrt(N) (the 0.1% level)."""
     layer = _relu_unit(m, math.log(gamma))
     n = 50_000
-    x = np.asarray(base.sample(layer, jax.random.key(2), jnp.zeros((n, 1))))[:, 0]
+    x = np.asarray(base.sample(jax.random.key(2), layer, jnp.zeros((n, 1))))[:, 0]
     assert _ks_statistic(x, _relu_cdf(m, gamma)) <= 1.95 / math.sqrt(n)
 
 
@@ -250,7 +250,7 @@ def test_relu_far_tail(dtype):
     exponential of rate 50. Mean and variance against the exact ones within 5 standard errors."""
     layer = _relu_unit(-50.0, 0.0, dtype)
     n = 100_000
-    x = np.asarray(base.sample(layer, jax.random.key(3), jnp.zeros((n, 1), dtype)), np.float64)[:, 0]
+    x = np.asarray(base.sample(jax.random.key(3), layer, jnp.zeros((n, 1), dtype)), np.float64)[:, 0]
     assert np.all(np.isfinite(x)) and np.all(x >= 0)
     _, m1, m2, m3, m4 = relu_reference(-50.0, 0.0, 0.0)
     var, mu4 = central(m1, m2, m3, m4)
@@ -258,7 +258,7 @@ def test_relu_far_tail(dtype):
     _moment_bounds(x[:, None], np.array([m1]), np.array([var]), np.array([mu4]))
     # and 1000 sd out, in float32 too
     layer = _relu_unit(-1e3, 0.0, dtype)
-    x = np.asarray(base.sample(layer, jax.random.key(4), jnp.zeros((n, 1), dtype)), np.float64)[:, 0]
+    x = np.asarray(base.sample(jax.random.key(4), layer, jnp.zeros((n, 1), dtype)), np.float64)[:, 0]
     assert np.all(np.isfinite(x)) and np.all(x >= 0)
     _, m1, m2, m3, m4 = relu_reference(-1e3, 0.0, 0.0)
     var, mu4 = central(m1, m2, m3, m4)
@@ -272,7 +272,7 @@ def test_relu_large_positive_field(dtype, gamma):
     layer = _relu_unit(0.0, math.log(gamma), dtype)
     n = 100_000
     inputs = jnp.full((n, 1), 1e3, dtype)
-    x = np.asarray(base.sample(layer, jax.random.key(5), inputs), np.float64)[:, 0]
+    x = np.asarray(base.sample(jax.random.key(5), layer, inputs), np.float64)[:, 0]
     assert np.all(np.isfinite(x))
     var = 1 / gamma
     _moment_bounds(x[:, None], np.array([1e3 / gamma]), np.array([var]), np.array([3 * var**2]))
@@ -310,7 +310,7 @@ def test_relu_energy_shifted_interpolate():
 
 def test_relu_from_data():
     true = ReLU(jnp.array([1.0, -2.0, 0.0]), jnp.array([0.0, 0.5, -1.0]))
-    data = base.sample(true, jax.random.key(7), jnp.zeros((100_000, 3)))
+    data = base.sample(jax.random.key(7), true, jnp.zeros((100_000, 3)))
     fit = true.from_data(data)
     fit.check("fit")
     # the fit matches the data's first two moments exactly (they are in the attainable range) ...
@@ -387,7 +387,7 @@ def test_drelu_sampler_moments_and_sides():
     5 standard errors of the quadrature values (as for ReLU)."""
     layer = dReLU(*(jnp.array([c[k] for c in DRELU_CASES]) for k in range(4)))
     n = 200_000
-    x = np.asarray(jax.jit(base.sample)(layer, jax.random.key(8), jnp.zeros((n, len(DRELU_CASES)))))
+    x = np.asarray(jax.jit(base.sample)(jax.random.key(8), layer, jnp.zeros((n, len(DRELU_CASES)))))
     assert np.all(np.isfinite(x))
     refs = np.array([drelu_reference(*c, 0.0) for c in DRELU_CASES])
     p = refs[:, 5]
@@ -405,13 +405,13 @@ def test_drelu_tails(dtype):
     ~exp(-5e5)); theta_pos + I = -50 and theta_neg + I = +50 is a Laplace-like spike of rate 50 on each side."""
     n = 100_000
     layer = dReLU(*(jnp.array([v], dtype) for v in (0.0, 0.0, 0.0, 0.0)))
-    x = np.asarray(base.sample(layer, jax.random.key(9), jnp.full((n, 1), 1e3, dtype)), np.float64)
+    x = np.asarray(base.sample(jax.random.key(9), layer, jnp.full((n, 1), 1e3, dtype)), np.float64)
     assert np.all(np.isfinite(x)) and np.all(x > 0)
     _moment_bounds(x, np.array([1e3]), np.array([1.0]), np.array([3.0]))
     assert math.isfinite(float(layer.cgf(jnp.full((1,), 1e3, dtype))))
     assert math.isfinite(float(layer.cgf(jnp.full((1,), -1e3, dtype))))
     layer = dReLU(*(jnp.array([v], dtype) for v in (-50.0, 50.0, 0.0, 0.0)))
-    x = np.asarray(base.sample(layer, jax.random.key(10), jnp.zeros((n, 1), dtype)), np.float64)
+    x = np.asarray(base.sample(jax.random.key(10), layer, jnp.zeros((n, 1), dtype)), np.float64)
     assert np.all(np.isfinite(x))
     _, m1, m2, m3, m4, p_pos = drelu_reference(-50.0, 50.0, 0.0, 0.0, 0.0)
     var, mu4 = central(m1, m2, m3, m4)

@@ -190,7 +190,7 @@ N_SAMPLES = 100_000
 def test_spin_sampler_moments():
     layer = Spin(jnp.array([0.3, -1.2, 0.0, 2.5], F64))
     inputs = jnp.array([0.1, 0.4, 0.0, -0.5], F64)
-    x = base.sample(layer, jax.random.key(0), jnp.broadcast_to(inputs, (N_SAMPLES, 4)))
+    x = base.sample(jax.random.key(0), layer, jnp.broadcast_to(inputs, (N_SAMPLES, 4)))
     assert x.dtype == F64 and x.shape == (N_SAMPLES, 4)
     assert set(np.unique(np.asarray(x)).tolist()) <= {-1.0, 1.0}
     mean = np.tanh(np.asarray(layer.theta + inputs))
@@ -206,7 +206,7 @@ def test_spin_sampler_moments():
 def test_potts_sampler_frequencies():
     layer = Potts(jnp.array([[0.3, -1.2, 0.0, 1.0], [2.0, 2.0, -3.0, 0.0]], F64))
     inputs = jnp.array([[0.1, 0.4, 0.0, -0.5], [0.0, 0.5, 0.0, 0.0]], F64)
-    x = np.asarray(base.sample(layer, jax.random.key(1), jnp.broadcast_to(inputs, (N_SAMPLES, 2, 4))))
+    x = np.asarray(base.sample(jax.random.key(1), layer, jnp.broadcast_to(inputs, (N_SAMPLES, 2, 4))))
     assert x.dtype == np.float64 and x.shape == (N_SAMPLES, 2, 4)
     assert set(np.unique(x).tolist()) <= {0.0, 1.0}
     assert np.all(x.sum(axis=-1) == 1.0)
@@ -402,7 +402,7 @@ def test_float32(kind):
     assert jax.grad(lambda i: layer.cgf(i).sum())(inputs).dtype == jnp.float32
     assert base.cgf_difference(layer, inputs, inputs + jnp.float32(0.1)).dtype == jnp.float32
     assert base.cgf_difference(layer, inputs, inputs + jnp.float32(3.0)).dtype == jnp.float32
-    x = base.sample(layer, jax.random.key(0), inputs)
+    x = base.sample(jax.random.key(0), layer, inputs)
     assert x.dtype == jnp.float32 and x.shape == inputs.shape
     assert layer.energy(x).dtype == jnp.float32
     assert layer.from_data(x).theta.dtype == jnp.float32

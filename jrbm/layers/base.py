@@ -143,18 +143,25 @@ def linear_energy(x: Array, theta: Array) -> Array:
     return -jnp.tensordot(x, theta, axes=theta.ndim, precision=lax.Precision.HIGHEST)
 
 
-def noise(layer: Layer, key: Array, batch_shape: tuple[int, ...], dtype) -> Array:
+def noise(key: Array, layer: Layer, batch_shape: tuple[int, ...], dtype) -> Array:
     """:meth:`Layer.noise` drawn with :func:`jrbm.rng.noise_key` of ``key``: how every sampler in jrbm draws a layer's noise."""
     return layer.noise(rng.noise_key(key), tuple(batch_shape), dtype)
 
 
-def sample(layer: Layer, key: Array, inputs: Array) -> Array:
-    """``x ~ p(x | inputs)`` for any batch of inputs: :func:`noise` then :meth:`Layer.sample_given_noise`."""
+def sample(key: Array, layer: Layer, inputs: Array) -> Array:
+    """``x ~ p(x | inputs)`` for any batch of inputs: :func:`noise` then :meth:`Layer.sample_given_noise`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jrbm.layers import Bernoulli, sample
+      >>> sample(jax.random.key(0), Bernoulli(jnp.zeros(3)), jnp.full((2, 3), -50.0)).tolist()
+      [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    """
     batch = inputs.shape[: inputs.ndim - len(layer.shape)]
-    return layer.sample_given_noise(inputs, noise(layer, key, batch, inputs.dtype))
+    return layer.sample_given_noise(inputs, noise(key, layer, batch, inputs.dtype))
 
 
-def sample_replicas(layers: Layer, key: Array, inputs: Array) -> Array:
+def sample_replicas(key: Array, layers: Layer, inputs: Array) -> Array:
     """``x[:, m] ~ p_m(x | inputs[:, m])`` for a stack of layers of one type (leaves with a leading replica axis ``M``).
 
     ``inputs``: ``(n, M, *shape)``. A layer's noise does not depend on its
@@ -163,7 +170,7 @@ def sample_replicas(layers: Layer, key: Array, inputs: Array) -> Array:
     saved models), then each replica's layer turns its slice into states.
     """
     first = jax.tree.map(lambda a: a[0], layers)
-    u = noise(first, key, inputs.shape[:2], inputs.dtype)
+    u = noise(key, first, inputs.shape[:2], inputs.dtype)
     return jax.vmap(lambda layer, i, n: layer.sample_given_noise(i, n), in_axes=(0, 1, 1), out_axes=1)(layers, inputs, u)
 
 
