@@ -141,7 +141,7 @@ def test_bb_likelihood_rejects_non_binary_data_unless_asked():
 
 
 @pytest.mark.parametrize("dtype, rtol", [(jnp.float64, 1e-13), (jnp.float32, 2e-6)])
-@pytest.mark.parametrize("n", [1, 16, 32, 70])
+@pytest.mark.parametrize("n", [1, 16, 32, 33, 70])
 def test_softplus_sum_equals_the_sum_of_softplus(dtype, rtol, n):
     """Against numpy's float64 logaddexp, from -100 to 100 (underflowing and large terms)."""
     rng = np.random.default_rng(n)
