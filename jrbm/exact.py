@@ -224,8 +224,12 @@ def grad(params: Model, v: ArrayLike, *, check: bool = True, max_bits: int = MAX
 
     Data term: the conditional expectations of Cheng eqs. 2.11-2.13 / 3.11-3.13.
     Model term: their expectation under the model (eqs. 2.14-2.16,
-    3.14-3.16), summed exactly over the enumerated layer with weights
-    ``exp(log_weight - log Z)``.
+    3.14-3.16), summed exactly over the enumerated layer with the weights
+    ``exp(log_weight)`` normalised by their own sum, accumulated in one pass
+    over the chunks against a running maximum (as a streaming softmax). So
+    the weights sum to 1 to rounding however large the free energies are
+    (normalising by :func:`log_partition`, which sums the same terms in
+    another order, left them off by about ``eps * |F|``).
     """
     model.check(params)
     v = _check_data(params, v, check).reshape((-1,) + params.visible.shape)
@@ -234,19 +238,24 @@ def grad(params: Model, v: ArrayLike, *, check: bool = True, max_bits: int = MAX
 
 @functools.partial(jax.jit, static_argnums=2)
 def _grad(params, v, p: Plan):
-    log_z = _log_partition(params, p)
-
-    def block(acc, i):
+    def block(carry, i):
+        acc, total, top = carry  # sums of the weights exp(log_weight - top) and of the gradients they weigh
         s, valid = _block(params, p, i)
-        w = jnp.where(valid, jnp.exp(_log_weights(params, p.layer, s) - log_z), 0)
+        log_w = jnp.where(valid, _log_weights(params, p.layer, s), -jnp.inf)
+        new_top = jnp.maximum(top, jnp.max(log_w))
+        rescale = jnp.where(jnp.isneginf(top), 0.0, jnp.exp(top - new_top))
+        w = jnp.exp(log_w - new_top)
         if p.layer == "visible":
             g = free_energy_grad(params, s, w)
         else:
             g = hidden_free_energy_grad(params, s, w)
-        return jax.tree.map(jnp.add, acc, g), None
+        acc = jax.tree.map(lambda a, b: a * rescale + b, acc, g)
+        return (acc, total * rescale + jnp.sum(w), new_top), None
 
-    zeros = jax.tree.map(jnp.zeros_like, params)
-    model, _ = lax.scan(block, zeros, jnp.arange(p.n_chunks))
+    dtype = params.W.dtype
+    start = (jax.tree.map(jnp.zeros_like, params), jnp.zeros((), dtype), jnp.full((), -jnp.inf, dtype))
+    (acc, total, _), _ = lax.scan(block, start, jnp.arange(p.n_chunks))
+    model = jax.tree.map(lambda a: a / total, acc)
     data = free_energy_grad(params, v)
     # d loss = mean dF(v) + d log Z, and d log Z = -E_model[dF(u)] (or -E_p(h)[dF_h(h)]).
     return jax.tree.map(jnp.subtract, data, model)

@@ -40,11 +40,13 @@ from jrbm.params import MODEL_TYPES, Model
 
 
 def check(params, name: str = "params"):
-    """Validates a model (its type, the layers' leaves, ``W``'s shape and dtype); returns it."""
+    """Validates a model (its type, the layers' leaves, ``W``'s shape and dtype, and, when concrete, that every
+    parameter is finite: a NaN or an infinity would otherwise come out as NaN, or as plausible states); returns it."""
     if not (hasattr(params, "visible") and hasattr(params, "hidden") and hasattr(params, "W") and hasattr(params, "assemble")):
         names = ", ".join(t.__name__ for t in MODEL_TYPES)
         raise TypeError(f"{name}: expected one of {names} (a model with visible, hidden and W), got {type(params).__name__}")
     params.check(name)
+    _checks.finite_leaves(name, params)
     return params
 
 

@@ -454,3 +454,23 @@ def test_drelu_energy_shifted_interpolate_from_data():
     assert np.all(neutral.log_gamma_pos == layer.log_gamma_pos) and np.all(neutral.log_gamma_neg == layer.log_gamma_neg)
     init = dReLU.init(3, jnp.float32)
     assert init.shape == (3,) and init.log_gamma_neg.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_noise_is_open_so_far_positive_fields_never_draw_zero(dtype):
+    """The grid's end u = 1 would map to x = 0, an atom 1e4 standard deviations from the mass; the noise is
+    the midpoint of each grid cell, in (0, 1), and both extreme cells give draws near the mean."""
+    from jrbm.layers import _truncnorm
+
+    u = np.asarray(_truncnorm.open_uniform(jax.random.key(0), (1_000_000,), dtype))
+    assert u.dtype == dtype and u.min() > 0 and u.max() < 1
+    eps = np.finfo(dtype).eps
+    ends = jnp.asarray([[1 - eps / 2], [eps / 2]], dtype)  # the noise of U = 0 and of U = 1 - eps
+    far = -float(special.ndtri(eps / 4))  # beyond the normal quantiles of the extreme cells (5.4 sd in float32, 8.3 in float64)
+    for layer in (ReLU(jnp.zeros(1, dtype), jnp.zeros(1, dtype)),):
+        x = np.asarray(layer.sample_given_noise(jnp.full((2, 1), 1e4, dtype), ends), np.float64)
+        assert np.all(np.abs(x - 1e4) < far), x  # within the extreme quantiles (sigma = 1) of the mean 1e4
+    d = dReLU(jnp.zeros(1, dtype), jnp.zeros(1, dtype), jnp.zeros(1, dtype), jnp.zeros(1, dtype))
+    both = jnp.stack([ends, ends], axis=-1)[..., 0, :][:, None, :]  # (2, 1, 2): side and draw noise at the ends
+    x = np.asarray(d.sample_given_noise(jnp.full((2, 1), 1e4, dtype), both), np.float64)
+    assert np.all(np.abs(x - 1e4) < far), x

@@ -136,6 +136,8 @@ CASES = [
     ("an integer dtype for the parameters", lambda: jrbm.init_bernoulli(KEY, 5, 3, dtype="int32"), TypeError, r"dtype: expected a floating dtype .*got 'int32'"),
     ("raw pixels (0..255) as AIS base data", lambda: jrbm.ais.log_partition(KEY, BB, data=DATA * 255), ValueError, r"data: expected values in \[0, 1\]"),
     ("sigma of the wrong length", lambda: jrbm.init_gaussian(KEY, 5, 3, sigma=[1.0, 2.0]), ValueError, r"sigma: expected a scalar or 5 values \(one per visible unit\), got shape \(2,\)"),
+    ("NaN in the weights to free_energy", lambda: jrbm.free_energy(BB._replace(W=BB.W.at[1, 2].set(np.nan)), V), ValueError, r"params.W: expected finite values, got nan at index \(1, 2\)"),
+    ("infinite hidden fields to a sampler", lambda: jrbm.sample_h_given_v(KEY, BB._replace(c=BB.c.at[0].set(np.inf)), V), ValueError, r"params.c: expected finite values, got inf"),
     ("an empty layer in a general model", lambda: jrbm.free_energy(jrbm.RBM(layers.Bernoulli(jnp.zeros(5)), layers.Bernoulli(jnp.zeros(0)), jnp.zeros((5, 0))), V), ValueError, r"params.hidden.theta: expected at least one unit"),
     ("Spin states in {0, 1} to free_energy", lambda: jrbm.free_energy(SPIN, DATA), ValueError, r"v: expected spin values \(-1 or \+1\) for a Spin layer, got 0.0"),
     ("negative ReLU hidden states to p_v_given_h", lambda: jrbm.p_v_given_h(RELU_HIDDEN, -np.ones(3)), ValueError, r"h: expected non-negative values \(x >= 0\) for a ReLU layer, got -1.0"),

@@ -146,9 +146,22 @@ def _tail_excess(b: Array, log_u: Array) -> Array:
     return t
 
 
+def open_uniform(key: Array, shape: tuple[int, ...], dtype) -> Array:
+    """Uniforms in the open interval ``(0, 1)``: ``1 - U - eps / 2`` for ``U`` on jax's grid of step ``eps`` in
+    ``[0, 1)``, so each draw is the midpoint of its cell.
+
+    :func:`sample` maps ``u = 1`` to ``x = 0``, the end of the support: right as a limit, but the grid's
+    endpoint has probability ``eps`` (6e-8 in float32), which would put an atom at 0 however far the mass
+    lies from it (a draw of 0 from units whose mean is 1e4 standard deviations away).
+    """
+    dtype = jnp.dtype(dtype)
+    return 1 - jax.random.uniform(key, shape, dtype) - jnp.asarray(jnp.finfo(dtype).eps / 2, dtype)
+
+
 @jax.jit
 def sample(m: Array, log_gamma: Array, u: Array) -> Array:
-    """A draw of ``x >= 0`` from the truncated Gaussian, by inversion of one uniform ``u`` in ``(0, 1]`` per unit.
+    """A draw of ``x >= 0`` from the truncated Gaussian, by inversion of one uniform ``u`` in ``(0, 1]`` per unit
+    (:func:`open_uniform` draws them in ``(0, 1)``).
 
     With ``a = m sigma`` (the mean in standard deviations) and ``x = sigma (a + y)``, ``y ~ N(0, 1)``
     conditioned on ``y >= -a``, the draw ``x`` is decreasing in ``u`` (``u = 1`` gives ``x = 0``):

@@ -91,9 +91,9 @@ class dReLU(NamedTuple):
         return p * _truncnorm.mean(m_pos, lg_pos) - (1 - p) * _truncnorm.mean(m_neg, lg_neg)
 
     def noise(self, key: Array, batch_shape: tuple[int, ...], dtype) -> Array:
-        """Two uniforms in ``(0, 1]`` per unit (``1 - U[0, 1)``): shape ``batch_shape + (n, 2)``;
-        ``[..., 0]`` picks the side, ``[..., 1]`` draws within it."""
-        return 1 - jax.random.uniform(key, tuple(batch_shape) + self.shape + (2,), dtype)
+        """Two uniforms in ``(0, 1)`` per unit (:func:`jrbm.layers._truncnorm.open_uniform`): shape
+        ``batch_shape + (n, 2)``; ``[..., 0]`` picks the side, ``[..., 1]`` draws within it."""
+        return _truncnorm.open_uniform(key, tuple(batch_shape) + self.shape + (2,), dtype)
 
     def sample_given_noise(self, inputs: Array, noise: Array) -> Array:
         """``x > 0`` when ``noise[..., 0] <= P(x > 0 | inputs)``, then ``x = +-`` the ReLU draw of that side

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -72,8 +71,8 @@ class ReLU(NamedTuple):
         return _truncnorm.mean(self.theta + inputs, self.log_gamma)
 
     def noise(self, key: Array, batch_shape: tuple[int, ...], dtype) -> Array:
-        """One uniform in ``(0, 1]`` per unit (``1 - U[0, 1)``): shape ``batch_shape + (n,)``."""
-        return 1 - jax.random.uniform(key, tuple(batch_shape) + self.shape, dtype)
+        """One uniform in ``(0, 1)`` per unit (:func:`jrbm.layers._truncnorm.open_uniform`): shape ``batch_shape + (n,)``."""
+        return _truncnorm.open_uniform(key, tuple(batch_shape) + self.shape, dtype)
 
     def sample_given_noise(self, inputs: Array, noise: Array) -> Array:
         """Inverse CDF of the truncated Gaussian at ``u = noise`` (``u = 1`` gives ``x = 0``): ``x = sigma (a -
