@@ -33,7 +33,6 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from jrbm import _checks, rng
-from jrbm.layers import base as layer_base
 from jrbm.model import check, flat_batch, free_energy_grad, hidden_input, visible_data
 from jrbm.params import Model
 from jrbm.sampling import draw_rows, negative_phase
@@ -136,8 +135,7 @@ def cd_grad(key: Array, params: Model, v: ArrayLike, k: int = 1) -> Model:
     _checks.key("key", key)
     k = _checks.static_positive_int("k", k)
     check(params)
-    v = flat_batch(params, v, "v")
-    layer_base.check_training_data(params.visible, "v", v)
+    v = flat_batch(params, v, "v")  # shape, finiteness and the layer's states (jrbm.model.visible_data)
     return _cd_grad(key, params, v, k)
 
 
@@ -161,8 +159,6 @@ def pcd_grad(key: Array, params: Model, v: ArrayLike, chains: ArrayLike, k: int 
     check(params)
     chains = visible_data(params, chains, "chains")
     v = flat_batch(params, v, "v")
-    layer_base.check_training_data(params.visible, "v", v)
-    layer_base.check_training_data(params.visible, "chains", chains)
     grads, v_k = _pcd_grad(key, params, v, flat_batch(params, chains, "chains"), k)
     return grads, v_k.reshape(chains.shape)
 
@@ -208,7 +204,7 @@ class CD(_CDFields):
     def init(self, key: Array, params: Model, data: ArrayLike) -> tuple:
         _checks.key("key", key)  # unused, checked all the same: the interface takes a key
         check(params)
-        layer_base.check_training_data(params.visible, "data", flat_batch(params, data, "data"))
+        flat_batch(params, data, "data")
         return ()
 
     def grad(self, key: Array, params: Model, batch: Array, state: Any) -> tuple[Model, tuple]:
@@ -252,7 +248,6 @@ class PCD(_PCDFields):
         _checks.key("key", key)
         check(params)
         data = flat_batch(params, data, "data")
-        layer_base.check_training_data(params.visible, "data", data)
         return draw_rows(key, data, (self.n_chains,))
 
     def grad(self, key: Array, params: Model, batch: Array, state: Array) -> tuple[Model, Array]:
@@ -359,7 +354,6 @@ class FPCD(_FPCDFields):
         _checks.key("key", key)
         check(params)
         data = flat_batch(params, data, "data")
-        layer_base.check_training_data(params.visible, "data", data)
         chains = draw_rows(key, data, (self.n_chains,))
         return FPCDState(chains, jax.tree.map(jnp.zeros_like, params))
 

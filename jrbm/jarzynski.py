@@ -378,7 +378,7 @@ class JarzynskiPCD(_JarzynskiFields):
         """
         _checks.key("key", key)
         check(params)
-        layer_base.check_training_data(params.visible, "data", flat_batch(params, data, "data"))
+        flat_batch(params, data, "data")  # checked only: the chains start from the model
         dtype = params.W.dtype
         key_v, key_h = jax.random.split(key)
         n = self.n_chains

@@ -387,7 +387,6 @@ def pt_init(key: Array, params: Model, data: ArrayLike, betas, n_chains: int = 1
     betas = temperature_ladder(betas, dtype)
     m = betas.shape[0]
     data = flat_batch(params, data, "data")
-    layer_base.check_training_data(params.visible, "data", data)
     chains = draw_rows(key, data, (n, m))
     zeros = jnp.zeros((m - 1,), dtype)
     return PTState(chains=chains, step=jnp.zeros((), jnp.int32), n_accepted=zeros, n_proposed=zeros)

@@ -260,7 +260,6 @@ def ptt_init(key: Array, ladder: Model, data: ArrayLike, n_chains: int = 100) ->
     t = check_ladder(ladder)
     first = model_at(ladder, 0)
     data = flat_batch(first, data, "data")
-    layer_base.check_training_data(first.visible, "data", data)
     chains = draw_rows(key, data, (n, t))
     zeros = jnp.zeros((t - 1,), first.W.dtype)
     return PTTState(chains=chains, step=jnp.zeros((), jnp.int32), n_accepted=zeros, n_proposed=zeros)

@@ -28,12 +28,13 @@ def softplus_sum(x: ArrayLike, axis: int = -1) -> Array:
     over when a 16-unit model's ``log Z`` is enumerated), the logs are taken
     as one ``log`` of the product of the factors ``1 + exp(-|x|)``, each in
     ``(1, 2]``: the product stays below ``2^32``, and one ``log`` per sum
-    instead of one per term makes the bars-and-stripes protocol's exact
-    evaluations 1.4x faster on a CPU than term by term. Longer sums use
+    instead of one per term: term by term, the bars-and-stripes protocol's
+    exact evaluations take 1.56x as long on a CPU. Longer sums use
     :func:`jrbm.layers.base.softplus` term by term, which XLA vectorises
-    better than groups of products (on a CPU, 5x faster for 1,000 rows of
-    500 hidden units, and the free energy with its product 1.3x). Its
-    derivative is ``sigmoid(x)``, also at ``x = 0``.
+    better than groups of products: groups take 5x as long over 500 hidden
+    units of 1,000 rows, and the free energy with its product 1.28x
+    (``python -m benchmarks.softplus``). Its derivative is ``sigmoid(x)``,
+    also at ``x = 0``.
 
     Example:
       >>> import jax, jax.numpy as jnp, jrbm

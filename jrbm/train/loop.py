@@ -356,7 +356,6 @@ def fit(
         params, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
         learn_sigma=learn_sigma, sigma_warmup=sigma_warmup, estimator=estimator, optimizer=optimizer, mesh=mesh,
     )
-    _checks.finite_leaves("params", params)  # fit_ensemble checks its whole stack instead
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a function called as callback(epoch, params, record), got {type(callback).__name__}")
     betas, n_runs = eval_settings(log_likelihood, ais_kwargs, params.W.dtype, mesh)
