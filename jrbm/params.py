@@ -189,6 +189,8 @@ def _check_flat(params, name: str) -> None:
             )
         if leaf.dtype != W.dtype:
             raise TypeError(f"{name}.{field}: expected dtype {W.dtype} like {name}.W, got {leaf.dtype}")
+    if "log_sigma" in params._fields:
+        layer_base.check_log_scales(params, name, ("log_sigma",))
 
 
 MODEL_TYPES = (RBM, BernoulliRBM, GaussianRBM)

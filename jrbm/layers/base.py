@@ -272,6 +272,28 @@ def check_leaves(layer, name: str, *, shape: Optional[tuple] = None, ndim: int =
             raise TypeError(f"{name}.{field}: expected dtype {dtype} like {name}.{fields[0]}, got {leaf.dtype}")
 
 
+def check_log_scales(layer, name: str, fields: tuple[str, ...]) -> None:
+    """Refuses a log-scale leaf (``log_sigma``, ``log_gamma``) whose ``exp(2 |value|)`` overflows its dtype.
+
+    The layers use ``exp(+-value)`` and ``exp(-2 value)``; beyond
+    ``log(finfo.max) / 2`` (44.4 in float32, 354.9 in float64) they are
+    infinite and every result is NaN. Traced leaves are not checked.
+    """
+    for field in fields:
+        leaf = getattr(layer, field)
+        if not _checks.is_concrete(leaf):
+            continue
+        a = np.asarray(leaf)
+        limit = float(np.log(np.finfo(a.dtype).max)) / 2
+        bad = np.isfinite(a) & (np.abs(a) > limit)  # non-finite values: model.check's own message
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{name}.{field}: expected values within +-{limit:.4g} (where exp(2 |{field}|) is finite in {a.dtype}) "
+                f"for a {type(layer).__name__}, got {a[idx]} at index {idx}"
+            )
+
+
 def check_values(name: str, x, ok, expected: str, layer_name: str, hint: str = "") -> None:
     """Raises naming the first entry of concrete ``x`` where the boolean array ``ok(x)`` is false."""
     if not _checks.is_concrete(x):

@@ -113,6 +113,7 @@ class dReLU(NamedTuple):
 
     def check(self, name: str) -> None:
         base.check_leaves(self, name)
+        base.check_log_scales(self, name, ("log_gamma_pos", "log_gamma_neg"))
 
     def check_data(self, name: str, x) -> None:
         """Any finite real value (finiteness is checked for every layer)."""

@@ -80,6 +80,7 @@ class Gaussian(NamedTuple):
 
     def check(self, name: str) -> None:
         base.check_leaves(self, name)
+        base.check_log_scales(self, name, ("log_sigma",))
 
     def check_data(self, name: str, x) -> None:
         """Any finite real value (finiteness is checked for every layer)."""

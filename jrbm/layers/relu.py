@@ -91,6 +91,7 @@ class ReLU(NamedTuple):
 
     def check(self, name: str) -> None:
         base.check_leaves(self, name)
+        base.check_log_scales(self, name, ("log_gamma",))
 
     def check_data(self, name: str, x) -> None:
         base.check_values(name, x, lambda a: a >= 0, "non-negative values (x >= 0)", "ReLU")
