@@ -100,7 +100,8 @@ class AISResult(NamedTuple):
         is ``-inf`` when ``3 log_z_std >= 1``); reverse, where ``1 / Z`` is the
         average, ``log_z - log1p(+/- 3 log_z_std)`` (``upper`` is ``+inf`` when
         ``3 log_z_std >= 1``). To first order this is ``log_z -/+ 3 log_z_std``.
-      log_weights: ``(M,)`` per-run estimates of ``log Z``: forward,
+      log_weights: ``(M,)`` per-run estimates of ``log Z`` (their effective
+        number: :attr:`ess`): forward,
         ``exp(log_weights)`` is unbiased for ``Z``; reverse, ``exp(-log_weights)``
         is unbiased for ``1 / Z`` when the starts are exact samples of the model.
       v: ``(M, *visible.shape)`` the runs' last visible states: forward, samples that
@@ -114,6 +115,24 @@ class AISResult(NamedTuple):
     upper: Array
     log_weights: Array
     v: Array
+
+    @property
+    def ess(self) -> Array:
+        """Kish's effective sample size of the runs, ``(sum_m w_m)^2 / sum_m w_m^2``, between 1 and ``M``.
+
+        ``w_m = exp(log_weights_m)`` for a forward estimate and
+        ``exp(-log_weights_m)`` for a reverse one (the direction read from
+        ``log_z``: a forward estimate is at least the runs' mean log-weight, a
+        reverse one at most). Near ``M`` when the runs agree; a few when a few
+        runs carry the estimate, and then ``log_z_std``, computed from the same
+        runs, is itself unreliable: lengthen the schedule (``betas``). Works on
+        stacked results (over the last axis).
+        """
+        lw = jnp.asarray(self.log_weights)
+        forward = jnp.asarray(self.log_z) >= jnp.mean(lw, axis=-1)
+        y = jnp.where(forward[..., None], lw, -lw)
+        r = jnp.exp(y - jnp.max(y, axis=-1, keepdims=True))
+        return jnp.sum(r, axis=-1) ** 2 / jnp.sum(r * r, axis=-1)
 
 
 def default_betas() -> np.ndarray:

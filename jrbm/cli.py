@@ -229,7 +229,7 @@ def finish_evaluation(pending: dict) -> dict:
         if "error" in outcome:
             raise outcome["error"]
         res = outcome["result"]
-        out["log_z"], out["log_z_std"] = float(res.log_z), float(res.log_z_std)
+        out["log_z"], out["log_z_std"], out["log_z_ess"] = float(res.log_z), float(res.log_z_std), float(res.ess)
     else:
         out["log_z"] = float(pending["log_z"])
     out["log_likelihood"] = -float(pending["mean_free_energy"]) - out["log_z"]
@@ -427,8 +427,8 @@ def summary(command: str, result: dict, args) -> str:
         return f"Wrote {result['n']} chains after {result['steps']} Gibbs sweeps to {result['samples']} and {result['image']}."
     dataset = result.get("dataset", getattr(args, "dataset", None))
     how = ("exact (log Z by enumeration)" if result["method"] == "exact" else
-           f"forward AIS with {result['n_runs']} runs of {result['n_betas']} temperatures; its standard error is that of log Z, "
-           "and forward AIS errs high in expectation")
+           f"forward AIS with {result['n_runs']} runs of {result['n_betas']} temperatures (effective sample size "
+           f"{result['log_z_ess']:.0f}); its standard error is that of log Z, and forward AIS errs high in expectation")
     se = "" if result["method"] == "exact" else f" +- {result['log_z_std']:.3f}"
     text = (f"{result['split'].capitalize()}-set log-likelihood on {dataset} ({SPLITS.get(dataset, dataset)}): "
             f"{result['log_likelihood']:.3f}{se} nats per example, {how}.")

@@ -184,6 +184,33 @@ def test_summary_spread_and_interval():
     assert np.isnan(ais._summary(jnp.array([1.0]), +1)[1])
 
 
+def _kish(w):
+    w = np.asarray(w, np.float64)
+    return w.sum() ** 2 / (w * w).sum()
+
+
+def test_ess_is_kish_effective_sample_size_of_the_weights():
+    """ess: (sum w)^2 / sum w^2 of exp(+log_weights) forward and exp(-log_weights) reverse, over the last axis."""
+    lw = np.log(np.array([2.0, 3.0, 3.0, 4.0]))
+    v = jnp.zeros((4, 1))
+    fwd = ais.AISResult(*ais._summary(jnp.asarray(lw), +1), jnp.asarray(lw), v)
+    rev = ais.AISResult(*ais._summary(jnp.asarray(lw), -1), jnp.asarray(lw), v)
+    np.testing.assert_allclose(fwd.ess, 144 / 38, rtol=1e-12)  # w = 2, 3, 3, 4
+    np.testing.assert_allclose(rev.ess, _kish(1 / np.array([2.0, 3.0, 3.0, 4.0])), rtol=1e-12)
+    assert abs(fwd.ess - rev.ess) > 0.01  # the two directions weigh the runs differently
+    # Equal weights: every run counts; one run far ahead: one counts. Stacked results: one value per row.
+    lws = jnp.array([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 200.0]])
+    stacked = ais.AISResult(*jax.vmap(lambda a: ais._summary(a, +1))(lws), lws, jnp.zeros((2, 4, 1)))
+    np.testing.assert_allclose(stacked.ess, [4.0, 1.0], rtol=1e-12)
+    # Real runs of a trained model, against the formula in numpy.
+    params, data = _cd_trained_bernoulli()
+    f = ais.log_partition(jax.random.key(0), params, data=data, betas=50, n_runs=40)
+    r = ais.reverse_log_partition(jax.random.key(1), params, data, betas=50)
+    np.testing.assert_allclose(f.ess, _kish(np.exp(f.log_weights - f.log_weights.max())), rtol=1e-10)
+    np.testing.assert_allclose(r.ess, _kish(np.exp(r.log_weights.min() - r.log_weights)), rtol=1e-10)
+    assert 1 <= f.ess < 40 and 1 <= r.ess < 20
+
+
 # --- exact special cases (deterministic) ------------------------------------------------------
 
 

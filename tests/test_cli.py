@@ -45,6 +45,7 @@ def test_train_evaluate_sample(tmp_path, capsys):
     assert ev["method"] == "ais" and ev["dataset"] == "bars-and-stripes"
     # 20 AIS runs of 200 betas on a barely trained model: within 10 of its own standard errors
     assert abs(ev["log_likelihood"] - expected) < 10 * ev["log_z_std"] + 1e-3
+    assert 1 <= ev["log_z_ess"] <= 20  # the runs' effective number, printed beside the standard error
 
     assert run("sample", out / "params.npz", "--n", 6, "--steps", 4, "--out", tmp_path / "s.png") == 0
     samples = np.load(tmp_path / "s.npy")
