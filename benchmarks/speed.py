@@ -78,7 +78,7 @@ SIZES = {
         gibbs_rounds=5,
         pt_steps=50,
         ais_betas=None,
-        ais_rounds=2,
+        ais_rounds=4,
     ),
 }
 
@@ -474,7 +474,7 @@ def ais(size: str) -> dict[str, Any]:
     def call():
         common.block(jrbm.ais.log_partition(jax.random.key(next(keys)), params, data=data, betas=betas, n_runs=100))
 
-    reps = 50
+    reps = 200  # each floor call long enough (~0.1 s) that a moment's load on a shared machine moves it little
     contestants = {"ais": call, **common.floor_contestants({"fwd": (100, I, J), "bwd": (100, J, I)}, reps)}
     times = common.interleaved(contestants, rounds=cfg["ais_rounds"], warmup=0)
     t = np.asarray(times["ais"])

@@ -312,23 +312,20 @@ def joint_log_ratios(base: Model, params: Model, v: Array, h: Array, x: Array, b
 def _active_log_ratios(base: Model, params: Model, v: Array, x: Array, betas: Array, parity) -> Array:
     """The log swap ratios of the pairs ``(m, m + 1)`` with ``m = parity (mod 2)``, ``-inf`` at the other pairs.
 
-    ``v``: ``(n_chains, M, *visible.shape)``, ``x`` their hidden inputs. The
-    ``M // 2`` pair slots cover both parities; a slot past the ladder's end
-    (odd parity) computes the last pair again and is dropped.
+    ``v``: ``(n_chains, M, *visible.shape)``, ``x`` their hidden inputs. Each
+    state is evaluated where it is, at its own temperature and at its partner's
+    (itself at a ladder's end with no partner): ``d_m = log f_partner(v_m) -
+    log f_m(v_m)``, and pair ``(m, m + 1)``'s log ratio is ``d_m + d_{m + 1}``.
+    No state is gathered or evaluated twice.
     """
     n_temps = betas.shape[0]
-    lo = parity + 2 * jnp.arange(n_temps // 2, dtype=jnp.int32)
-    valid = lo + 1 < n_temps
-    lo = jnp.minimum(lo, n_temps - 2)
-    hi = lo + 1
-    b_lo, b_hi = betas[lo], betas[hi]
-    # The visible energies of every replica in one pass over the states, then picked: taking the states of
-    # each side first let XLA recompute the freshly sampled states inside each take.
+    m = jnp.arange(n_temps, dtype=jnp.int32)
+    partner = jnp.clip(jnp.where((m - parity) % 2 == 0, m + 1, m - 1), 0, n_temps - 1)
+    # (M,) betas broadcast against the (n_chains, M) batch dimensions of x.
     gap = base.visible.energy(v) - params.visible.energy(v)  # (n_chains, M)
-    d_lo = annealed_log_ratio(base, params, None, jnp.take(x, lo, axis=1), b_lo, b_hi, accurate=False, energy_gap=jnp.take(gap, lo, axis=1))
-    d_hi = annealed_log_ratio(base, params, None, jnp.take(x, hi, axis=1), b_lo, b_hi, accurate=False, energy_gap=jnp.take(gap, hi, axis=1))
-    out = jnp.full((v.shape[0], n_temps - 1), -jnp.inf, d_lo.dtype)
-    return out.at[:, jnp.where(valid, lo, n_temps - 1)].set(d_lo - d_hi, mode="drop")
+    d = annealed_log_ratio(base, params, None, x, betas, betas[partner], accurate=False, energy_gap=gap)
+    active = (m[:-1] % 2) == (parity % 2)
+    return jnp.where(active, d[:, :-1] + d[:, 1:], -jnp.inf)
 
 
 def pt_step(key: Array, params: Model, state: PTState, betas, k: int = 1, swap: str = "marginal") -> PTState:
