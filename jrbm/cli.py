@@ -47,6 +47,8 @@ from jrbm.params import init_bernoulli, init_gaussian
 from jrbm.sampling import gibbs_chain
 from jrbm.train import fit, weights_only
 from jrbm.train.checkpoint import STATE_FILE
+from jrbm.train.loop import prepare
+from jrbm.train.monitor import eval_settings
 
 DATASETS = ("digits", "mnist", "bars-and-stripes", "shifter", "two-laplace")
 EXACT_BITS = 20  # "auto" evaluation enumerates up to 2^20 states, AIS beyond
@@ -152,8 +154,47 @@ def resolve_defaults(args, model: str) -> None:
         args.sigma = LEARNED_SIGMA_START if args.learn_sigma else 1.0
     if args.learn_sigma and args.sigma_warmup is None:
         args.sigma_warmup = args.epochs // 2
-    if args.sigma_warmup is not None and not args.learn_sigma:
-        raise ValueError("--sigma-warmup: only used with --learn-sigma")
+
+
+def check_options(args, given, model: str) -> None:
+    """Refuses options given on the command line that the run would not use, instead of ignoring them."""
+    optimizer = args.optimizer or DEFAULT_OPTIMIZER[model]
+    gaussian = "with Gaussian visible units (--dataset two-laplace, or --model gaussian)"
+    unused = {
+        "sigma": (model != "gaussian", gaussian),
+        "learn_sigma": (model != "gaussian", gaussian),
+        "sigma_warmup": (not args.learn_sigma, "with --learn-sigma"),
+        "chains": (args.estimator == "cd", "with a persistent estimator (--estimator pcd, fpcd, jarzynski or pt)"),
+        "temperatures": (args.estimator != "pt", "with --estimator pt"),
+        "swap": (args.estimator != "pt", "with --estimator pt"),
+        "momentum": (optimizer != "sgd", "with --optimizer sgd"),
+        "monitor_betas": (args.monitor != "ais", "with --monitor ais"),
+        "samples": (args.dataset == "two-laplace", "for image data sets (a two-laplace model is drawn as density.png)"),
+        "sample_steps": (args.dataset == "two-laplace", "for image data sets (a two-laplace model is drawn as density.png)"),
+    }
+    for name in sorted(given):
+        if name in unused and unused[name][0]:
+            raise ValueError(f"--{name.replace('_', '-')}: only used {unused[name][1]}")
+
+
+def _check_ais_options(given, method: str, monitor: Optional[str] = None) -> None:
+    """Refuses --betas and --runs when nothing is estimated by AIS (the model is enumerated)."""
+    if method != "exact":
+        return
+    for name in ("betas", "runs"):
+        if name in given and not (name == "runs" and monitor == "ais"):
+            raise ValueError(f"--{name}: only used when the log-likelihood is estimated by AIS; this model's is exact (by enumeration)")
+
+
+def _eval_method(params, requested: str, option: str) -> str:
+    """``exact`` or ``ais``; ``exact`` asked of a model too large to enumerate is refused by ``option``'s name."""
+    method = _method(params, requested)
+    if method == "exact":
+        try:
+            exact.plan(params)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{option} exact: this model cannot be enumerated ({str(e).split(': ', 1)[-1].split('; use')[0]}); use {option} ais") from None
+    return method
 
 
 def _optimizer(args):
@@ -201,6 +242,8 @@ def start_evaluation(key, params, data, *, method="auto", train=None, betas=None
     """
     method = _method(params, method)
     data = jnp.asarray(data, params.W.dtype)
+    if tuple(data.shape[1:]) != tuple(params.visible.shape):
+        raise ValueError(f"data: expected examples of shape {tuple(params.visible.shape)} (the model's visible layer), got {tuple(data.shape[1:])}")
     layer_base.check_data(params.visible, "data", data)
     if method == "exact":
         return {"method": "exact", "log_z": exact.log_partition(params), "mean_free_energy": _mean_free_energy(params, data)}
@@ -214,8 +257,13 @@ def start_evaluation(key, params, data, *, method="auto", train=None, betas=None
 
     thread = threading.Thread(target=run, name="jrbm-ais", daemon=True)
     thread.start()  # before the data's free energy, whose first call compiles
+    try:
+        mean_free_energy = _mean_free_energy(params, data)
+    except BaseException:  # a process that exits while the thread is inside XLA aborts
+        thread.join()
+        raise
     return {
-        "method": "ais", "pending": (thread, outcome), "mean_free_energy": _mean_free_energy(params, data),
+        "method": "ais", "pending": (thread, outcome), "mean_free_energy": mean_free_energy,
         "n_runs": n_runs, "n_betas": len(ais.default_betas()) if betas is None else betas,
     }  # fmt: skip
 
@@ -241,8 +289,20 @@ def evaluate_params(key, params, data, *, method="auto", train=None, betas=None,
     return finish_evaluation(start_evaluation(key, params, data, method=method, train=train, betas=betas, n_runs=n_runs))
 
 
+def json_safe(obj):
+    """``obj`` with every non-finite float replaced by ``None`` (``null``: NaN is not JSON), recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def _write_json(path: str, obj) -> None:
-    io.atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2).encode()))
+    text = json.dumps(json_safe(obj), indent=2, allow_nan=False)
+    io.atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def _write_figure(path: str, fig) -> None:
@@ -265,10 +325,15 @@ def resumed_args(args, given: Sequence[str], defaults: dict) -> argparse.Namespa
             f"--resume: the run's settings come from {path}; only --epochs and --quiet may be given with it, "
             f"got {', '.join('--' + name.replace('_', '-') for name in extra)}"
         )
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise FileNotFoundError(f"--resume: {path} does not exist; expected the --out folder of a run of this version of jrbm train")
-    with open(path) as f:
-        saved = json.load(f)["args"]
+    try:
+        with open(path) as f:
+            saved = json.load(f)["args"]
+        if not isinstance(saved, dict):
+            raise TypeError("'args' is not a dict")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"--resume: {path} is not the run.json of a jrbm train run ({type(e).__name__}: {e})") from None
     merged = {**defaults, **saved, "out": args.resume, "resume": args.resume}
     for name in given:
         merged[name] = getattr(args, name)
@@ -312,34 +377,84 @@ def _compile_ahead(params, train, test, start, args, k_eval, k_sample) -> thread
     return thread
 
 
-def cmd_train(args) -> dict:
+RUN_FILES = ("params.npz", STATE_FILE, RUN_FILE, "history.json", "curves.png", "filters.png", "samples.png", "density.png")
+"""The files a training run writes into ``--out``; a new run there first removes an earlier run's."""
+
+
+def _prepare_out(args, resume: bool) -> None:
+    """Creates ``--out`` (refusing a file, or a folder that cannot be written), removes an earlier run's files
+    when this run is new, and writes ``run.json``. Called once every option has been checked."""
+    out = args.out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out: expected a folder, got {out}, which is a file")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out: cannot create the folder {out} ({e.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"--out: cannot write into the folder {out}")
+    if not resume:  # a new run: an earlier run's state is not continued, and its files do not stay beside the new ones
+        for name in RUN_FILES:
+            if os.path.isfile(os.path.join(out, name)):
+                os.remove(os.path.join(out, name))
+    _write_json(os.path.join(out, RUN_FILE), {"args": vars(args)})
+
+
+def _check_resume_epochs(args) -> None:
+    """``--epochs`` of a resumed run must reach the epoch its state file is at."""
+    path = os.path.join(args.out, STATE_FILE)
+    if not os.path.isfile(path):
+        return
+    done = io.read_tree_header(path)["metadata"].get("epoch")
+    if isinstance(done, int) and done > args.epochs:
+        raise ValueError(f"--epochs: the run in {args.out} is already at epoch {done}; expected {done} or more, got {args.epochs}")
+
+
+def cmd_train(args, given=frozenset()) -> dict:
     t_start = time.perf_counter()
     key = jax.random.key(args.seed)
     k_init, k_fit, k_eval, k_sample = jax.random.split(key, 4)
     model = args.model or ("gaussian" if args.dataset == "two-laplace" else "bernoulli")
+    resume = bool(args.resume)
+    check_options(args, given, model)
     resolve_defaults(args, model)
+    if args.sigma_warmup is not None and args.sigma_warmup >= args.epochs:
+        raise ValueError(f"--sigma-warmup: expected fewer epochs than --epochs ({args.epochs}), got {args.sigma_warmup}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out: expected a folder, got {args.out}, which is a file")
     train, test, image_shape = load_dataset(args.dataset, model)
+    if args.batch_size > len(train):
+        raise ValueError(f"--batch-size: expected at most the {len(train)} training examples of {args.dataset}, got {args.batch_size}")
+    if "samples" in given and args.samples > len(test):
+        raise ValueError(f"--samples: expected at most the {len(test)} test examples of {args.dataset} (the chains start at them), got {args.samples}")
     n_visible = train.shape[1]
     if model == "gaussian":
         params = init_gaussian(k_init, n_visible, args.hidden, data=train, sigma=args.sigma)
     else:
         params = init_bernoulli(k_init, n_visible, args.hidden, data=train)
-    os.makedirs(args.out, exist_ok=True)
-    if not args.resume:  # a new run: an earlier run's state in this folder is not continued but replaced
-        state_file = os.path.join(args.out, STATE_FILE)
-        if os.path.exists(state_file):
-            os.remove(state_file)
-        _write_json(os.path.join(args.out, RUN_FILE), {"args": vars(args)})
+    estimator, optimizer = _estimator(args), _optimizer(args)
     log_likelihood, ais_kwargs = _monitor(params, args)
+    if log_likelihood == "exact":
+        _eval_method(params, "exact", "--monitor")
+    _check_ais_options(given, _eval_method(params, args.eval, "--eval"), log_likelihood)
+    # fit's own checks, before anything is written: a refused run leaves an earlier run in --out as it was
+    prepare(
+        params, train, test, epochs=args.epochs, batch_size=args.batch_size, log_likelihood=log_likelihood,
+        learn_sigma=args.learn_sigma, sigma_warmup=args.sigma_warmup, estimator=estimator, optimizer=optimizer, mesh=None,
+    )  # fmt: skip
+    eval_settings(log_likelihood, ais_kwargs, params.W.dtype, None)
+    if resume:
+        _check_resume_epochs(args)
+    _prepare_out(args, resume)
     ahead = _compile_ahead(params, train, test, test if image_shape is not None else None, args, k_eval, k_sample)
     t0 = time.perf_counter()
     try:
         params, history = fit(
             k_fit, params, train,
-            optimizer=_optimizer(args),
-            estimator=_estimator(args),
+            optimizer=optimizer,
+            estimator=estimator,
             epochs=args.epochs,
-            batch_size=min(args.batch_size, len(train)),
+            batch_size=args.batch_size,
             validation=test,
             learn_sigma=args.learn_sigma,
             sigma_warmup=args.sigma_warmup,
@@ -372,7 +487,7 @@ def cmd_train(args) -> dict:
     result["split"] = "test"
     split = {"dataset": args.dataset, "seed": SPLIT_SEED, "description": SPLITS[args.dataset]}
     metadata = {"dataset": args.dataset, "model": model, "args": vars(args), "evaluation": result, "split": split}
-    io.save(os.path.join(args.out, "params.npz"), params, metadata)
+    io.save(os.path.join(args.out, "params.npz"), params, json_safe(metadata))
     _write_json(os.path.join(args.out, "history.json"), {"history": history, "evaluation": result})
     if image_shape is not None:
         _write_figure(os.path.join(args.out, "samples.png"), plots.image_grid(
@@ -383,34 +498,71 @@ def cmd_train(args) -> dict:
     return result
 
 
-def cmd_evaluate(args) -> dict:
-    params = io.load(args.checkpoint)
-    meta = io.load_metadata(args.checkpoint)
+def _load_checkpoint(path: str):
+    """``(params, metadata)`` of a checkpoint named on the command line, in its own precision (a float64
+    checkpoint turns on ``jax_enable_x64`` for this process)."""
+    if os.path.isdir(path):
+        inside = os.path.join(path, "params.npz")
+        hint = f"; did you mean {inside}?" if os.path.isfile(inside) else ""
+        raise ValueError(f"checkpoint: expected a params.npz file, got the folder {path}{hint}")
+    header = io.read_header(path)
+    if jnp.dtype(header["dtype"]) == jnp.float64 and not jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", True)
+    return io.load(path), header["metadata"]
+
+
+def cmd_evaluate(args, given=frozenset()) -> dict:
+    params, meta = _load_checkpoint(args.checkpoint)
     dataset = args.dataset or meta.get("dataset", "digits")
     model = "bernoulli" if layer_base.is_discrete(params.visible) else "gaussian"
     train, test, _ = load_dataset(dataset, model)
     if dataset == meta.get("dataset"):
         _check_no_overlap(dataset, meta, args.split)
     data = test if args.split == "test" else train
-    if args.dataset is None and "dataset" not in meta and tuple(data.shape[1:]) != tuple(params.visible.shape):
+    if tuple(data.shape[1:]) != tuple(params.visible.shape):
+        if args.dataset is None and "dataset" not in meta:
+            raise ValueError(
+                f"{args.checkpoint}: its metadata does not name the data set it was trained on, and its visible layer has "
+                f"shape {tuple(params.visible.shape)} where {dataset}'s examples have shape {tuple(data.shape[1:])}; pass --dataset"
+            )
+        trained = f" (it was trained on {meta['dataset']})" if isinstance(meta.get("dataset"), str) else ""
         raise ValueError(
-            f"{args.checkpoint}: its metadata does not name the data set it was trained on, and its visible layer has "
-            f"shape {tuple(params.visible.shape)} where {dataset}'s examples have shape {tuple(data.shape[1:])}; pass --dataset"
+            f"--dataset {dataset}: its examples have shape {tuple(data.shape[1:])}, the checkpoint's visible layer "
+            f"{tuple(params.visible.shape)}{trained}"
         )
+    _check_ais_options(given, _eval_method(params, args.method, "--method"))
     result = evaluate_params(jax.random.key(args.seed), params, data, method=args.method, train=train, betas=args.betas, n_runs=args.runs)
     result.update(dataset=dataset, split=args.split)
     return result
 
 
-def cmd_sample(args) -> dict:
-    params = io.load(args.checkpoint)
+def _sample_paths(out: str) -> str:
+    """The stem of ``sample --out`` (a ``.png`` file name, or one without a suffix), checked before any chain runs."""
+    stem, ext = os.path.splitext(out)
+    if os.path.isdir(out) or out.endswith(("/", os.sep)) or not os.path.basename(stem):
+        raise ValueError(f"--out: expected a file name such as samples.png, got {out!r}")
+    if ext.lower() not in ("", ".png"):
+        raise ValueError(f"--out: expected a .png file name (the states go beside it, as .npy), got {out!r}")
+    for path in (out, stem + ".png", stem + ".npy"):
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise ValueError(f"--out: {path} exists and is not a regular file")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--out: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--out: cannot write into the folder {folder}")
+    return stem
+
+
+def cmd_sample(args, given=frozenset()) -> dict:
+    params, _ = _load_checkpoint(args.checkpoint)
+    stem = _sample_paths(args.out)
     k_start, k_chain = jax.random.split(jax.random.key(args.seed))
     n_visible = params.visible.shape[0]
     vis = params.visible
     # the chains start at draws of the visible layer on its own (no input from the hidden layer)
     v0 = layer_base.sample(k_start, vis, jnp.zeros((args.n,) + vis.shape, params.W.dtype))
     v = np.asarray(gibbs_chain(k_chain, params, v0, args.steps))
-    stem = os.path.splitext(args.out)[0]
     io.atomic_write(stem + ".npy", lambda f: np.save(f, v))
     v = v.reshape(v.shape[0], -1)  # Potts states (n, q) are drawn as their one-hot rows
     size = v.shape[1]
@@ -455,51 +607,86 @@ def _number(convert, what: str, ok):
 
 
 _positive_int = _number(int, "a positive integer", lambda x: x > 0)
+_at_least_two = _number(int, "an integer >= 2", lambda x: x >= 2)
+_nonnegative_int = _number(int, "an integer >= 0", lambda x: x >= 0)
+_seed = _number(int, "an integer in [-2^63, 2^63)", lambda x: -(2**63) <= x < 2**63)
 _positive_float = _number(float, "a finite positive number", lambda x: math.isfinite(x) and x > 0)
 _nonnegative_float = _number(float, "a finite number >= 0", lambda x: math.isfinite(x) and x >= 0)
 _momentum = _number(float, "a number in [0, 1)", lambda x: 0 <= x < 1)
 
 
+def _mark_given(namespace, dest: str) -> None:
+    namespace._given = getattr(namespace, "_given", frozenset()) | {dest}
+
+
+class _Store(argparse.Action):
+    """argparse's ``store`` that also records the option as given (``namespace._given``), so an option given
+    at its default value counts (``--resume DIR --epochs 200``) and one the run would not use can be refused."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        _mark_given(namespace, self.dest)
+
+
+class _Flag(argparse.Action):
+    """argparse's ``store_true`` that also records the flag as given."""
+
+    def __init__(self, option_strings, dest, default=False, help=None):
+        super().__init__(option_strings, dest, nargs=0, const=True, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, True)
+        _mark_given(namespace, self.dest)
+
+
+def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.register("action", None, _Store)
+    p.register("action", "store", _Store)
+    p.register("action", "store_true", _Flag)
+    return p
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jrbm", description="Restricted Boltzmann machines in JAX.")
     sub = p.add_subparsers(dest="command", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
 
-    t = sub.add_parser("train", help="train an RBM on a built-in data set", formatter_class=fmt)
+    t = _command(sub, "train", "train an RBM on a built-in data set")
     t.add_argument("--dataset", choices=DATASETS, default="digits",
                    help='built-in data set (its train/test split is fixed); mnist: pip install "jrbm[mnist]"')
     t.add_argument("--model", choices=("bernoulli", "gaussian"), default=None, help="visible units; None: gaussian for two-laplace, else bernoulli")
-    t.add_argument("--hidden", type=int, default=64, help="hidden units (Bernoulli)")
+    t.add_argument("--hidden", type=_positive_int, default=64, help="hidden units (Bernoulli)")
     t.add_argument("--estimator", choices=("cd", "pcd", "fpcd", "jarzynski", "pt"), default="pcd",
                    help="gradient estimator: contrastive divergence, persistent CD, fast PCD (fast learning rate --lr), "
                         "Jarzynski-weighted PCD (resampling below half the chains' effective sample size), parallel tempering")
-    t.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update")
-    t.add_argument("--chains", type=int, default=100, help="persistent chains (pcd, fpcd, jarzynski, pt)")
-    t.add_argument("--temperatures", type=int, default=10, help="replicas for pt")
+    t.add_argument("--k", type=_positive_int, default=1, help="Gibbs sweeps per update")
+    t.add_argument("--chains", type=_positive_int, default=100, help="persistent chains (pcd, fpcd, jarzynski, pt)")
+    t.add_argument("--temperatures", type=_at_least_two, default=10, help="replicas for pt")
     t.add_argument("--swap", choices=("marginal", "joint"), default="marginal",
                    help="pt's swaps: of visible states by their free energies, or of joint states (v, h) by their energies (cheaper, accepted less often)")
-    t.add_argument("--epochs", type=int, default=200, help="passes over the training data")
-    t.add_argument("--batch-size", type=int, default=20, help="examples per update")
+    t.add_argument("--epochs", type=_positive_int, default=200, help="passes over the training data")
+    t.add_argument("--batch-size", type=_positive_int, default=20, help="examples per update")
     t.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="None: sgd for bernoulli, adam for gaussian visible units")
     t.add_argument("--lr", type=_positive_float, default=None, help="learning rate; None: 0.05 for sgd, 0.003 for adam")
     t.add_argument("--momentum", type=_momentum, default=0.5, help="SGD momentum (0: none)")
     t.add_argument("--weight-decay", type=_nonnegative_float, default=1e-4, help="L2 decay of the weights W (not the fields)")
-    t.add_argument("--sigma", type=float, default=None,
+    t.add_argument("--sigma", type=_positive_float, default=None,
                    help="gaussian: initial standard deviation of the visible units; None: 1, or 0.7 with --learn-sigma")
     t.add_argument("--learn-sigma", action="store_true", help="gaussian: learn log_sigma (otherwise fixed at --sigma)")
-    t.add_argument("--sigma-warmup", type=int, default=None,
+    t.add_argument("--sigma-warmup", type=_nonnegative_int, default=None,
                    help="with --learn-sigma: epochs at the start with sigma fixed while the weights learn; None: half of --epochs")
     t.add_argument("--eval", choices=("auto", "exact", "ais"), default="auto", help="test log-likelihood: exact up to 2^20 states (auto), else AIS")
-    t.add_argument("--betas", type=int, default=None, help="AIS temperatures (default: 14,500 of Salakhutdinov & Murray)")
-    t.add_argument("--runs", type=int, default=100, help="AIS runs")
-    t.add_argument("--samples", type=_positive_int, default=64, help="Gibbs chains drawn for samples.png, started at test examples")
-    t.add_argument("--sample-steps", type=int, default=1000, help="Gibbs sweeps of those chains")
-    t.add_argument("--seed", type=int, default=0, help="key of the initialisation, training, evaluation and samples (not of the data split, which is fixed)")
+    t.add_argument("--betas", type=_at_least_two, default=None, help="AIS temperatures (default: 14,500 of Salakhutdinov & Murray)")
+    t.add_argument("--runs", type=_at_least_two, default=100, help="AIS runs")
+    t.add_argument("--samples", type=_positive_int, default=64,
+                   help="Gibbs chains drawn for samples.png, started at test examples (the default: at most the test set's size)")
+    t.add_argument("--sample-steps", type=_positive_int, default=1000, help="Gibbs sweeps of those chains")
+    t.add_argument("--seed", type=_seed, default=0, help="key of the initialisation, training, evaluation and samples (not of the data split, which is fixed)")
     t.add_argument("--monitor", choices=("auto", "exact", "ais", "none"), default="auto",
                    help="log-likelihood of the training and test sets during training (curves.png): exact up to 2^20 states (auto), else none")
-    t.add_argument("--eval-every", type=int, default=10, help="epochs between those measurements")
-    t.add_argument("--monitor-betas", type=int, default=1000, help="AIS temperatures of --monitor ais (with --runs runs)")
-    t.add_argument("--checkpoint-every", type=int, default=10,
+    t.add_argument("--eval-every", type=_positive_int, default=10, help="epochs between those measurements")
+    t.add_argument("--monitor-betas", type=_at_least_two, default=1000, help="AIS temperatures of --monitor ais (with --runs runs)")
+    t.add_argument("--checkpoint-every", type=_positive_int, default=10,
                    help="epochs between training-state files (OUT/state.npz), from which --resume continues")
     t.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run whose --out is DIR from its last state file, with its settings (to a larger --epochs, or after a kill); "
@@ -507,21 +694,21 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs/latest", help="output folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    e = sub.add_parser("evaluate", help="log-likelihood of a checkpoint on a data set", formatter_class=fmt)
+    e = _command(sub, "evaluate", "log-likelihood of a checkpoint on a data set")
     e.add_argument("checkpoint", help="a params.npz written by train or jrbm.save")
     e.add_argument("--dataset", choices=DATASETS, default=None, help="default: the one it was trained on")
     e.add_argument("--split", choices=("train", "test"), default="test", help="which part of the data set to score")
     e.add_argument("--method", choices=("auto", "exact", "ais"), default="auto", help="exact up to 2^20 states (auto), else AIS")
-    e.add_argument("--betas", type=int, default=None, help="AIS temperatures (None: 14,500 of Salakhutdinov & Murray)")
-    e.add_argument("--runs", type=int, default=100, help="AIS runs")
-    e.add_argument("--seed", type=int, default=0, help="key of the AIS runs (the data split is fixed by the data set)")
+    e.add_argument("--betas", type=_at_least_two, default=None, help="AIS temperatures (None: 14,500 of Salakhutdinov & Murray)")
+    e.add_argument("--runs", type=_at_least_two, default=100, help="AIS runs")
+    e.add_argument("--seed", type=_seed, default=0, help="key of the AIS runs (the data split is fixed by the data set)")
 
-    s = sub.add_parser("sample", help="run Gibbs chains from a checkpoint", formatter_class=fmt)
+    s = _command(sub, "sample", "run Gibbs chains from a checkpoint")
     s.add_argument("checkpoint", help="a params.npz written by train or jrbm.save")
     s.add_argument("--n", type=_positive_int, default=64, help="chains, started at draws of the visible layer alone")
-    s.add_argument("--steps", type=int, default=1000, help="Gibbs sweeps")
-    s.add_argument("--seed", type=int, default=0, help="key of the chains")
-    s.add_argument("--out", default="samples.png", help="the PNG grid; the states go to the same name with .npy")
+    s.add_argument("--steps", type=_positive_int, default=1000, help="Gibbs sweeps")
+    s.add_argument("--seed", type=_seed, default=0, help="key of the chains")
+    s.add_argument("--out", default="samples.png", help="the PNG grid (a .png file name); the states go to the same name with .npy")
     return p
 
 
@@ -530,16 +717,23 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    given = frozenset(vars(args).pop("_given", ()))  # the options on the command line, whatever their values
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}[args.command]
     try:
         if args.command == "train" and args.resume:
             defaults = vars(p.parse_args(["train"]))
-            given = [name for name, value in vars(args).items() if value != defaults[name]]  # differing from the defaults
             args = resumed_args(args, given, defaults)
-        result = command(args)
+        result = command(args, given)
+    except KeyboardInterrupt:
+        print(f"jrbm {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:
         print(f"jrbm {args.command}: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2), flush=True)
+    except OSError as e:  # a file or folder the system refused (permissions, a full disk, ...)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"jrbm {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    print(json.dumps(json_safe(result), indent=2, allow_nan=False), flush=True)
     print(summary(args.command, result, args), file=sys.stderr)
     return 0

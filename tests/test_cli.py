@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -209,3 +210,119 @@ def test_evaluate_asks_for_the_data_set_when_the_checkpoint_does_not_name_it(tmp
     jrbm.save(tmp_path / "m.npz", jrbm.init_bernoulli(jax.random.key(0), 16, 4))
     assert run("evaluate", tmp_path / "m.npz") == 2
     assert "pass --dataset" in capsys.readouterr().err
+
+
+def test_a_refused_run_leaves_the_earlier_run_in_its_folder(tmp_path, capsys):
+    """Every option is checked before --out is touched; a new run that starts removes an earlier run's files."""
+    out = tmp_path / "run"
+    assert run("train", "--dataset", "two-laplace", "--hidden", 2, "--epochs", 2, "--out", out, "--quiet") == 0
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    # refused before anything is written: a warm-up as long as the run; a model too wide for --monitor exact (fit's check)
+    assert run("train", "--dataset", "two-laplace", "--learn-sigma", "--sigma-warmup", 5, "--epochs", 3, "--out", out, "--quiet") == 2
+    assert "--sigma-warmup: expected fewer epochs than --epochs (3), got 5" in capsys.readouterr().err
+    assert run("train", "--dataset", "two-laplace", "--hidden", 40, "--monitor", "exact", "--epochs", 3, "--out", out, "--quiet") == 2
+    assert "--monitor exact: this model cannot be enumerated" in capsys.readouterr().err
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+    # a new run on another data set: the earlier run's density.png does not stay beside the new files
+    assert run("train", "--dataset", "bars-and-stripes", "--hidden", 4, "--epochs", 1, "--samples", 2, "--sample-steps", 2,
+               "--out", out, "--quiet") == 0
+    assert "density.png" not in os.listdir(out) and (out / "filters.png").exists()
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("train", "--dataset", "bars-and-stripes", "--estimator", "cd", "--chains", "5"), "--chains: only used with a persistent estimator"),
+        (("train", "--dataset", "bars-and-stripes", "--temperatures", "3"), "--temperatures: only used with --estimator pt"),
+        (("train", "--dataset", "bars-and-stripes", "--swap", "joint"), "--swap: only used with --estimator pt"),
+        (("train", "--dataset", "bars-and-stripes", "--optimizer", "adam", "--momentum", "0.9"), "--momentum: only used with --optimizer sgd"),
+        (("train", "--dataset", "bars-and-stripes", "--sigma", "2"), "--sigma: only used with Gaussian visible units"),
+        (("train", "--dataset", "bars-and-stripes", "--monitor-betas", "4"), "--monitor-betas: only used with --monitor ais"),
+        (("train", "--dataset", "two-laplace", "--sample-steps", "4"), "--sample-steps: only used for image data sets"),
+        (("train", "--dataset", "bars-and-stripes", "--betas", "5"), "--betas: only used when the log-likelihood is estimated by AIS"),
+        (("train", "--dataset", "bars-and-stripes", "--batch-size", "100"), "--batch-size: expected at most the 32 training examples"),
+        (("train", "--dataset", "bars-and-stripes", "--samples", "100"), "--samples: expected at most the 32 test examples"),
+        (("train", "--hidden", "100", "--eval", "exact"), "--eval exact: this model cannot be enumerated"),
+    ],
+)
+def test_options_the_run_would_not_use_are_refused(tmp_path, capsys, argv, message):
+    assert run(*argv, "--epochs", 1, "--out", tmp_path / "run", "--quiet") == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_count_options_and_seeds_are_checked_when_parsed(capsys):
+    for argv, option, expected in (
+        (("train", "--k", "0"), "--k", "a positive integer"),
+        (("train", "--runs", "1"), "--runs", "an integer >= 2"),
+        (("train", "--temperatures", "1"), "--temperatures", "an integer >= 2"),
+        (("train", "--sample-steps", "0"), "--sample-steps", "a positive integer"),
+        (("train", "--seed", "99999999999999999999999"), "--seed", "an integer in [-2^63, 2^63)"),
+        (("evaluate", "m.npz", "--betas", "1"), "--betas", "an integer >= 2"),
+        (("sample", "m.npz", "--steps", "-3"), "--steps", "a positive integer"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            run(*argv)
+        assert e.value.code == 2
+        assert f"argument {option}: expected {expected}" in capsys.readouterr().err
+
+
+def test_resume_counts_an_option_given_at_its_default_and_records_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", "--dataset", "bars-and-stripes", "--hidden", 4, "--epochs", 3, "--samples", 2, "--sample-steps", 2,
+               "--out", out, "--quiet") == 0
+    assert run("train", "--resume", out, "--epochs", 200, "--quiet") == 0  # 200 is --epochs' default: still given
+    assert jrbm.io.read_tree_header(out / "state.npz")["metadata"]["epoch"] == 200
+    assert json.loads((out / "run.json").read_text())["args"]["epochs"] == 200  # a plain --resume continues to 200
+    assert run("train", "--resume", out, "--epochs", 100, "--quiet") == 2
+    assert f"--epochs: the run in {out} is already at epoch 200; expected 200 or more, got 100" in capsys.readouterr().err
+    (out / "run.json").write_text("{}")
+    assert run("train", "--resume", out, "--quiet") == 2
+    assert "is not the run.json of a jrbm train run" in capsys.readouterr().err
+
+
+def test_json_output_holds_no_nan(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", "--dataset", "bars-and-stripes", "--hidden", 4, "--epochs", 4, "--eval-every", 2, "--samples", 2,
+               "--sample-steps", 2, "--out", out, "--quiet") == 0
+    capsys.readouterr()
+    text = (out / "history.json").read_text()
+    assert "NaN" not in text and json.loads(text)["history"]["log_likelihood"][0] is None  # epoch 1: not measured
+
+
+def test_checkpoint_and_output_paths_are_checked(tmp_path, capsys):
+    path = tmp_path / "m.npz"
+    jrbm.save(path, jrbm.init_bernoulli(jax.random.key(0), 16, 4), {"dataset": "bars-and-stripes"})
+    assert run("evaluate", tmp_path) == 2
+    assert f"checkpoint: expected a params.npz file, got the folder {tmp_path}" in capsys.readouterr().err
+    assert run("evaluate", path, "--dataset", "digits") == 2
+    assert "--dataset digits: its examples have shape (64,), the checkpoint's visible layer (16,) (it was trained on bars-and-stripes)" in capsys.readouterr().err
+    assert run("evaluate", path, "--runs", 4) == 2
+    assert "--runs: only used when the log-likelihood is estimated by AIS" in capsys.readouterr().err
+    for out, message in (
+        (tmp_path, "--out: expected a file name such as samples.png"),
+        (tmp_path / "s.jpg", "--out: expected a .png file name"),
+        (tmp_path / "missing" / "s.png", f"--out: the folder {tmp_path / 'missing'} does not exist"),
+    ):
+        assert run("sample", path, "--n", 2, "--steps", 2, "--out", out) == 2
+        assert message in capsys.readouterr().err
+    if os.path.exists("/dev/null"):
+        assert run("sample", path, "--n", 2, "--steps", 2, "--out", "/dev/null") == 2
+        assert "--out: /dev/null exists and is not a regular file" in capsys.readouterr().err
+    assert not list(tmp_path.glob("s.*"))
+
+
+def test_evaluate_a_mismatched_data_set_or_a_float64_checkpoint_in_a_fresh_process(tmp_path):
+    """A data set that does not fit the model is refused before AIS starts (it aborted the process when AIS's
+    thread was running); a float64 checkpoint is scored in float64 without the user enabling it."""
+    path = tmp_path / "m.npz"
+    jrbm.save(path, jrbm.init_bernoulli(jax.random.key(0), 64, 30, dtype=jnp.float64), {"dataset": "digits"})  # tests run with x64 on
+    cmd = [sys.executable, "-m", "jrbm", "evaluate", str(path), "--betas", "10", "--runs", "2"]
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    res = subprocess.run([*cmd, "--dataset", "bars-and-stripes"], capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "--dataset bars-and-stripes: its examples have shape (16,)" in res.stderr and "terminate" not in res.stderr
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads(res.stdout)["method"] == "ais"

@@ -195,3 +195,9 @@ def test_save_tree_refuses_mismatches(tmp_path):
     jrbm.save(tmp_path / "model.npz", jrbm.init_bernoulli(jax.random.key(0), 3, 2))
     with pytest.raises(ValueError, match="not a jrbm tree file"):
         jrbm.io.load_tree(tmp_path / "model.npz", tree)
+    # Leaves that are not numbers are refused by path, and nothing is written.
+    with pytest.raises(TypeError, match=r"tree\['s'\]: expected an array or a number, got str 'i8'"):
+        jrbm.io.save_tree(tmp_path / "bad.npz", {**tree, "s": "i8"})
+    with pytest.raises(TypeError, match=r"tree\['s'\]: expected a numeric or boolean array, got dtype <U5"):
+        jrbm.io.save_tree(tmp_path / "bad.npz", {**tree, "s": np.array(["hello"])})
+    assert not (tmp_path / "bad.npz").exists()
