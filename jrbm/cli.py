@@ -20,6 +20,12 @@ The train/test splits are fixed by the data sets (:data:`SPLITS`), never by
 ``--seed``; checkpoints record theirs, and ``evaluate`` refuses to score a
 test split that overlaps the training data of a checkpoint written by an
 earlier version, whose split followed ``--seed``.
+
+Every option is checked before anything is written: an option the run would
+not use (:func:`check_options`) is refused rather than ignored, and a refused
+run leaves the files of an earlier run in ``--out`` as they were. The JSON
+written and printed holds ``null`` where a number is undefined (an epoch
+without a measurement), never ``NaN``.
 """
 
 from __future__ import annotations
