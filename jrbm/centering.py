@@ -188,7 +188,7 @@ class CenteredState(NamedTuple):
       mu: the visible offsets, flattened over the layer's axes:
         ``(prod(visible.shape),)`` (``mu.reshape(params.visible.shape)`` for a
         Potts layer's ``(n, q)``). Kept flat so that no offset is mistaken for
-        a batch of chains (:func:`jrbm.parallel.n_chains`).
+        a batch of chains (:func:`jrbm.parallel.estimator_state_specs`).
       lam: the hidden offsets, ``(prod(hidden.shape),)``.
     """
 

@@ -16,8 +16,9 @@ The returned gradients are pytrees shaped like the parameters, ready for
 ``optax`` (which minimises), and compare directly with
 ``jax.grad(lambda p: -jrbm.exact.log_likelihood(p, v).mean())(params)``.
 
-Estimator objects (:class:`CD`, :class:`PCD`, :class:`FPCD` and :class:`jrbm.PT`) share one
-interface so that :func:`jrbm.fit` takes any of them:
+Estimator objects (:class:`CD`, :class:`PCD`, :class:`FPCD`, :class:`jrbm.JarzynskiPCD`,
+:class:`jrbm.PT`, :class:`jrbm.PTT`, :class:`jrbm.Centered` and your own) share one
+interface (:class:`Estimator`) so that :func:`jrbm.fit` takes any of them:
 ``init(key, params, data) -> state`` and
 ``grad(key, params, batch, state) -> (grads, state)``.
 """
@@ -50,6 +51,23 @@ class Estimator(Protocol):
     have a ``diagnostics(state) -> {name: scalar}`` method (pure, jit-able):
     :func:`jrbm.fit` and :func:`jrbm.fit_ensemble` then record those entries in
     the history after every epoch.
+
+    What :func:`jrbm.fit` assumes of your own:
+
+    * **Settings.** A NamedTuple (or a frozen dataclass) of its settings, as
+      jrbm's estimators are, lets ``fit`` reuse its compiled program across
+      calls. A plain class works too: ``fit`` then compiles on every call, so
+      changing an attribute between calls takes effect.
+    * **Resuming** (``checkpoint_dir``, a returned state) compares the
+      estimator with the one saved by its ``repr``, or, where that holds a
+      memory address (a plain class's default), by its type's name and
+      attributes (:func:`jrbm.train.checkpoint.describe`).
+    * **State** is a pytree of arrays: numbers, booleans or typed PRNG keys
+      (saved as their bits), checkpointed as they are.
+    * **Over a mesh**, without ``partition_specs`` every array of rank 2 or
+      more in the state is taken for a batch of chains and split along its
+      first axis, which must then divide evenly; declare a running average or
+      a ladder of models replicated (``jrbm.parallel.P()``).
     """
 
     def init(self, key: Array, params: Model, data: Array) -> Any: ...

@@ -157,10 +157,28 @@ def estimator_state_specs(state, mesh: Mesh):
     return jax.tree.map(spec, state)
 
 
-def n_chains(state) -> Optional[int]:
-    """The number of chains an estimator state splits (see :func:`estimator_state_specs`), or ``None``."""
-    leaves = [x for x in jax.tree.leaves(state) if getattr(x, "ndim", 0) >= 2]
-    return int(leaves[0].shape[0]) if leaves else None
+def check_state_divisible(state, mesh: Optional[Mesh], name: str = "estimator state") -> None:
+    """Raises unless every axis that :func:`estimator_state_specs` splits over :data:`DATA_AXIS` splits evenly.
+
+    Reads the state's own ``partition_specs`` where it has them, so only the
+    axes actually split are counted (a ladder of saved models or a running
+    average declared replicated is not). The error names the leaf and the axis.
+    """
+    if mesh is None or DATA_AXIS not in mesh.axis_names:
+        return
+    d = axis_size(mesh, DATA_AXIS)
+
+    def check(path, spec, sub):
+        for sub_path, x in jax.tree_util.tree_flatten_with_path(sub)[0]:
+            for axis, names in enumerate(tuple(spec)[: getattr(x, "ndim", 0)]):
+                if DATA_AXIS in (names if isinstance(names, tuple) else (names,)) and x.shape[axis] % d:
+                    where = jax.tree_util.keystr(tuple(path) + tuple(sub_path))
+                    raise ValueError(
+                        f"{name}{where}: expected its axis {axis} (split over the mesh's {DATA_AXIS!r} axis) to be a "
+                        f"multiple of the {d} devices (each device takes an equal share of the chains), got {x.shape[axis]}"
+                    )
+
+    jax.tree_util.tree_map_with_path(check, estimator_state_specs(state, mesh), state, is_leaf=lambda s: isinstance(s, P))
 
 
 def constrain(tree, mesh: Optional[Mesh], specs):
@@ -212,9 +230,12 @@ def place_rows(x, mesh: Optional[Mesh]):
 
 
 def gather(tree):
-    """A host numpy copy of every leaf, also of arrays spread over several processes."""
+    """A host numpy copy of every leaf, also of arrays spread over several processes (typed PRNG keys stay
+    keys, of a host copy of their bits)."""
 
     def get(x):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):  # a typed key: its bits
+            return jax.random.wrap_key_data(get(jax.random.key_data(x)), impl=jax.random.key_impl(x))
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
             if x.is_fully_replicated:  # every process has a full copy
                 return np.asarray(x.addressable_data(0))
@@ -231,6 +252,7 @@ __all__ = [
     "MODEL_AXIS",
     "axis_size",
     "check_mesh",
+    "check_state_divisible",
     "constrain",
     "constrain_rows",
     "estimator_state_specs",

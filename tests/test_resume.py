@@ -25,6 +25,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -201,3 +202,55 @@ def test_save_tree_refuses_mismatches(tmp_path):
     with pytest.raises(TypeError, match=r"tree\['s'\]: expected a numeric or boolean array, got dtype <U5"):
         jrbm.io.save_tree(tmp_path / "bad.npz", {**tree, "s": np.array(["hello"])})
     assert not (tmp_path / "bad.npz").exists()
+
+
+class _PlainCD:
+    """An estimator of one's own as a plain class: hashed by identity, a repr with a memory address."""
+
+    def __init__(self, k=1):
+        self.k = k
+
+    def init(self, key, params, data):
+        return ()
+
+    def grad(self, key, params, batch, state):
+        return jrbm.cd_grad(key, params, batch, self.k), state
+
+
+class _KeyState(NamedTuple):
+    chains: jax.Array
+    key: jax.Array  # a typed key in the state, as the key-first convention invites
+
+
+class _KeyPCD(NamedTuple):
+    def init(self, key, params, data):
+        k1, k2 = jax.random.split(key)
+        return _KeyState(jax.random.bernoulli(k1, 0.5, (8, data.shape[1])).astype(data.dtype), k2)
+
+    def grad(self, key, params, batch, state):
+        k, nk = jax.random.split(state.key)
+        g, chains = jrbm.pcd_grad(k, params, batch, state.chains, 1)
+        return g, _KeyState(chains, nk)
+
+
+def test_estimators_of_ones_own_resume_and_are_not_cached_by_identity(tmp_path):
+    """A plain-class estimator (a new instance, as a new process makes) continues its checkpoint; a typed key
+    in an estimator's state is checkpointed; changing an estimator's attribute between fit calls takes effect."""
+    data = jrbm.datasets.bars_and_stripes(3)
+    p0 = jrbm.init_bernoulli(jax.random.key(0), 9, 6, data=data)
+    kw = dict(optimizer=optax.sgd(0.1), batch_size=8, progress=False)
+    for name, make in (("plain", lambda: _PlainCD(2)), ("key", _KeyPCD)):
+        d = str(tmp_path / name)
+        jrbm.fit(jax.random.key(1), p0, data, estimator=make(), epochs=4, checkpoint_dir=d, checkpoint_every=2, **kw)
+        resumed, _ = jrbm.fit(jax.random.key(1), p0, data, estimator=make(), epochs=8, checkpoint_dir=d, checkpoint_every=2, **kw)
+        whole, _ = jrbm.fit(jax.random.key(1), p0, data, estimator=make(), epochs=8, **kw)
+        for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(whole)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    assert jrbm.train.checkpoint.describe(jrbm.Centered(_PlainCD(3))).endswith("Centered(estimator=test_resume._PlainCD(k=3), rate=0.01, mix=0.5)")
+    est = _PlainCD(1)
+    first, _ = jrbm.fit(jax.random.key(1), p0, data, estimator=est, epochs=3, **kw)
+    est.k = 20
+    changed, _ = jrbm.fit(jax.random.key(1), p0, data, estimator=est, epochs=3, **kw)
+    fresh, _ = jrbm.fit(jax.random.key(1), p0, data, estimator=_PlainCD(20), epochs=3, **kw)
+    np.testing.assert_array_equal(np.asarray(changed.W), np.asarray(fresh.W))
+    assert np.abs(np.asarray(changed.W) - np.asarray(first.W)).max() > 1e-3

@@ -224,3 +224,46 @@ def test_multihost_example_runs_on_two_processes(tmp_path):
     run = json.loads((tmp_path / "run.json").read_text())
     assert (run["processes"], run["devices"]) == (2, 4)
     assert run["max_abs_diff_to_single_device"] < 1e-10, run
+
+
+def test_the_mesh_check_counts_the_axes_a_state_splits():
+    """Only the axes a state's partition specs split over 'data' must divide evenly: a trajectory-tempering
+    ladder of 3 saved models and a running average declared replicated are not chains."""
+    out = run_script(
+        """
+        from typing import NamedTuple
+        from jrbm.train.loop import check_chains
+        mesh = jrbm.parallel.make_mesh()  # 'data': 4
+        data = jrbm.datasets.bars_and_stripes(3)
+        params = jrbm.init_bernoulli(jax.random.key(0), 9, 6, data=data)
+
+        class Avg(NamedTuple):
+            avg: jax.Array
+            def partition_specs(self, mesh):
+                return Avg(jrbm.parallel.P())
+
+        class AvgCD(NamedTuple):
+            def init(self, key, params, data):
+                return Avg(jnp.zeros_like(params.W))  # (9, 6): 9 rows, not a multiple of 4
+            def grad(self, key, params, batch, state):
+                g = jrbm.cd_grad(key, params, batch)
+                return g, Avg(0.9 * state.avg + 0.1 * g.W)
+
+        check_chains(jrbm.PTT(3, 2, 1, 8).init(jax.random.key(1), params, data), mesh)  # 3 models, 8 chains
+        check_chains(AvgCD().init(jax.random.key(1), params, data), mesh)
+        check_chains(jrbm.Centered(AvgCD()).init(jax.random.key(1), params, data), mesh)
+        for state, where in ((jrbm.PTT(4, 2, 1, 6).init(jax.random.key(1), params, data), ".sampler.chains"),
+                             (jrbm.PCD(1, 6).init(jax.random.key(1), params, data), ""),
+                             ((jnp.zeros((9, 6)),), "[0]")):
+            try:
+                check_chains(state, mesh)
+            except ValueError as e:
+                assert f"estimator state{where}: expected its axis 0 (split over the mesh's 'data' axis) to be a multiple of the 4 devices" in str(e), e
+            else:
+                raise AssertionError(f"accepted {where}")
+        params, _ = jrbm.fit(jax.random.key(2), params, data, optimizer=optax.sgd(0.1), estimator=AvgCD(), epochs=2,
+                             batch_size=8, mesh=mesh, progress=False)
+        print("mesh check ok")
+        """
+    )
+    assert "mesh check ok" in out

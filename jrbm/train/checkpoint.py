@@ -44,6 +44,8 @@ import glob
 import hashlib
 import math
 import os
+import re
+import types
 from typing import Any, Optional
 
 import jax
@@ -99,9 +101,33 @@ def data_digest(data) -> str:
     return h.hexdigest()
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def describe(obj) -> str:
+    """A description of ``obj`` that is the same in every process: its ``repr``, unless that holds a memory
+    address (a plain class's default ``repr``, also inside a NamedTuple's), then its type's qualified name with
+    its fields or attributes, described alike (functions by their qualified names)."""
+    text = repr(obj)
+    if not _ADDRESS.search(text):
+        return text
+    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)):
+        return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+    name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    if hasattr(obj, "_fields"):
+        return f"{name}({', '.join(f'{k}={describe(getattr(obj, k))}' for k in obj._fields)})"
+    if isinstance(obj, (list, tuple)):
+        return f"{name}({', '.join(describe(v) for v in obj)})"
+    if isinstance(obj, dict):
+        return f"{name}({', '.join(f'{k!r}: {describe(v)}' for k, v in obj.items())})"
+    if hasattr(obj, "__dict__"):
+        return f"{name}({', '.join(f'{k}={describe(v)}' for k, v in sorted(vars(obj).items()))})"
+    return _ADDRESS.sub("", text)
+
+
 def settings(estimator, batch_size: int, learn_sigma: bool, data, sigma_warmup: int = 0) -> dict:
     """The settings a continued run must share with its first part (see :class:`FitState`)."""
-    out = {"estimator": repr(estimator), "batch_size": int(batch_size), "learn_sigma": bool(learn_sigma), "data": data_digest(data)}
+    out = {"estimator": describe(estimator), "batch_size": int(batch_size), "learn_sigma": bool(learn_sigma), "data": data_digest(data)}
     if learn_sigma:
         out["sigma_warmup"] = int(sigma_warmup)
     return out

@@ -34,17 +34,30 @@ def _cached(builder):
     program on every :func:`fit`; with the cache, calls with the same
     optimizer and estimator objects (and settings) reuse it. The estimator's
     type is part of the key, since NamedTuples of equal fields compare equal.
+    An instance of a plain class (hashed by identity, its attributes free to
+    change) is never a key: its program is built on every call.
     """
     cached = functools.lru_cache(maxsize=32)(builder)
 
     @functools.wraps(builder)
     def get(*args):
+        if any(_hashed_by_identity(a) for a in args):  # a change to it would not change the key: build afresh
+            return builder(*args)
         try:
             return cached(*args)
         except TypeError:
             return builder(*args)
 
     return get
+
+
+def _hashed_by_identity(x) -> bool:
+    """Whether ``x`` (or a field of a tuple ``x``) is an instance of a plain class, hashed by identity, whose
+    attributes may change between calls (an estimator of one's own with ``self.k = 20``): a cache keyed on it
+    would keep the program built for its old settings. Functions are not counted."""
+    if isinstance(x, tuple):
+        return any(_hashed_by_identity(v) for v in x)
+    return type(x).__hash__ is object.__hash__ and hasattr(x, "__dict__") and not callable(x)
 
 
 @_cached
@@ -171,9 +184,7 @@ def resolve_sigma_warmup(learn_sigma: bool, sigma_warmup: Optional[int], epochs:
 
 
 def check_chains(estimator_state, mesh):
-    n = parallel.n_chains(estimator_state)
-    if mesh is not None and n is not None:
-        parallel.check_divisible("estimator.n_chains", n, mesh, "persistent chains")
+    parallel.check_state_divisible(estimator_state, mesh)
 
 
 def diverged(model: Optional[int], params: Model, index: int, epoch: int) -> FloatingPointError:
@@ -296,7 +307,9 @@ def fit(
       params: initial model, e.g. from :func:`jrbm.init_bernoulli` with ``data``.
       data: ``(n_examples, *visible.shape)`` training set.
       optimizer: any ``optax.GradientTransformation`` (e.g. ``optax.sgd(0.05, momentum=0.9)``).
-      estimator: ``jrbm.CD(k)`` (default ``CD(1)``), ``jrbm.PCD(k, n_chains)`` or ``jrbm.PT(betas, k)``.
+      estimator: ``jrbm.CD(k)`` (default ``CD(1)``), ``jrbm.PCD(k, n_chains)``, ``jrbm.FPCD``,
+        ``jrbm.JarzynskiPCD``, ``jrbm.PT(betas, k)``, ``jrbm.PTT``, ``jrbm.Centered(...)`` of any of them, or
+        your own (:class:`jrbm.estimators.Estimator` says what ``fit`` assumes of it).
       epochs: number of passes over the data.
       batch_size: examples per update; at most ``len(data)``.
       validation: optional held-out data for the free-energy gap and likelihood.
