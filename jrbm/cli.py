@@ -183,13 +183,17 @@ def check_options(args, given, model: str) -> None:
             raise ValueError(f"--{name.replace('_', '-')}: only used {unused[name][1]}")
 
 
-def _check_ais_options(given, method: str, monitor: Optional[str] = None) -> None:
-    """Refuses --betas and --runs when nothing is estimated by AIS (the model is enumerated)."""
+def _check_ais_options(given, method: str, option: str, monitor: Optional[str] = None) -> None:
+    """Refuses --betas and --runs when nothing is estimated by AIS (the model is enumerated); ``option`` is the
+    option that asks for AIS (``--eval`` or ``--method``)."""
     if method != "exact":
         return
     for name in ("betas", "runs"):
         if name in given and not (name == "runs" and monitor == "ais"):
-            raise ValueError(f"--{name}: only used when the log-likelihood is estimated by AIS; this model's is exact (by enumeration)")
+            raise ValueError(
+                f"--{name}: only used when the log-likelihood is estimated by AIS; this model's is computed exactly "
+                f"(by enumeration), unless you pass {option} ais"
+            )
 
 
 def _eval_method(params, requested: str, option: str) -> str:
@@ -442,7 +446,7 @@ def cmd_train(args, given=frozenset()) -> dict:
     log_likelihood, ais_kwargs = _monitor(params, args)
     if log_likelihood == "exact":
         _eval_method(params, "exact", "--monitor")
-    _check_ais_options(given, _eval_method(params, args.eval, "--eval"), log_likelihood)
+    _check_ais_options(given, _eval_method(params, args.eval, "--eval"), "--eval", log_likelihood)
     # fit's own checks, before anything is written: a refused run leaves an earlier run in --out as it was
     prepare(
         params, train, test, epochs=args.epochs, batch_size=args.batch_size, log_likelihood=log_likelihood,
@@ -536,7 +540,7 @@ def cmd_evaluate(args, given=frozenset()) -> dict:
             f"--dataset {dataset}: its examples have shape {tuple(data.shape[1:])}, the checkpoint's visible layer "
             f"{tuple(params.visible.shape)}{trained}"
         )
-    _check_ais_options(given, _eval_method(params, args.method, "--method"))
+    _check_ais_options(given, _eval_method(params, args.method, "--method"), "--method")
     result = evaluate_params(jax.random.key(args.seed), params, data, method=args.method, train=train, betas=args.betas, n_runs=args.runs)
     result.update(dataset=dataset, split=args.split)
     return result

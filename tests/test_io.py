@@ -129,9 +129,15 @@ def _random_params(draw):
     n_visible, n_hidden = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     width = 32 if dtype == np.float32 else 64
     values = st.floats(allow_nan=False, allow_infinity=False, width=width)
+    # log_sigma: wherever exp(2 |log_sigma|) is finite (model.check refuses the rest): +-44 in float32, +-354 in float64
+    bound = float(np.floor(np.log(np.finfo(dtype).max) / 2))
+    log_scales = st.floats(-bound, bound, width=width)
     shapes = {"W": (n_visible, n_hidden), "b": (n_visible,), "c": (n_hidden,), "log_sigma": (n_visible,)}
     cls = getattr(jrbm, family)
-    return cls(*(jnp.asarray(draw(hnp.arrays(dtype, shapes[f], elements=values))) for f in cls._fields))
+    return cls(*(
+        jnp.asarray(draw(hnp.arrays(dtype, shapes[f], elements=log_scales if f == "log_sigma" else values)))
+        for f in cls._fields
+    ))  # fmt: skip
 
 
 @settings(max_examples=25, deadline=None)
