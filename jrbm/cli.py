@@ -183,12 +183,12 @@ def check_options(args, given, model: str) -> None:
             raise ValueError(f"--{name.replace('_', '-')}: only used {unused[name][1]}")
 
 
-def _check_ais_options(given, method: str, option: str, monitor: Optional[str] = None) -> None:
-    """Refuses --betas and --runs when nothing is estimated by AIS (the model is enumerated); ``option`` is the
-    option that asks for AIS (``--eval`` or ``--method``)."""
+def _check_ais_options(given, method: str, option: str, monitor: Optional[str] = None, names=("betas", "runs")) -> None:
+    """Refuses ``names`` (AIS's options) when nothing is estimated by AIS (the model is enumerated); ``option``
+    is the option that asks for AIS (``--eval`` or ``--method``)."""
     if method != "exact":
         return
-    for name in ("betas", "runs"):
+    for name in names:
         if name in given and not (name == "runs" and monitor == "ais"):
             raise ValueError(
                 f"--{name}: only used when the log-likelihood is estimated by AIS; this model's is computed exactly "
@@ -328,6 +328,8 @@ RESUMABLE = ("epochs", "quiet", "resume")
 
 def resumed_args(args, given: Sequence[str], defaults: dict) -> argparse.Namespace:
     """The settings of the run in ``args.resume`` (its ``run.json``, over ``defaults``), with ``--epochs`` and ``--quiet`` as given."""
+    if not args.resume:
+        raise ValueError("--resume: expected the --out folder of a run, got ''")
     path = os.path.join(args.resume, RUN_FILE)
     extra = sorted(set(given) - set(RESUMABLE))
     if extra:
@@ -403,6 +405,10 @@ def _prepare_out(args, resume: bool) -> None:
         raise ValueError(f"--out: cannot create the folder {out} ({e.strerror})") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise ValueError(f"--out: cannot write into the folder {out}")
+    for name in RUN_FILES:
+        path = os.path.join(out, name)
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise ValueError(f"--out: {path} exists and is not a file; the run writes its {name} there")
     if not resume:  # a new run: an earlier run's state is not continued, and its files do not stay beside the new ones
         for name in RUN_FILES:
             if os.path.isfile(os.path.join(out, name)):
@@ -425,9 +431,15 @@ def cmd_train(args, given=frozenset()) -> dict:
     key = jax.random.key(args.seed)
     k_init, k_fit, k_eval, k_sample = jax.random.split(key, 4)
     model = args.model or ("gaussian" if args.dataset == "two-laplace" else "bernoulli")
-    resume = bool(args.resume)
+    resume = args.resume is not None
     check_options(args, given, model)
+    if not args.out:
+        raise ValueError("--out: expected a folder name, got ''")
+    if model == "bernoulli" and args.dataset == "two-laplace":
+        raise ValueError("--model bernoulli: two-laplace's data are real-valued; use --model gaussian (its default)")
     resolve_defaults(args, model)
+    if resume:
+        _check_resume_epochs(args)
     if args.sigma_warmup is not None and args.sigma_warmup >= args.epochs:
         raise ValueError(f"--sigma-warmup: expected fewer epochs than --epochs ({args.epochs}), got {args.sigma_warmup}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -446,6 +458,12 @@ def cmd_train(args, given=frozenset()) -> dict:
     log_likelihood, ais_kwargs = _monitor(params, args)
     if log_likelihood == "exact":
         _eval_method(params, "exact", "--monitor")
+    if log_likelihood is None and "eval_every" in given:
+        raise ValueError(
+            "--eval-every: only used when the log-likelihood is monitored during training (--monitor exact or ais; "
+            "--monitor auto monitors models small enough to enumerate, and this one is not)"
+            if args.monitor == "auto" else "--eval-every: only used when the log-likelihood is monitored during training (--monitor exact or ais)"
+        )
     _check_ais_options(given, _eval_method(params, args.eval, "--eval"), "--eval", log_likelihood)
     # fit's own checks, before anything is written: a refused run leaves an earlier run in --out as it was
     prepare(
@@ -453,8 +471,6 @@ def cmd_train(args, given=frozenset()) -> dict:
         learn_sigma=args.learn_sigma, sigma_warmup=args.sigma_warmup, estimator=estimator, optimizer=optimizer, mesh=None,
     )  # fmt: skip
     eval_settings(log_likelihood, ais_kwargs, params.W.dtype, None)
-    if resume:
-        _check_resume_epochs(args)
     _prepare_out(args, resume)
     ahead = _compile_ahead(params, train, test, test if image_shape is not None else None, args, k_eval, k_sample)
     t0 = time.perf_counter()
@@ -540,20 +556,22 @@ def cmd_evaluate(args, given=frozenset()) -> dict:
             f"--dataset {dataset}: its examples have shape {tuple(data.shape[1:])}, the checkpoint's visible layer "
             f"{tuple(params.visible.shape)}{trained}"
         )
-    _check_ais_options(given, _eval_method(params, args.method, "--method"), "--method")
+    _check_ais_options(given, _eval_method(params, args.method, "--method"), "--method", names=("betas", "runs", "seed"))
     result = evaluate_params(jax.random.key(args.seed), params, data, method=args.method, train=train, betas=args.betas, n_runs=args.runs)
     result.update(dataset=dataset, split=args.split)
     return result
 
 
 def _sample_paths(out: str) -> str:
-    """The stem of ``sample --out`` (a ``.png`` file name, or one without a suffix), checked before any chain runs."""
+    """``(stem, image)`` of ``sample --out`` (a ``.png`` file name, or one without a suffix, which gets ``.png``),
+    checked before any chain runs; the states go to ``stem + ".npy"``."""
     stem, ext = os.path.splitext(out)
-    if os.path.isdir(out) or out.endswith(("/", os.sep)) or not os.path.basename(stem):
+    if os.path.isdir(out) or out.endswith(("/", os.sep)) or os.path.basename(out).startswith("."):
         raise ValueError(f"--out: expected a file name such as samples.png, got {out!r}")
     if ext.lower() not in ("", ".png"):
         raise ValueError(f"--out: expected a .png file name (the states go beside it, as .npy), got {out!r}")
-    for path in (out, stem + ".png", stem + ".npy"):
+    image = stem + (ext or ".png")
+    for path in (out, image, stem + ".npy"):
         if os.path.exists(path) and not os.path.isfile(path):
             raise ValueError(f"--out: {path} exists and is not a regular file")
     folder = os.path.dirname(os.path.abspath(out))
@@ -561,12 +579,12 @@ def _sample_paths(out: str) -> str:
         raise ValueError(f"--out: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"--out: cannot write into the folder {folder}")
-    return stem
+    return stem, image
 
 
 def cmd_sample(args, given=frozenset()) -> dict:
     params, _ = _load_checkpoint(args.checkpoint)
-    stem = _sample_paths(args.out)
+    stem, image = _sample_paths(args.out)
     k_start, k_chain = jax.random.split(jax.random.key(args.seed))
     n_visible = params.visible.shape[0]
     vis = params.visible
@@ -578,9 +596,9 @@ def cmd_sample(args, given=frozenset()) -> dict:
     size = v.shape[1]
     side = int(np.sqrt(size))
     shape = (side, side) if side * side == size else (n_visible, size // n_visible)
-    _write_figure(stem + ".png", plots.image_grid(
+    _write_figure(image, plots.image_grid(
         v, shape, title=f"{args.n} chains started at draws of the visible layer alone, after {args.steps} Gibbs sweeps", colorbar="unit value"))
-    return {"samples": stem + ".npy", "image": stem + ".png", "n": args.n, "steps": args.steps}
+    return {"samples": stem + ".npy", "image": image, "n": args.n, "steps": args.steps}
 
 
 def summary(command: str, result: dict, args) -> str:
@@ -686,10 +704,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--sigma-warmup", type=_nonnegative_int, default=None,
                    help="with --learn-sigma: epochs at the start with sigma fixed while the weights learn; None: half of --epochs")
     t.add_argument("--eval", choices=("auto", "exact", "ais"), default="auto", help="test log-likelihood: exact up to 2^20 states (auto), else AIS")
-    t.add_argument("--betas", type=_at_least_two, default=None, help="AIS temperatures (default: 14,500 of Salakhutdinov & Murray)")
+    t.add_argument("--betas", type=_at_least_two, default=None, help="AIS temperatures; None: the 14,500 of Salakhutdinov & Murray")
     t.add_argument("--runs", type=_at_least_two, default=100, help="AIS runs")
     t.add_argument("--samples", type=_positive_int, default=64,
-                   help="Gibbs chains drawn for samples.png, started at test examples (the default: at most the test set's size)")
+                   help="Gibbs chains drawn for samples.png, started at test examples; the default one at most the test set's size")
     t.add_argument("--sample-steps", type=_positive_int, default=1000, help="Gibbs sweeps of those chains")
     t.add_argument("--seed", type=_seed, default=0, help="key of the initialisation, training, evaluation and samples (not of the data split, which is fixed)")
     t.add_argument("--monitor", choices=("auto", "exact", "ais", "none"), default="auto",
@@ -730,15 +748,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     given = frozenset(vars(args).pop("_given", ()))  # the options on the command line, whatever their values
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}[args.command]
     try:
-        if args.command == "train" and args.resume:
+        if args.command == "train" and args.resume is not None:
             defaults = vars(p.parse_args(["train"]))
             args = resumed_args(args, given, defaults)
         result = command(args, given)
     except KeyboardInterrupt:
-        print(f"jrbm {args.command}: interrupted", file=sys.stderr)
+        print(f"jrbm {args.command}: interrupted", file=sys.stderr, flush=True)
+        if any(t.name.startswith("jrbm-") and t.is_alive() for t in threading.enumerate()):
+            os._exit(130)  # a process that exits normally while a thread is inside XLA aborts
         return 130
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:
-        print(f"jrbm {args.command}: error: {e}", file=sys.stderr)
+        text = str(e).replace("lower the learning rate (or pass check_finite=False to continue anyway)", "lower --lr")
+        print(f"jrbm {args.command}: error: {text}", file=sys.stderr)
         return 2
     except OSError as e:  # a file or folder the system refused (permissions, a full disk, ...)
         where = f"{e.filename}: " if e.filename else ""

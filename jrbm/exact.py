@@ -101,10 +101,11 @@ def plan(params: Model, max_bits: int = MAX_BITS, chunk_size: int = CHUNK_SIZE, 
     enumerated = getattr(params, side)
     bits = layer_base.log2_states(enumerated)
     if bits > max_bits + 1e-9:
+        q, n = enumerated.unit_states().shape[0], enumerated.shape[0]
+        count = f"2^{n}" if q == 2 else f"{q}^{n} = 2^{bits:.4g}"
         raise ValueError(
-            f"params: exact enumeration of the {side} layer needs {enumerated.unit_states().shape[0]}^{enumerated.shape[0]} "
-            f"= 2^{bits:.4g} states, over the limit of max_bits={max_bits} (2^{max_bits} states); use jrbm.ais "
-            "for a model of this size or raise max_bits"
+            f"params: exact enumeration of the {side} layer needs {count} states, over the limit of "
+            f"max_bits={max_bits} (2^{max_bits} states); use jrbm.ais for a model of this size or raise max_bits"
         )
     chunk_size = _checks.positive_int("chunk_size", chunk_size)
     n_states = enumerated.unit_states().shape[0] ** enumerated.shape[0]

@@ -227,7 +227,13 @@ def test_a_refused_run_leaves_the_earlier_run_in_its_folder(tmp_path, capsys):
     assert run("train", "--dataset", "bars-and-stripes", "--hidden", 4, "--epochs", 1, "--samples", 2, "--sample-steps", 2,
                "--out", out, "--quiet") == 0
     assert "density.png" not in os.listdir(out) and (out / "filters.png").exists()
-    capsys.readouterr()
+    # a folder where the run writes a file: refused before training
+    (out / "params.npz").unlink()
+    (out / "params.npz").mkdir()
+    assert run("train", "--dataset", "bars-and-stripes", "--hidden", 4, "--epochs", 1, "--samples", 2, "--sample-steps", 2,
+               "--out", out, "--quiet") == 2
+    assert f"--out: {out / 'params.npz'} exists and is not a file" in capsys.readouterr().err
+    assert (out / "state.npz").exists()  # the earlier run's state stays
 
 
 @pytest.mark.parametrize(
@@ -244,6 +250,9 @@ def test_a_refused_run_leaves_the_earlier_run_in_its_folder(tmp_path, capsys):
         (("train", "--dataset", "bars-and-stripes", "--batch-size", "100"), "--batch-size: expected at most the 32 training examples"),
         (("train", "--dataset", "bars-and-stripes", "--samples", "100"), "--samples: expected at most the 32 test examples"),
         (("train", "--hidden", "100", "--eval", "exact"), "--eval exact: this model cannot be enumerated"),
+        (("train", "--hidden", "30", "--eval-every", "5"), "--eval-every: only used when the log-likelihood is monitored"),
+        (("train", "--dataset", "two-laplace", "--model", "bernoulli"), "--model bernoulli: two-laplace's data are real-valued"),
+        (("train", "--resume", ""), "--resume: expected the --out folder of a run, got ''"),
     ],
 )
 def test_options_the_run_would_not_use_are_refused(tmp_path, capsys, argv, message):
@@ -307,6 +316,14 @@ def test_checkpoint_and_output_paths_are_checked(tmp_path, capsys):
     ):
         assert run("sample", path, "--n", 2, "--steps", 2, "--out", out) == 2
         assert message in capsys.readouterr().err
+    assert run("evaluate", path, "--seed", 3) == 2  # the seed only keys AIS
+    assert "--seed: only used when the log-likelihood is estimated by AIS" in capsys.readouterr().err
+    assert run("sample", path, "--n", 2, "--steps", 2, "--out", tmp_path / ".png") == 2
+    assert "--out: expected a file name such as samples.png" in capsys.readouterr().err
+    assert run("sample", path, "--n", 2, "--steps", 2, "--out", tmp_path / "S.PNG") == 0  # the name as given
+    assert json.loads(capsys.readouterr().out)["image"] == str(tmp_path / "S.PNG") and (tmp_path / "S.npy").exists()
+    for name in ("S.PNG", "S.npy"):
+        (tmp_path / name).unlink()
     if os.path.exists("/dev/null"):
         assert run("sample", path, "--n", 2, "--steps", 2, "--out", "/dev/null") == 2
         assert "--out: /dev/null exists and is not a regular file" in capsys.readouterr().err
