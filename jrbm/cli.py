@@ -48,7 +48,7 @@ import optax
 from jrbm import ais, datasets, exact, io, plots, sampling
 from jrbm.estimators import CD, FPCD, PCD
 from jrbm.layers import base as layer_base
-from jrbm.model import free_energy
+from jrbm.model import flat_batch, free_energy
 from jrbm.params import init_bernoulli, init_gaussian
 from jrbm.sampling import gibbs_chain
 from jrbm.train import fit, weights_only
@@ -251,10 +251,7 @@ def start_evaluation(key, params, data, *, method="auto", train=None, betas=None
     :func:`finish_evaluation` waits for the numbers and raises what AIS raised.
     """
     method = _method(params, method)
-    data = jnp.asarray(data, params.W.dtype)
-    if tuple(data.shape[1:]) != tuple(params.visible.shape):
-        raise ValueError(f"data: expected examples of shape {tuple(params.visible.shape)} (the model's visible layer), got {tuple(data.shape[1:])}")
-    layer_base.check_data(params.visible, "data", data)
+    data = flat_batch(params, data, "data")  # shape and the layer's states, checked before AIS's thread starts
     if method == "exact":
         return {"method": "exact", "log_z": exact.log_partition(params), "mean_free_energy": _mean_free_energy(params, data)}
     outcome: dict = {}
@@ -393,6 +390,15 @@ RUN_FILES = ("params.npz", STATE_FILE, RUN_FILE, "history.json", "curves.png", "
 """The files a training run writes into ``--out``; a new run there first removes an earlier run's."""
 
 
+def _check_writable(folder: str, paths) -> None:
+    """``--out``'s checks of a folder that a command writes ``paths`` into: writable, and no path a non-file."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--out: cannot write into the folder {folder}")
+    for path in paths:
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise ValueError(f"--out: {path} exists and is not a regular file")
+
+
 def _prepare_out(args, resume: bool) -> None:
     """Creates ``--out`` (refusing a file, or a folder that cannot be written), removes an earlier run's files
     when this run is new, and writes ``run.json``. Called once every option has been checked."""
@@ -403,12 +409,7 @@ def _prepare_out(args, resume: bool) -> None:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
         raise ValueError(f"--out: cannot create the folder {out} ({e.strerror})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ValueError(f"--out: cannot write into the folder {out}")
-    for name in RUN_FILES:
-        path = os.path.join(out, name)
-        if os.path.exists(path) and not os.path.isfile(path):
-            raise ValueError(f"--out: {path} exists and is not a file; the run writes its {name} there")
+    _check_writable(out, [os.path.join(out, name) for name in RUN_FILES])
     if not resume:  # a new run: an earlier run's state is not continued, and its files do not stay beside the new ones
         for name in RUN_FILES:
             if os.path.isfile(os.path.join(out, name)):
@@ -442,8 +443,6 @@ def cmd_train(args, given=frozenset()) -> dict:
         _check_resume_epochs(args)
     if args.sigma_warmup is not None and args.sigma_warmup >= args.epochs:
         raise ValueError(f"--sigma-warmup: expected fewer epochs than --epochs ({args.epochs}), got {args.sigma_warmup}")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ValueError(f"--out: expected a folder, got {args.out}, which is a file")
     train, test, image_shape = load_dataset(args.dataset, model)
     if args.batch_size > len(train):
         raise ValueError(f"--batch-size: expected at most the {len(train)} training examples of {args.dataset}, got {args.batch_size}")
@@ -461,8 +460,7 @@ def cmd_train(args, given=frozenset()) -> dict:
     if log_likelihood is None and "eval_every" in given:
         raise ValueError(
             "--eval-every: only used when the log-likelihood is monitored during training (--monitor exact or ais; "
-            "--monitor auto monitors models small enough to enumerate, and this one is not)"
-            if args.monitor == "auto" else "--eval-every: only used when the log-likelihood is monitored during training (--monitor exact or ais)"
+            "--monitor auto monitors only models small enough to enumerate)"
         )
     _check_ais_options(given, _eval_method(params, args.eval, "--eval"), "--eval", log_likelihood)
     # fit's own checks, before anything is written: a refused run leaves an earlier run in --out as it was
@@ -571,14 +569,10 @@ def _sample_paths(out: str) -> str:
     if ext.lower() not in ("", ".png"):
         raise ValueError(f"--out: expected a .png file name (the states go beside it, as .npy), got {out!r}")
     image = stem + (ext or ".png")
-    for path in (out, image, stem + ".npy"):
-        if os.path.exists(path) and not os.path.isfile(path):
-            raise ValueError(f"--out: {path} exists and is not a regular file")
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise ValueError(f"--out: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"--out: cannot write into the folder {folder}")
+    _check_writable(folder, (out, image, stem + ".npy"))
     return stem, image
 
 

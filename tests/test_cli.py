@@ -232,7 +232,7 @@ def test_a_refused_run_leaves_the_earlier_run_in_its_folder(tmp_path, capsys):
     (out / "params.npz").mkdir()
     assert run("train", "--dataset", "bars-and-stripes", "--hidden", 4, "--epochs", 1, "--samples", 2, "--sample-steps", 2,
                "--out", out, "--quiet") == 2
-    assert f"--out: {out / 'params.npz'} exists and is not a file" in capsys.readouterr().err
+    assert f"--out: {out / 'params.npz'} exists and is not a regular file" in capsys.readouterr().err
     assert (out / "state.npz").exists()  # the earlier run's state stays
 
 
