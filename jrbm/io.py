@@ -547,10 +547,10 @@ def save_tree(path: PathLike, tree: Any, metadata: Optional[Mapping[str, Any]] =
             raise TypeError(f"{name}: cannot save a traced value; call save_tree outside jit/vmap/grad")
         if not (_is_key(leaf) or isinstance(leaf, (bool, int, float, complex, np.generic, np.ndarray, jax.Array))):
             raise TypeError(f"{name}: expected an array or a number, got {type(leaf).__name__} {leaf!r:.60}")
-        if not _is_key(leaf) and not (jnp.issubdtype(np.asarray(leaf).dtype, jnp.number) or np.asarray(leaf).dtype == bool):
-            raise TypeError(f"{name}: expected a numeric or boolean array, got dtype {np.asarray(leaf).dtype}")
-        entry = _tree_leaf_spec(jax.tree_util.keystr(key_path), leaf)
         host = np.asarray(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
+        if not (jnp.issubdtype(host.dtype, jnp.number) or host.dtype == bool):
+            raise TypeError(f"{name}: expected a numeric or boolean array, got dtype {host.dtype}")
+        entry = _tree_leaf_spec(jax.tree_util.keystr(key_path), leaf)
         leaves.append(entry)
         entries[f"leaf_{i}"] = host if _npy_native(host.dtype) else _to_storage(host)
     header = {"format": TREE_FORMAT, "version": TREE_VERSION, "leaves": leaves, "metadata": meta}
