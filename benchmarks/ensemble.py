@@ -214,6 +214,11 @@ def markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+def render_doc(doc: dict) -> str:
+    """The RESULTS.md section of an ``ensemble.json`` (see ``benchmarks/run.py``)."""
+    return markdown(doc["results"])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.ensemble", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", type=int, default=16)

@@ -39,6 +39,7 @@ well mixed). Target: PTT's time at most a fifth of PT's (median over 3 keys).
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from typing import Any
@@ -277,9 +278,12 @@ def render_doc(doc: dict) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ptt", description=__doc__.split("\n\n")[0])
+    p.add_argument("part", nargs="?", choices=["bas", "digits", "mixing"], help="one part only (default: all of them)")
+    p.add_argument("--quick", action="store_true", help="one key instead of 3")
+    args = p.parse_args(argv)
     jax.config.update("jax_enable_x64", True)  # the log Z comparisons are in nats to 1e-2: float64 throughout
-    quick = "--quick" in argv
-    part = next((a for a in argv if a in ("bas", "digits", "mixing")), None)
+    quick, part = args.quick, args.part
     info = common.device_info()
     info["command"] = "python -m benchmarks.ptt " + " ".join(argv)
     t0 = time.perf_counter()

@@ -134,10 +134,10 @@ def _header(doc: dict, title: str) -> list[str]:
 
 
 LEARNING = {"centering": "benchmarks.centering", "jarzynski": "benchmarks.bas", "ptt": "benchmarks.ptt", "sigma": "benchmarks.sigma", "table": "benchmarks.table",
-            "first-result": "benchmarks.first_result", "softplus": "benchmarks.softplus"}
+            "first-result": "benchmarks.first_result", "softplus": "benchmarks.softplus", "ensemble": "benchmarks.ensemble"}
 """Benchmarks run on their own (``python -m benchmarks.centering``, ``python -m benchmarks.ptt``,
 ``python -m benchmarks.bas --quality ...``, ``python -m benchmarks.sigma``, ``python -m benchmarks.table``,
-``python -m benchmarks.first_result``, ``python -m benchmarks.softplus``); each result ``benchmarks/results/<name>*.json`` has a ``suite`` key and
+``python -m benchmarks.first_result``, ``python -m benchmarks.softplus``, ``python -m benchmarks.ensemble``); each result ``benchmarks/results/<name>*.json`` has a ``suite`` key and
 is rendered by its module's ``render_doc(doc)``."""
 
 

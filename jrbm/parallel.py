@@ -38,8 +38,9 @@ ensemble of small models does many small products, one core at a time.
 Starting Python with ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``
 gives JAX one CPU device per core; an ensemble split over
 ``make_mesh(data=1, model=<cores>)`` then uses them all (the bars-and-stripes
-protocol, 26 models of 16 x 16: more than twice as fast on 2 cores,
-``benchmarks/RESULTS.md``).
+protocol, 26 models of 16 x 16: 1.2x faster on 2 cores than on one device
+with jrbm's default noise, and more than twice as fast as one device drawing
+threefry noise, ``benchmarks/RESULTS.md``).
 Philox keys (``philox2x32``, ``philox4x32``: jax 0.10.2 and later) fail to
 compile when split over devices with jax 0.10.2 and 0.12.0.1 ("failed to
 legalize ... mulhi", "Unable to convert MHLO to StableHLO"); use JAX's default

@@ -35,6 +35,7 @@ SAVE_FIGURES = os.environ.get("JRBM_NOTEBOOK_SAVE_FIGURES") == "1"
 
 import itertools
 import math
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -47,6 +48,18 @@ jax.config.update("jax_enable_x64", True)  # exact likelihoods and the conforman
 
 import jrbm
 from jrbm.layers import Potts, dReLU, one_hot, zero_sum_gauge
+
+
+def figures_dir():
+    """notebooks/figures/, whether this runs as a script, in Jupyter, or from the repository root."""
+    try:
+        here = Path(__file__).resolve().parent
+    except NameError:  # in a notebook: the kernel's working directory
+        here = Path.cwd()
+    if (here / "notebooks").is_dir():
+        here = here / "notebooks"
+    return here / "figures"
+
 
 N_SITES, Q, N_HIDDEN = 5, 4, 2
 N_TRAIN, N_TEST = (4000, 4000) if SIZE == "full" else (1000, 1000)
@@ -152,7 +165,7 @@ axes[1].set(xlabel="planted W (zero-sum gauge)", ylabel="learned W (zero-sum gau
 axes[1].legend()
 fig.tight_layout()
 if SAVE_FIGURES:
-    fig.savefig("figures/06_layers.png", dpi=100)
+    fig.savefig(figures_dir() / "06_layers.png", dpi=100)
 
 # %% [markdown]
 # ## A layer written here, certified by the kit
