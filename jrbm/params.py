@@ -63,13 +63,7 @@ def _check_W(name: str, W, shape: tuple, dtype) -> None:
 def check_layers(name: str, visible, hidden):
     """Checks both layers (:meth:`jrbm.layers.Layer.check`); returns their common dtype."""
     for side, layer in (("visible", visible), ("hidden", hidden)):
-        if isinstance(layer, type):
-            raise TypeError(
-                f"{name}.{side}: expected a layer instance, got the class {layer.__name__} itself; "
-                f"make one, e.g. {layer.__name__}.init(n_units)"
-            )
-        if not (hasattr(layer, "_fields") and callable(getattr(layer, "cgf", None)) and callable(getattr(layer, "check", None))):
-            raise TypeError(f"{name}.{side}: expected a layer (jrbm.layers.Bernoulli, Gaussian, ...), got {type(layer).__name__}")
+        layer_base.check_interface(layer, f"{name}.{side}")
         layer.check(f"{name}.{side}")
     dtype = jax.tree.leaves(visible)[0].dtype
     hidden_dtype = jax.tree.leaves(hidden)[0].dtype

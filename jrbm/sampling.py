@@ -60,8 +60,10 @@ def gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, *, traje
       params: a model.
       v0: ``(..., *visible.shape)`` start states; each leading index is one chain.
       n_steps: number of sweeps (static).
-      trajectory: if true, return every state, shape ``(n_steps, *v0.shape)``;
-        otherwise only the final state, so memory does not grow with ``n_steps``.
+      trajectory: if true, return every state, shape ``(n_steps, *v0.shape)``,
+        of the same chain (its last state is what ``trajectory=False`` returns
+        for the same key); otherwise only the final state, so memory does not
+        grow with ``n_steps``.
       mesh: optional :class:`jax.sharding.Mesh` with a ``"data"`` axis: the
         chains (the first axis of ``v0``, a multiple of the axis size) are split
         across its devices and the model replicated; the states equal the
@@ -113,15 +115,13 @@ def _chain(key, params, v0, n_steps, trajectory, mesh):
     randomness of its ``B`` sweeps in one call per layer: block ``j`` splits
     ``jax.random.fold_in(key, j)`` into the keys of the hidden and the visible
     noise, of shape ``(B, *batch, ...)``. ``n_steps`` is padded to whole blocks
-    with sweeps whose result is dropped (with ``trajectory``, ``B`` divides
-    ``n_steps`` instead).
+    with sweeps whose result is dropped (a trajectory drops their states).
     """
     vis, hid = params.visible, params.hidden
     dtype = v0.dtype
     batch = v0.shape[: v0.ndim - len(vis.shape)]
+    # The same blocks with and without a trajectory, so that its last state is the chain's final state.
     block = block_size(math.prod(batch) * (math.prod(vis.shape) + math.prod(hid.shape)), n_steps)
-    if trajectory:  # whole blocks only, so the kept states need no copy to drop a padding
-        block = max(b for b in range(1, block + 1) if n_steps % b == 0)
     n_blocks = -(-n_steps // block)
 
     def sweep(v, inp):

@@ -9,9 +9,16 @@ Bernoulli layer on the other side:
    unit, for continuous ones, over the interval of states that its
    ``check_data`` accepts: the real line, a half-line or a bounded
    interval), and is additive over units;
-2. its conditional mean equals ``jax.grad`` of ``cgf``, and its sampler's
-   mean and variance match the exact ones within a bound set from the sample
-   size (6 standard errors, computed from the exact second and fourth moments);
+2. its conditional mean equals ``jax.grad`` of ``cgf``; its sampler's draws
+   are finite states of the inputs' shape and dtype that ``check_data``
+   accepts, their mean and variance match the exact ones within a bound set
+   from the sample size (6 standard errors, computed from the exact second and
+   fourth moments), and their distribution is the exact one: a chi-square test
+   over a discrete unit's states, or, for a continuous unit, the sample mean
+   of ``exp(t s(x))`` against the moment generating function
+   ``exp(cgf(I + t) - cgf(I))`` at four values of ``t``; draws from two
+   independent keys are uncorrelated (a sampler that ignores its ``noise``
+   fails), each test at a false-alarm rate of 1e-6;
 3. the free energies equal ``-log sum exp(-energy)`` over the Bernoulli layer,
    with the layer visible, and over the layer (enumeration or quadrature per
    unit), with the layer hidden;
@@ -20,8 +27,10 @@ Bernoulli layer on the other side:
    or quadrature means;
 5. the exact log-likelihood's gradient (:func:`jrbm.exact.grad`) equals
    ``jax.grad`` of :func:`jrbm.exact.log_likelihood`;
-6. one Gibbs sweep leaves the exact ``p(v)`` invariant (a chi-square test of
-   the sweep's output against ``p(v)``, at a false-alarm rate of 1e-6);
+6. one Gibbs sweep leaves the exact ``p(v)`` invariant with the layer hidden,
+   and, for a discrete layer, three sweeps do with the layer visible (a
+   chi-square test of the states reached against ``p(v)``, at a false-alarm
+   rate of 1e-6);
 7. ``shifted`` adds a field to every unit, and ``affine_bits`` (where the
    layer has it) describes its states and gives the same ``log Z`` by meeting
    in the middle as a double sum;
@@ -30,7 +39,23 @@ Bernoulli layer on the other side:
    ``annealed_free_energy`` is one constant over ``v``, and
    ``annealed_log_ratio`` is the difference of annealed free energies), and
    AIS lands within 6 of its own standard errors (plus 0.02 nats) of the
-   exact ``log Z``.
+   exact ``log Z``;
+9. cast to float32, jrbm's default dtype, the layer's ``cgf``, its gradient,
+   mean, draws, and a pairing's free energy and its gradient are finite and
+   agree with float64 to :data:`FLOAT32_RTOL` (a formula that underflows or
+   cancels in float32 fails, though float64 hides it).
+
+Before any check, the layer must be an instance with every member of
+:class:`jrbm.layers.Layer` and floating-array fields
+(:func:`jrbm.layers.base.check_interface`), and its ``check_data`` must
+refuse states with a ``ValueError``.
+
+What passing does not show: the kit tests the layer at the parameters it is
+given, so give it parameters that make the units differ from one another and
+from zero (at ``theta = 0`` a sampler that ignores ``theta`` draws the right
+states), and of the optional hooks (see :class:`jrbm.layers.Layer`) it tests
+``affine_bits`` and ``annealed_cgf_difference`` but not
+``check_training_data``.
 
 A layer written in the user's own code passes the same checks as jrbm's own:
 jrbm needs no change to use it.
@@ -56,7 +81,7 @@ from jrbm import _checks, ais, exact, model
 from jrbm.layers import Bernoulli
 from jrbm.layers import base as layer_base
 from jrbm.params import RBM
-from jrbm.sampling import gibbs_step
+from jrbm.sampling import gibbs_chain
 
 QUADRATURE_PANELS = 400
 """Panels of 32-point Gauss-Legendre quadrature on each side of 0, for continuous units."""
@@ -86,11 +111,14 @@ def _unit(layer, i):
 
 
 def _accepts(layer, value: float) -> bool:
-    """Whether ``check_data`` takes every unit of ``layer`` at ``value``."""
+    """Whether ``check_data`` takes every unit of ``layer`` at ``value`` (it must refuse with a ``ValueError``)."""
     try:
         layer.check_data("probe", np.full((1,) + tuple(layer.shape), value))
     except ValueError:
         return False
+    except Exception as e:
+        _fail("check_data", f"refusing the state {value} it raised {type(e).__name__}: {e}; expected a ValueError, "
+              "which is how jrbm's public functions report data outside a layer's states")
     return True
 
 
@@ -167,12 +195,13 @@ def _check_cgf_mean_sampler(layer, key, report):
     n = layer.shape[0]
     inputs = jax.random.normal(key, layer.shape, dtype)
     total = float(layer.cgf(inputs))
-    per_unit = []
+    per_unit, units = [], []
     exact_mean, exact_var, exact_m4 = [], [], []
     for i in range(n):
         unit = _unit(layer, i)
         unit_inputs = inputs[i : i + 1]
         values, logw = _unit_distribution(unit, unit_inputs)
+        units.append((values, logw))
         reference = float(jax.nn.logsumexp(logw))
         _close("cgf", unit.cgf(unit_inputs), reference, 1e-7, 1e-7, f"unit {i}: cgf against the log of the sum/integral")
         per_unit.append(reference)
@@ -188,10 +217,10 @@ def _check_cgf_mean_sampler(layer, key, report):
     mean = np.asarray(layer.mean(inputs), np.float64).reshape(n, -1)
     _close("mean", mean, np.stack(exact_mean), 1e-6, 1e-7, "mean(I) against the enumerated/quadrature mean")
 
-    draws = layer_base.sample(jax.random.fold_in(key, 1), layer, jnp.broadcast_to(inputs, (SAMPLE_SIZE,) + layer.shape))
-    draws = np.asarray(draws, np.float64).reshape(SAMPLE_SIZE, n, -1)
-    if draws.shape[0] != SAMPLE_SIZE or not np.all(np.isfinite(draws)):
-        _fail("sampler", "draws are not finite or not of shape (N, *shape)")
+    batch = jnp.broadcast_to(inputs, (SAMPLE_SIZE,) + layer.shape)
+    raw = layer_base.sample(jax.random.fold_in(key, 1), layer, batch)
+    _check_draws(layer, raw, batch)
+    draws = np.asarray(raw, np.float64).reshape(SAMPLE_SIZE, n, -1)
     var, m4 = np.stack(exact_var), np.stack(exact_m4)
     se_mean = np.sqrt(var / SAMPLE_SIZE)
     se_var = np.sqrt(np.maximum(m4 - var**2, 0) / SAMPLE_SIZE)
@@ -202,6 +231,115 @@ def _check_cgf_mean_sampler(layer, key, report):
     if bad.any():
         _fail("sampler", f"sample variances {draws.var(0)} differ from {var} by more than 6 standard errors {se_var}")
     report["sampler"] = {"n": SAMPLE_SIZE, "max_mean_error_in_se": float(np.max(np.abs(draws.mean(0) - mean) / np.maximum(se_mean, 1e-300)))}
+    report["sampler"]["distribution"] = _check_sampler_distribution(layer, inputs, raw, units)
+    again = layer_base.sample(jax.random.fold_in(key, 2), layer, batch)
+    report["sampler"]["max_key_correlation_z"] = _check_noise_used(raw, again)
+
+
+def _check_draws(layer, draws, inputs):
+    """Draws of the inputs' shape and dtype, finite, and states that the layer's ``check_data`` accepts."""
+    if draws.shape != inputs.shape or draws.dtype != inputs.dtype:
+        _fail("sampler", f"draws of shape {draws.shape} and dtype {draws.dtype}, expected the inputs' {inputs.shape} and {inputs.dtype}")
+    if not np.all(np.isfinite(np.asarray(draws))):
+        _fail("sampler", "draws are not finite")
+    try:
+        layer.check_data("draws", draws)
+    except ValueError as e:
+        _fail("sampler", f"it drew a state that the layer's check_data refuses: {e}")
+
+
+def _normal_quantile(tail: float) -> float:
+    """The upper ``tail`` quantile of the standard normal."""
+    return math.sqrt(2) * _erfinv(1 - 2 * tail)
+
+
+def _chi2_statistic(counts, p):
+    """``(statistic, dof)`` of Pearson's test of ``counts`` against probabilities ``p``, states expected fewer than 5
+    times pooled into one cell (and that cell into the smallest other one while it is still below 5)."""
+    counts, expected = np.asarray(counts, np.float64), counts.sum() * np.asarray(p, np.float64)
+    rare = expected < 5
+    if rare.any():
+        counts = np.append(counts[~rare], counts[rare].sum())
+        expected = np.append(expected[~rare], expected[rare].sum())
+        if expected[-1] < 5 and expected.size > 1:
+            j = int(np.argmin(expected[:-1]))
+            counts[j] += counts[-1]
+            expected[j] += expected[-1]
+            counts, expected = counts[:-1], expected[:-1]
+    return float(np.sum((counts - expected) ** 2 / expected)), expected.size - 1
+
+
+MGF_STEPS = (-1.0, -0.5, 0.5, 1.0)
+"""Where continuous units' draws are tested against the moment generating function, in standard deviations of
+the statistic (beyond 1, ``exp(t s)`` is too heavy-tailed for a normal bound from :data:`SAMPLE_SIZE` draws)."""
+
+
+def _check_sampler_distribution(layer, inputs, draws, units) -> dict:
+    """Each unit's draws against its exact distribution given ``inputs``, at a false-alarm rate of 1e-6 in all.
+
+    Discrete units: Pearson's chi-square of the draws' counts over the unit's states against the enumerated
+    probabilities. Continuous units: the moment generating function of the statistic, ``E[exp(t s(x))] =
+    exp(cgf(I + t) - cgf(I))`` (the cgf being certified already), at the steps :data:`MGF_STEPS`, each sample
+    mean within a normal bound of the exact standard error ``sqrt(M(2t) - M(t)^2) / sqrt(N)``. A distribution
+    with the right mean and variance and a wrong shape fails either test.
+    """
+    n = layer.shape[0]
+    if layer_base.is_discrete(layer):
+        worst = 0.0
+        for i, (values, logw) in enumerate(units):
+            states = np.asarray(values, np.float64).reshape(values.shape[0], -1)
+            x = np.asarray(draws[:, i], np.float64).reshape(draws.shape[0], -1)
+            match = np.all(x[:, None, :] == states[None], axis=-1)  # (N, k)
+            if not match.any(axis=1).all():
+                _fail("sampler", f"unit {i}: a draw {x[~match.any(axis=1)][0]} is none of the unit's states {states.tolist()}")
+            counts = np.bincount(np.argmax(match, axis=1), minlength=states.shape[0])
+            stat, dof = _chi2_statistic(counts, np.asarray(jax.nn.softmax(logw), np.float64))
+            if dof < 1:
+                continue
+            limit = _chi2_quantile(dof, 1e-6 / n)
+            if stat > limit:
+                _fail("sampler", f"unit {i}: chi-square {stat:.1f} ({dof} degrees of freedom) of the draws' counts over the unit's "
+                      f"states against the enumerated probabilities exceeds {limit:.1f} (false-alarm rate 1e-6)")
+            worst = max(worst, stat / limit)
+        return {"test": "chi-square", "max_statistic_over_limit": worst}
+    limit = _normal_quantile(1e-6 / (2 * n * len(MGF_STEPS)))
+    worst = 0.0
+    for i in range(n):
+        unit, unit_inputs = _unit(layer, i), inputs[i : i + 1]
+        k = lambda t: unit.cgf(unit_inputs + t)  # noqa: E731 - the unit's cgf along a field added to every entry
+        sd = math.sqrt(float(jax.grad(jax.grad(k))(jnp.zeros((), inputs.dtype))))
+        s = np.asarray(jnp.sum(unit.statistic(draws[:, i : i + 1]).reshape(draws.shape[0], -1), axis=-1), np.float64)
+        k0 = float(k(0.0))
+        for step in MGF_STEPS:
+            t = step / sd
+            m1, m2 = math.exp(float(k(t)) - k0), math.exp(float(k(2 * t)) - k0)
+            se = math.sqrt(max(m2 - m1**2, 0.0) / s.shape[0])
+            z = abs(float(np.mean(np.exp(t * s))) - m1) / se
+            if z > limit:
+                _fail("sampler", f"unit {i}: the draws' mean of exp(t s(x)) at t = {t:.4g} is {z:.1f} standard errors from the "
+                      f"moment generating function exp(cgf(I + t) - cgf(I)) = {m1:.6g} (limit {limit:.1f}, false-alarm rate 1e-6)")
+            worst = max(worst, z / limit)
+    return {"test": "moment generating function", "max_z_over_limit": worst}
+
+
+def _check_noise_used(a, b) -> float:
+    """Draws from two independent keys are uncorrelated, unit by unit (a sampler that ignores its ``noise`` draws the
+    same states from every key): ``sqrt(N) |r|`` within a normal bound at a false-alarm rate of 1e-6."""
+    n = a.shape[0]
+    weights = np.arange(1.0, 1.0 + math.prod(a.shape[2:]))  # distinguishes the states of a unit of several entries
+    x = np.asarray(a, np.float64).reshape(n, a.shape[1], -1) @ weights
+    y = np.asarray(b, np.float64).reshape(n, b.shape[1], -1) @ weights
+    limit = _normal_quantile(1e-6 / (2 * a.shape[1]))
+    worst = 0.0
+    for i in range(a.shape[1]):
+        if np.std(x[:, i]) == 0 or np.std(y[:, i]) == 0:
+            continue
+        z = math.sqrt(n) * abs(float(np.corrcoef(x[:, i], y[:, i])[0, 1]))
+        if z > limit:
+            _fail("sampler", f"unit {i}: draws from two independent keys are correlated ({z:.1f} standard errors, limit {limit:.1f}): "
+                  "the sampler does not draw from the noise it is given")
+        worst = max(worst, z)
+    return worst
 
 
 def _pairings(layer, key, n_bernoulli):
@@ -312,22 +450,60 @@ def _erfinv(y: float) -> float:
     return x
 
 
-def _check_gibbs_invariance(as_hidden, key, report):
-    """Bernoulli visible, the layer hidden: start at exact draws of p(v), one sweep, chi-square against p(v)."""
-    dtype = as_hidden.W.dtype
-    p = np.asarray(exact.marginal_visible(as_hidden), np.float64)
-    V = exact.visible_states(as_hidden)
+def _check_gibbs_invariance(params, key, report, report_key: str, sweeps: int = 1):
+    """A discrete visible layer: start at exact draws of ``p(v)``, ``sweeps`` Gibbs sweeps, chi-square of the
+    states reached against ``p(v)`` (states expected fewer than 5 times pooled)."""
+    dtype = params.W.dtype
+    p = np.asarray(exact.marginal_visible(params), np.float64)
+    V = exact.visible_states(params)
     k1, k2 = jax.random.split(key)
     idx = jax.random.choice(k1, p.shape[0], (SAMPLE_SIZE,), p=jnp.asarray(p, dtype))
-    v1 = np.asarray(gibbs_step(k2, as_hidden, V[idx]), np.float64)
-    codes = (v1 @ (2 ** np.arange(v1.shape[1]))).astype(int)
-    counts = np.bincount(codes, minlength=p.shape[0])
-    expected = SAMPLE_SIZE * p
-    stat = float(np.sum((counts - expected) ** 2 / expected))
-    limit = _chi2_quantile(p.shape[0] - 1, 1e-6)
+    v1 = np.asarray(gibbs_chain(k2, params, V[idx], sweeps), np.float64).reshape(SAMPLE_SIZE, -1)
+    index = {row.tobytes(): i for i, row in enumerate(np.asarray(V, np.float64).reshape(p.shape[0], -1))}
+    codes = np.array([index.get(row.tobytes(), -1) for row in v1])
+    if (codes < 0).any():
+        _fail("Gibbs invariance", f"{report_key}: a sweep reached {v1[codes < 0][0]}, which is no state of the visible layer")
+    stat, dof = _chi2_statistic(np.bincount(codes, minlength=p.shape[0]), p)
+    limit = _chi2_quantile(dof, 1e-6)
     if stat > limit:
-        _fail("Gibbs invariance", f"chi-square {stat:.1f} of one sweep's states against p(v) exceeds {limit:.1f} (false-alarm rate 1e-6)")
-    report["gibbs_invariance"] = {"chi2": stat, "limit": limit}
+        _fail("Gibbs invariance", f"{report_key}: chi-square {stat:.1f} ({dof} degrees of freedom) of the states after {sweeps} "
+              f"sweep(s) against p(v) exceeds {limit:.1f} (false-alarm rate 1e-6)")
+    report[report_key] = {"chi2": stat, "dof": dof, "limit": limit, "sweeps": sweeps}
+
+
+FLOAT32_RTOL = 1e-4
+"""How far float32 results may stray from float64 ones, relative (about 800 float32 roundings): a stable formula
+loses a few roundings per unit; an underflow, overflow or cancellation loses every digit."""
+
+
+def _check_float32(layer, as_visible, key, report):
+    """The layer cast to float32 (jrbm's default dtype) at inputs of a few standard normals: ``cgf``, its
+    ``jax.grad``, the mean, draws, and the free energy of a pairing and its gradient are finite and in float32,
+    and agree with float64 to :data:`FLOAT32_RTOL`."""
+    f32 = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)  # noqa: E731
+    inputs = (3 * jax.random.normal(key, (16,) + layer.shape, jnp.float64)).astype(jnp.float32)
+    layer32, params32 = f32(layer), f32(as_visible)
+
+    def cgf_grad(lay, x):
+        return jax.value_and_grad(lambda i: jnp.sum(lay.cgf(i)))(x)
+
+    got = {"cgf": cgf_grad(layer32, inputs)[0], "jax.grad of cgf": cgf_grad(layer32, inputs)[1], "mean": layer32.mean(inputs)}
+    want = {"cgf": cgf_grad(layer, inputs.astype(jnp.float64))[0], "jax.grad of cgf": cgf_grad(layer, inputs.astype(jnp.float64))[1],
+            "mean": layer.mean(inputs.astype(jnp.float64))}
+    v = layer_base.sample(jax.random.fold_in(key, 1), layer32, inputs)
+    _check_draws(layer32, v, inputs)
+    v64 = v.astype(jnp.float64)
+    got["free energy"] = model.free_energy(params32, v)
+    want["free energy"] = model.free_energy(as_visible, v64)
+    got["jax.grad of the free energy"] = jax.grad(lambda p: jnp.sum(model.free_energy(p, v)))(params32)
+    want["jax.grad of the free energy"] = jax.grad(lambda p: jnp.sum(model.free_energy(p, v64)))(as_visible)
+    for what in got:
+        for a, b in zip(jax.tree.leaves(got[what]), jax.tree.leaves(want[what])):
+            if a.dtype != jnp.float32 or not np.all(np.isfinite(np.asarray(a))):
+                _fail("float32", f"{what}: expected finite float32 values with the layer in float32, got {a.dtype} {np.asarray(a)}")
+            scale = max(1.0, float(np.max(np.abs(np.asarray(b)))))
+            _close("float32", a, b, FLOAT32_RTOL, FLOAT32_RTOL * scale, f"{what} in float32 against float64")
+    report["float32"] = "ok"
 
 
 def _check_annealing(params, data, v, report_key, key, report):
@@ -372,7 +548,8 @@ def check_layer(key: jax.Array, layer, *, n_bernoulli: int = 3, max_states: int 
       key: a ``jax.random`` key for the random inputs, weights and draws
         (first, as in every random function of jrbm).
       layer: a layer (:class:`jrbm.layers.Layer`) with small float64
-        parameters: a few units, and at most ``max_states`` states if discrete.
+        parameters: a few units, and at most ``max_states`` states if discrete;
+        nonzero and unequal across units, so that every field is exercised.
       n_bernoulli: units of the Bernoulli layer it is paired with (``2^n`` states).
       max_states: the largest discrete layer it will enumerate.
 
@@ -381,9 +558,12 @@ def check_layer(key: jax.Array, layer, *, n_bernoulli: int = 3, max_states: int 
 
     Raises:
       ConformanceError: naming the check, the quantity, and what was expected.
-      TypeError, ValueError: the layer is not a float64 layer of a size the kit can enumerate.
+      TypeError: the object is not a layer (naming the members it lacks, or a
+        field that is not a floating array), or its fields are not float64.
+      ValueError: the layer has more states than the kit can enumerate.
     """
     _checks.key("key", key)
+    layer_base.check_interface(layer, "layer")
     leaves = jax.tree.leaves(layer)
     if not leaves or leaves[0].dtype != jnp.float64:
         raise TypeError("layer: expected float64 fields (enable jax_enable_x64): the kit's tolerances are float64 ones")
@@ -398,7 +578,10 @@ def check_layer(key: jax.Array, layer, *, n_bernoulli: int = 3, max_states: int 
     _check_free_energies_and_conditionals(as_visible, as_hidden, keys[2], report)
     _check_shifted_and_bits(layer, jax.random.fold_in(keys[2], 1), n_bernoulli, report)
     _check_exact_grad(as_visible, keys[3], report)
-    _check_gibbs_invariance(as_hidden, keys[4], report)
+    _check_gibbs_invariance(as_hidden, keys[4], report, "gibbs_invariance")
+    if layer_base.is_discrete(layer):  # the layer visible too: its own sampler drives the chain, over several sweeps
+        _check_gibbs_invariance(as_visible, jax.random.fold_in(keys[4], 1), report, "gibbs_invariance_layer_visible", sweeps=3)
+    _check_float32(layer, as_visible, jax.random.fold_in(keys[0], 3), report)
     _check_annealing_and_ais(as_visible, as_hidden, keys[5], report)
     return report
 

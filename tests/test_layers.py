@@ -256,6 +256,97 @@ def test_the_kit_catches_each_kind_of_mistake(make, check):
         jrbm.testing.check_layer(jax.random.key(1), make())
 
 
+class _SameMomentsBinomial(Binomial):
+    """Draws from the binomial pmf plus ``eps (-1, 3, -3, 1)``: the same mean and variance, another distribution."""
+
+    def sample_given_noise(self, inputs, noise):
+        p = jax.nn.sigmoid(self.theta + inputs)[..., None]
+        x = jnp.arange(4.0)
+        pmf = jnp.exp(self._log_choose(x)) * p**x * (1 - p) ** (3 - x)
+        eps = 0.9 * jnp.minimum(pmf[..., 0], pmf[..., 2] / 3)[..., None]
+        cdf = jnp.cumsum(pmf + eps * jnp.array([-1.0, 3.0, -3.0, 1.0]), axis=-1)
+        return jnp.sum(noise[..., :1] > cdf[..., :-1], axis=-1).astype(p.dtype)
+
+
+class _FixedNoiseBinomial(Binomial):
+    """Right draws, but from noise of its own (a fixed key): every key gives the same states."""
+
+    def sample_given_noise(self, inputs, noise):
+        return super().sample_given_noise(inputs, jax.random.uniform(jax.random.key(0), noise.shape, noise.dtype))
+
+
+class _IntegerBinomial(Binomial):
+    def sample_given_noise(self, inputs, noise):
+        return jnp.sum(noise < jax.nn.sigmoid(self.theta + inputs)[..., None], axis=-1)
+
+
+class _TwoPointUnitInterval(UnitInterval):
+    """Draws ``mean +- sd`` (clipped to ``[0, 1]``): the right mean and nearly the right variance, two atoms."""
+
+    def sample_given_noise(self, inputs, noise):
+        m = self.mean(inputs)
+        var = jnp.vectorize(jax.grad(jax.grad(_unit_log_z)))(self.theta + inputs)
+        return jnp.clip(m + jnp.sqrt(var) * jnp.where(noise < 0.5, -1.0, 1.0), 0, 1)
+
+
+class _Float32UnsafeUnitInterval(UnitInterval):
+    """A cgf right in float64 whose guard ``min(m, -1e-300)`` is -0.0 in float32: NaN gradients there."""
+
+    def cgf(self, inputs):
+        m = self.theta + inputs
+        small = jnp.abs(m) < 1e-4
+        ms = jnp.where(small, 1.0, m)
+        neg = jnp.minimum(ms, -1e-300)
+        big = jnp.where(ms > 0, ms + jnp.log(-jnp.expm1(-ms)) - jnp.log(ms), jnp.log(-jnp.expm1(neg)) - jnp.log(-neg))
+        return jnp.sum(jnp.where(small, m / 2 + m**2 / 24, big), axis=-1)
+
+
+class _AssertingUnitInterval(UnitInterval):
+    def check_data(self, name, x):
+        assert np.all((np.asarray(x) >= 0) & (np.asarray(x) <= 1)), name
+
+
+@pytest.mark.parametrize(
+    "make, check",
+    [
+        (lambda: _SameMomentsBinomial(jnp.array([0.3, -0.8], F64)), "sampler: unit 0: chi-square"),
+        (lambda: _FixedNoiseBinomial(jnp.array([0.3, -0.8], F64)), "sampler: unit 0: draws from two independent keys"),
+        (lambda: _IntegerBinomial(jnp.array([0.3, -0.8], F64)), "sampler: draws of shape .* and dtype int"),
+        (lambda: _TwoPointUnitInterval(jnp.array([0.7, -1.5], F64)), "sampler: unit 0: the draws' mean of exp"),
+        (lambda: _Float32UnsafeUnitInterval(jnp.array([0.7, -1.5], F64)), "float32: jax.grad of cgf"),
+        (lambda: _AssertingUnitInterval(jnp.array([0.7, -1.5], F64)), "check_data: .* raised AssertionError"),
+    ],
+    ids=["same moments, other pmf", "noise ignored", "integer draws", "two atoms", "NaN in float32", "assert in check_data"],
+)
+def test_the_kit_catches_samplers_and_numerics_that_moments_miss(make, check):
+    """Each of these passes the moment checks (and worked in float64): the kit must still fail it."""
+    with pytest.raises(jrbm.testing.ConformanceError, match=f"^{check}"):
+        jrbm.testing.check_layer(jax.random.key(1), make())
+
+
+class _NoInterpolate(NamedTuple):
+    theta: jax.Array
+
+    shape = property(lambda self: tuple(self.theta.shape))
+    energy, statistic, cgf, mean = Binomial.energy, Binomial.statistic, Binomial.cgf, Binomial.mean
+
+
+class _CountField(NamedTuple):
+    theta: jax.Array
+    trials: int = 3
+
+
+def test_an_object_short_of_the_interface_is_refused_naming_what_it_lacks():
+    with pytest.raises(TypeError, match=r"layer: expected a layer with every member of jrbm.layers.Layer, got a _NoInterpolate "
+                       r"without noise, sample_given_noise, unit_states, shifted, check, check_data, from_data, interpolate"):
+        jrbm.testing.check_layer(jax.random.key(1), _NoInterpolate(jnp.zeros(2, F64)))
+    counted = type("CountedBinomial", (_CountField,), {m: getattr(Binomial, m) for m in layer_base.LAYER_MEMBERS})
+    with pytest.raises(TypeError, match=r"params.visible.trials: expected a floating array .*class attributes\), got int"):
+        jrbm.free_energy(jrbm.RBM(counted(jnp.zeros(2)), layers.Bernoulli(jnp.zeros(3)), jnp.zeros((2, 3))), jnp.zeros(2))
+    with pytest.raises(TypeError, match=r"layer: expected a layer instance, got the class Binomial itself"):
+        jrbm.testing.check_layer(jax.random.key(1), Binomial)
+
+
 def _pairing_data(visible, n, key):
     """Valid states of ``visible``: draws of the layer on its own."""
     return layer_base.sample(key, visible, jnp.zeros((n,) + visible.shape, F64))

@@ -61,17 +61,18 @@ def test_hidden_samples_have_the_probabilities_of_eq_2_10():
     assert np.all(np.abs(h.mean(0) - p) < 5 * np.sqrt(p * (1 - p) / n))
 
 
+@pytest.mark.parametrize("n_steps", [12, 100, 131])  # within one block of sweeps; a block and a part; 131 prime
 @pytest.mark.parametrize("make", [random_bernoulli, random_gaussian])
-def test_trajectory_and_final_state_agree(make):
+def test_trajectory_and_final_state_agree(make, n_steps):
     params = make(6, 4, 3)
     v0 = jnp.zeros((7, 4))
-    traj = jrbm.gibbs_chain(jax.random.key(0), params, v0, 12, trajectory=True)
-    final = jrbm.gibbs_chain(jax.random.key(0), params, v0, 12)
-    assert traj.shape == (12, 7, 4)
+    traj = jrbm.gibbs_chain(jax.random.key(0), params, v0, n_steps, trajectory=True)
+    final = jrbm.gibbs_chain(jax.random.key(0), params, v0, n_steps)
+    assert traj.shape == (n_steps, 7, 4)
     np.testing.assert_array_equal(traj[-1], final)
     # same key, same chain; another key, another chain
-    np.testing.assert_array_equal(final, jrbm.gibbs_chain(jax.random.key(0), params, v0, 12))
-    assert not np.array_equal(final, jrbm.gibbs_chain(jax.random.key(1), params, v0, 12))
+    np.testing.assert_array_equal(final, jrbm.gibbs_chain(jax.random.key(0), params, v0, n_steps))
+    assert not np.array_equal(final, jrbm.gibbs_chain(jax.random.key(1), params, v0, n_steps))
     # one example works as one chain
     assert jrbm.gibbs_chain(jax.random.key(0), params, v0[0], 3).shape == (4,)
 

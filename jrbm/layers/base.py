@@ -28,7 +28,11 @@ contracted with ``W``, shape ``layer.shape``):
   and the base model of AIS) and the annealing path ``interpolate``.
 
 A layer is a ``NamedTuple`` of per-unit parameter arrays (its leaves), so it
-is a pytree. :func:`jrbm.testing.check_layer` certifies a new layer against
+is a pytree: every field a floating array of the unit shape, in one dtype;
+constants of a unit type (a count of trials, say) are class attributes, not
+fields (:func:`check_interface`). :func:`check_leaves` and
+:func:`check_values` are the checks jrbm's own layers build ``check`` and
+``check_data`` from. :func:`jrbm.testing.check_layer` certifies a new layer against
 enumeration or quadrature; a unit type written in user code needs no change
 to jrbm.
 """
@@ -56,6 +60,20 @@ class Layer(Protocol):
     have the unit shape only: a stack of layers (a leading axis on every
     leaf, as tempering's replicas) is used through ``jax.vmap``. ``energy``
     and ``cgf`` sum over the layer's units.
+
+    Optional hooks, used where a layer has them:
+
+    * ``affine_bits() -> (offset, scale)``: a two-state unit whose states are
+      ``offset + scale * {0, 1}`` (Bernoulli, Spin); :mod:`jrbm.exact` then
+      enumerates the layer by meeting in the middle;
+    * ``annealed_cgf_difference(base_layer, inputs, beta0, beta1)``: the
+      change of the annealed hidden cgf between two inverse temperatures,
+      accurate for the short steps of AIS (:func:`jrbm.model.annealed_log_ratio`);
+    * ``cgf_difference(inputs0, inputs1)``: ``cgf(inputs1) - cgf(inputs0)``,
+      accurate for close inputs (:func:`cgf_difference`);
+    * ``check_training_data(name, x)``: the check of data to train on, where
+      it is wider than :meth:`check_data` (Bernoulli units train on values in
+      ``[0, 1]``).
     """
 
     @property
@@ -90,7 +108,7 @@ class Layer(Protocol):
         """Raises unless the leaves have the layer's shapes and one floating dtype (static checks)."""
 
     def check_data(self, name: str, x) -> None:
-        """Raises unless the concrete states ``x`` lie in the layer's state space (value checks).
+        """Raises a ``ValueError`` unless the concrete states ``x`` lie in the layer's state space (value checks).
 
         jrbm calls it with concrete arrays only (:func:`check_data`), never
         under ``jit``; :func:`jrbm.testing.check_layer` also reads the support
@@ -103,6 +121,11 @@ class Layer(Protocol):
     def interpolate(self, base: "Layer", beta) -> tuple["Layer", Array]:
         """``(layer_beta, scale)``: ``layer_beta``'s energy is ``(1 - beta) U_base + beta U`` up to a constant, and
         ``statistic(x) = scale * layer_beta.statistic(x)`` (``scale`` broadcasts against ``shape``)."""
+
+
+LAYER_MEMBERS = tuple(name for name in vars(Layer) if not name.startswith("_"))
+"""The members every layer has (:class:`Layer`'s); optional hooks that jrbm uses where a layer has them are
+listed in :class:`Layer`'s docstring."""
 
 
 @jax.custom_jvp
@@ -252,6 +275,26 @@ def enumerate_states(layer: Layer, start, count: int, dtype) -> Array:
 # --- checks shared by the layers --------------------------------------------------------------
 
 
+def check_interface(layer, name: str) -> None:
+    """Refuses, naming what is missing, an object that is not a layer: a class rather than an instance, not a
+    ``NamedTuple``, without some of :class:`Layer`'s members, or with a field that is not a floating array
+    (constants of a unit type, such as a count of trials, belong in class attributes)."""
+    if isinstance(layer, type):
+        raise TypeError(f"{name}: expected a layer instance, got the class {layer.__name__} itself; make one, e.g. {layer.__name__}.init(n_units)")
+    if not hasattr(layer, "_fields"):
+        raise TypeError(f"{name}: expected a layer (a NamedTuple such as jrbm.layers.Bernoulli), got {type(layer).__name__}")
+    missing = [m for m in LAYER_MEMBERS if not hasattr(layer, m)]
+    if missing:
+        raise TypeError(f"{name}: expected a layer with every member of jrbm.layers.Layer, got a {type(layer).__name__} without {', '.join(missing)}")
+    for field in layer._fields:
+        for leaf in jax.tree.leaves(getattr(layer, field)):
+            if not hasattr(leaf, "dtype") or not jnp.issubdtype(leaf.dtype, jnp.floating):
+                raise TypeError(
+                    f"{name}.{field}: expected a floating array (a layer's fields are its per-unit parameters; constants "
+                    f"such as a count of trials belong in class attributes), got {getattr(leaf, 'dtype', type(leaf).__name__)}"
+                )
+
+
 def check_leaves(layer, name: str, *, shape: Optional[tuple] = None, ndim: int = 1) -> None:
     """Every leaf a floating array of one shape (``shape``, or that of the first leaf, of rank ``ndim``) and one dtype."""
     fields = layer._fields
@@ -318,4 +361,5 @@ def data_mean(layer, data) -> Array:
     return jnp.mean(jnp.asarray(data, dtype).reshape((-1,) + tuple(layer.shape)), axis=0)
 
 
-__all__ = ["Layer", "softplus", "sample", "check_data", "check_training_data", "cgf_difference", "is_discrete", "enumerate_states"]
+__all__ = ["Layer", "LAYER_MEMBERS", "softplus", "sample", "check_data", "check_training_data", "cgf_difference", "is_discrete",
+           "enumerate_states", "check_interface", "check_leaves", "check_values", "check_log_scales"]
