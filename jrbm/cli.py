@@ -53,7 +53,7 @@ from jrbm.params import init_bernoulli, init_gaussian
 from jrbm.sampling import gibbs_chain
 from jrbm.train import fit, weights_only
 from jrbm.train.checkpoint import STATE_FILE
-from jrbm.train.loop import prepare
+from jrbm.train.loop import DIVERGED_ADVICE, prepare
 from jrbm.train.monitor import eval_settings
 
 DATASETS = ("digits", "mnist", "bars-and-stripes", "shifter", "two-laplace")
@@ -752,7 +752,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             os._exit(130)  # a process that exits normally while a thread is inside XLA aborts
         return 130
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:
-        text = str(e).replace("lower the learning rate (or pass check_finite=False to continue anyway)", "lower --lr")
+        text = str(e).replace(DIVERGED_ADVICE, "lower --lr")
         print(f"jrbm {args.command}: error: {text}", file=sys.stderr)
         return 2
     except OSError as e:  # a file or folder the system refused (permissions, a full disk, ...)

@@ -195,10 +195,14 @@ def diverged(model: Optional[int], params: Model, index: int, epoch: int) -> Flo
         what = f"{names[index]} has non-finite values"
     else:
         what = "the reconstruction error is not finite (the parameters overflow the model's functions)"
-    return FloatingPointError(
-        f"training diverged: {which}{what} after epoch {epoch}; "
-        "lower the learning rate (or pass check_finite=False to continue anyway)"
-    )
+    return FloatingPointError(f"training diverged: {which}{what} after epoch {epoch}; {DIVERGED_ADVICE}")
+
+
+DIVERGED_ADVICE = (
+    "lower the learning rate (with a layer of your own, also certify it with jrbm.testing.check_layer, which runs it "
+    "in float32; check_finite=False continues anyway)"
+)
+"""What :func:`diverged`'s error advises (the command line, whose layers are jrbm's own, says ``lower --lr``)."""
 
 
 def add_records(history: dict[str, list], first_epoch: int, columns: dict[str, list]) -> None:
