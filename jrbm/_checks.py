@@ -33,6 +33,26 @@ def positive_int(name: str, value) -> int:
     return out
 
 
+def seed(name: str, value) -> int:
+    """A seed for ``numpy.random.default_rng``: a non-negative integer."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a non-negative integer seed, got the bool {value!r}")
+    try:
+        out = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected a non-negative integer seed, got {type(value).__name__} {value!r}") from None
+    if out < 0:
+        raise ValueError(f"{name}: expected a non-negative integer seed, got {out}")
+    return out
+
+
+def flag(name: str, value) -> bool:
+    """``value`` when it is a bool (a string such as ``"no"`` would read as true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
 def static_positive_int(name: str, value) -> int:
     """:func:`positive_int` for a loop length or shape, with a hint when it was traced under ``jit``."""
     if isinstance(value, jax.core.Tracer):

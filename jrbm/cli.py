@@ -675,7 +675,7 @@ def parser() -> argparse.ArgumentParser:
 
     t = _command(sub, "train", "train an RBM on a built-in data set")
     t.add_argument("--dataset", choices=DATASETS, default="digits",
-                   help='built-in data set (its train/test split is fixed); mnist: pip install "jrbm[mnist]"')
+                   help='built-in data set (its train/test split is fixed); mnist: pip install ".[mnist]"')
     t.add_argument("--model", choices=("bernoulli", "gaussian"), default=None, help="visible units; None: gaussian for two-laplace, else bernoulli")
     t.add_argument("--hidden", type=_positive_int, default=64, help="hidden units (Bernoulli)")
     t.add_argument("--estimator", choices=("cd", "pcd", "fpcd", "jarzynski", "pt"), default="pcd",

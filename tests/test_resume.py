@@ -179,6 +179,34 @@ def test_state_round_trip_and_refusals(tmp_path):
     np.testing.assert_array_equal(np.asarray(same.W), np.asarray(whole.W))
 
 
+def test_a_checkpoint_dir_that_cannot_be_a_folder_is_refused_before_training(tmp_path):
+    data = jrbm.datasets.bars_and_stripes(3)
+    params = jrbm.init_bernoulli(jax.random.key(0), 9, 4, data=data)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    trained = []
+    kw = dict(optimizer=optax.sgd(0.1), epochs=3, batch_size=4, progress=False, callback=lambda *a: trained.append(a[0]))
+    for bad, error, message in [
+        (a_file, ValueError, r"checkpoint_dir: expected a folder, got '.*file', which is a file"),
+        (a_file / "run", ValueError, r"checkpoint_dir: cannot use '.*file/run' as the run's folder: Not a directory"),
+        (5, TypeError, r"checkpoint_dir: expected a folder path \(str or os.PathLike\), got int"),
+        ("", ValueError, r"checkpoint_dir: expected a folder path, got ''"),
+    ]:
+        with pytest.raises(error, match=message):
+            jrbm.fit(jax.random.key(1), params, data, checkpoint_dir=bad, checkpoint_every=2, **kw)
+    assert trained == []  # not one epoch ran
+
+
+def test_a_state_file_of_another_learn_sigma_is_refused_by_that_name(tmp_path):
+    data = jrbm.datasets.two_laplace(200, seed=0)
+    params = jrbm.init_gaussian(jax.random.key(0), 2, 3, data=data, sigma=0.7)
+    kw = dict(optimizer=optax.adam(0.01), batch_size=50, progress=False, checkpoint_dir=tmp_path / "run")
+    with jax.numpy_dtype_promotion("standard"):  # optax's Adam mixes int32 counts with Python floats
+        jrbm.fit(jax.random.key(1), params, data, epochs=4, learn_sigma=True, sigma_warmup=2, **kw)
+    with pytest.raises(ValueError, match=r"^learn_sigma: .* was trained with learn_sigma=True, this call has learn_sigma=False"):
+        jrbm.fit(jax.random.key(1), params, data, epochs=8, **kw)
+
+
 def test_save_tree_refuses_mismatches(tmp_path):
     path = tmp_path / "tree.npz"
     tree = {"w": jnp.ones((2, 3), jnp.bfloat16), "key": jax.random.key(4), "n": jnp.int32(3)}

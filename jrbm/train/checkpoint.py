@@ -40,13 +40,12 @@ would need the whole state, which is what orbax is for.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import math
 import os
 import re
 import types
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import numpy as np
@@ -66,7 +65,9 @@ class FitState:
     Returned by ``fit(..., return_state=True)`` and accepted back in place of
     the parameters: ``fit(key, state, data, ..., epochs=200)`` trains epochs
     ``state.epoch + 1`` to 200 of the same run (the same ``key``, data and
-    settings), and its result equals a run of 200 epochs bit for bit.
+    settings), and its result equals a run of 200 epochs bit for bit (its
+    history too, but for the likelihood that each call measures at its own
+    last epoch, where one run measures only every ``eval_every`` epochs).
 
     Attributes:
       params: the model after ``epoch`` epochs.
@@ -147,8 +148,13 @@ def same_key(a, b) -> bool:
     return _key_impl(a) == _key_impl(b) and _key_data(a) == _key_data(b)
 
 
-def check_continuation(state: FitState, key, expected: dict, epochs: int, source: str) -> None:
-    """Raises ``ValueError`` when ``state`` cannot be continued by a run with this key, these settings and ``epochs``."""
+def check_continuation(state, key, expected: dict, epochs: int, source: str) -> None:
+    """Raises ``ValueError`` when ``state`` cannot be continued by a run with this key, these settings and ``epochs``.
+
+    ``state``: a :class:`FitState`, or the :class:`StateInfo` of a state file
+    (:func:`read_state_info`), so that a file of another run is refused by its
+    settings before its arrays are matched against this call's.
+    """
     if not same_key(state.key, key):
         raise ValueError(
             f"key: {source} belongs to a run started with another key; pass the same key to continue it "
@@ -192,19 +198,28 @@ def _history_from_json(history: dict) -> dict:
     return {name: [math.nan if v is None else v for v in values] for name, values in history.items()}
 
 
-def _remove_stale_temporaries(directory: str) -> None:
-    """Temporary files a killed writer left behind (never the state file itself)."""
-    for path in glob.glob(os.path.join(glob.escape(directory), f".{STATE_FILE}.*.tmp")):
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+def check_directory(directory) -> str:
+    """``directory`` as a path, created if missing, refused naming ``checkpoint_dir`` before any training when it
+    is not a path or cannot be a folder (a file there, a parent that cannot hold it)."""
+    if not isinstance(directory, (str, os.PathLike)) or isinstance(directory, bytes):
+        raise TypeError(f"checkpoint_dir: expected a folder path (str or os.PathLike), got {type(directory).__name__}")
+    path = os.fspath(directory)
+    if not path:
+        raise ValueError("checkpoint_dir: expected a folder path, got ''")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"checkpoint_dir: expected a folder, got {path!r}, which is a file")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"checkpoint_dir: cannot use {path!r} as the run's folder: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"checkpoint_dir: the folder {path!r} is not writable")
+    return path
 
 
 def save_state(directory: str, state: FitState) -> str:
     """Writes ``state`` to ``directory/state.npz`` atomically (creating the directory); returns the path."""
     os.makedirs(directory, exist_ok=True)
-    _remove_stale_temporaries(directory)
     path = os.path.join(directory, STATE_FILE)
     tree = parallel.gather(state.train_state)  # host copies, also of arrays split over a mesh
     metadata = {
@@ -215,6 +230,31 @@ def save_state(directory: str, state: FitState) -> str:
     }
     io.save_tree(path, tree, metadata)
     return path
+
+
+class StateInfo(NamedTuple):
+    """What a state file says of its run, without its arrays: ``key``, ``epoch`` and ``settings``."""
+
+    key: Any
+    epoch: int
+    settings: dict
+
+
+def _info(path: str, meta: dict) -> StateInfo:
+    try:
+        key_meta = meta["key"]
+        raw = np.asarray(key_meta["data"], np.uint32)
+        key = raw if key_meta["impl"] is None else jax.random.wrap_key_data(raw.reshape(-1), impl=key_meta["impl"])
+        return StateInfo(key=key, epoch=int(meta["epoch"]), settings=dict(meta["settings"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: not a jrbm training state: its metadata lacks or garbles {e}") from None
+
+
+def read_state_info(path: str) -> StateInfo:
+    """The :class:`StateInfo` of a state file written by :func:`save_state` (its header only)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, STATE_FILE)
+    return _info(path, io.read_tree_header(path)["metadata"])
 
 
 def load_state(path: str, template: TrainState) -> FitState:
@@ -232,13 +272,12 @@ def load_state(path: str, template: TrainState) -> FitState:
         if "does not match the expected structure" not in str(e):
             raise
         raise ValueError(f"{e}; a training state can only be continued with the same model, optimizer and estimator") from None
+    info = _info(path, meta)
     try:
-        key_meta = meta["key"]
-        raw = np.asarray(key_meta["data"], np.uint32)
-        key = raw if key_meta["impl"] is None else jax.random.wrap_key_data(raw.reshape(-1), impl=key_meta["impl"])
-        return FitState(*tree, key=key, epoch=int(meta["epoch"]), history=_history_from_json(meta["history"]), settings=meta["settings"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path}: not a jrbm training state: its metadata lacks or garbles {e}") from None
+        history = _history_from_json(meta["history"])
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a jrbm training state: its metadata lacks or garbles the history ({e})") from None
+    return FitState(*tree, key=info.key, epoch=info.epoch, history=history, settings=meta["settings"])
 
 
 def find_state(directory: Optional[str]) -> Optional[str]:

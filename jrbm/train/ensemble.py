@@ -34,6 +34,9 @@ def _model_count(keys, params) -> int:
         )
     if not (hasattr(params, "visible") and hasattr(params, "W")):
         raise TypeError(f"params: expected a stacked model (RBM, BernoulliRBM or GaussianRBM), got {type(params).__name__}")
+    leading = {leaf.shape[0] for leaf in jax.tree.leaves(params) if getattr(leaf, "ndim", 0) >= 1}
+    if len(leading) == 1 and n not in leading:
+        raise ValueError(f"keys: expected one key per model, got {n} keys for the {leading.pop()} models stacked in params")
     for name, leaf in zip(_checks.leaf_names(params, "params"), jax.tree.leaves(params)):
         if getattr(leaf, "ndim", 0) < 1 or leaf.shape[0] != n:
             raise ValueError(
@@ -64,6 +67,8 @@ def _set_hyperparams(opt_state, hyperparams: dict, n: int):
         value = np.asarray(value)
         if value.shape != (n,):
             raise ValueError(f"hyperparams[{name!r}]: expected shape ({n},), one value per model, got {value.shape}")
+        if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value)):
+            raise ValueError(f"hyperparams[{name!r}]: expected finite numbers, got {value.tolist()}")
         value = jnp.asarray(value, leaf.dtype).reshape((n,) + (1,) * (leaf.ndim - 1))
         opt_state = optax.tree_utils.tree_set(opt_state, under_hyperparams, **{name: jnp.broadcast_to(value, leaf.shape)})
     return opt_state
@@ -164,6 +169,7 @@ def fit_ensemble(
       ((4, 9, 6), (4, 5))
     """
     n = _model_count(keys, params)
+    progress, check_finite = _checks.flag("progress", progress), _checks.flag("check_finite", check_finite)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh)
         m = parallel.axis_size(mesh, parallel.MODEL_AXIS)

@@ -160,6 +160,7 @@ def prepare(params, data, validation, *, epochs, batch_size, log_likelihood, lea
             layer_base.check_data(params.visible, "validation", validation)
     if log_likelihood == "exact":
         exact.plan(params)  # fail now, not after the first epoch
+    learn_sigma = _checks.flag("learn_sigma", learn_sigma)
     if learn_sigma and not has_sigma(params):
         raise ValueError(f"learn_sigma: only a GaussianRBM (or an RBM with a Gaussian layer) has log_sigma, got {type(params).__name__}")
     estimator = CD(1) if estimator is None else estimator
@@ -178,8 +179,8 @@ def resolve_sigma_warmup(learn_sigma: bool, sigma_warmup: Optional[int], epochs:
         return epochs // 2 if learn_sigma else 0
     if not learn_sigma:
         raise ValueError(f"sigma_warmup: only used with learn_sigma=True, got sigma_warmup={sigma_warmup!r} with learn_sigma=False")
-    if isinstance(sigma_warmup, bool) or not isinstance(sigma_warmup, (int, np.integer)) or not 0 <= sigma_warmup < epochs:
-        raise ValueError(f"sigma_warmup: expected an integer number of epochs in [0, epochs={epochs}), got {sigma_warmup!r}")
+    if isinstance(sigma_warmup, bool) or not isinstance(sigma_warmup, (int, np.integer)) or sigma_warmup < 0:
+        raise ValueError(f"sigma_warmup: expected a non-negative integer number of epochs, got {sigma_warmup!r}")
     return int(sigma_warmup)
 
 
@@ -295,16 +296,22 @@ def fit(
     the result has a third element, the run's :class:`~jrbm.train.FitState`;
     pass it back in place of ``params``, with the same ``key``, data and
     settings and a larger ``epochs``, and training continues at the next
-    epoch: 100 epochs and then 100 more end bit-identical to one run of 200.
+    epoch: 100 epochs and then 100 more end bit-identical to one run of 200
+    (the history too, except that the first call also measured the
+    likelihood at its last epoch, epoch 100, which one run of 200 measures
+    only if ``eval_every`` divides 100).
     With ``checkpoint_dir``, the state is also written to
     ``checkpoint_dir/state.npz`` every ``checkpoint_every`` epochs and after the
     last, atomically; if that file exists when ``fit`` starts, it continues from
     it. So a run that was killed (preempted, out of time) is resumed by
     running the same call again, and ends as if it had never stopped. A state
     of another run (another key, estimator, batch size, ``learn_sigma``, ``sigma_warmup``, data,
-    model, optimizer or estimator structure) is refused with a ``ValueError``
-    naming what differs; the optimizer's hyper-parameters cannot be checked,
-    so keep them. The history returned covers all epochs of the run.
+    or the shapes and structure of the model, optimizer or estimator state) is
+    refused with a ``ValueError`` naming what differs; the optimizer's
+    hyper-parameters, the parameters' values and ``validation`` cannot be
+    checked: a state found in ``checkpoint_dir`` is continued in place of the
+    ``params`` given, so start a new run in another folder. The history
+    returned covers all epochs of the run.
 
     Args:
       key: a ``jax.random`` key; shuffling, chains and AIS all derive from it.
@@ -326,9 +333,10 @@ def fit(
         follows the gradient all along). Default ``None``: half of ``epochs``. Learned
         from the first update, ``sigma`` rises to the data's standard deviation before the
         weights grow, and the model settles at the best Gaussian (``W`` near 0); the weights
-        first have to carry the variance that a smaller ``sigma`` leaves (notebook 05). A
-        continued run must keep the first part's value (pass it explicitly when ``epochs``
-        grows).
+        first have to carry the variance that a smaller ``sigma`` leaves (notebook 05). It
+        counts from the run's first epoch, and a continued run must keep the first part's
+        value: pass the whole run's value to every part (a first part shorter than the
+        warm-up keeps ``log_sigma`` fixed throughout, as the whole run would).
       log_likelihood: ``None``, ``"exact"`` or ``"ais"``.
       eval_every: epochs between likelihood evaluations.
       ais_kwargs: ``betas`` and ``n_runs`` of :func:`jrbm.ais.log_partition`.
@@ -362,10 +370,14 @@ def fit(
     _checks.key("key", key)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
+    progress, check_finite, return_state = (_checks.flag(name, value) for name, value in
+                                            (("progress", progress), ("check_finite", check_finite), ("return_state", return_state)))
     eval_every = _checks.positive_int("eval_every", eval_every)
     checkpoint_every = _checks.positive_int("checkpoint_every", checkpoint_every)
     if checkpoint_dir is not None and jax.process_count() > 1:
         raise ValueError(f"checkpoint_dir: training states are written by a single process; this run has {jax.process_count()} processes")
+    if checkpoint_dir is not None:
+        checkpoint_dir = checkpoint.check_directory(checkpoint_dir)
     resume, source = (params, "the state passed as params") if isinstance(params, FitState) else (None, None)
     if resume is not None:
         params = resume.params
@@ -387,10 +399,12 @@ def fit(
         run_settings = checkpoint.settings(estimator, batch_size, learn_sigma, data, sigma_warmup)
     if resume is None and checkpoint.find_state(checkpoint_dir) is not None:
         source = checkpoint.find_state(checkpoint_dir)
+        # the run's settings first, so that another learn_sigma or estimator is named as such, not as another tree
+        checkpoint.check_continuation(checkpoint.read_state_info(source), key, run_settings, epochs, source)
         resume = checkpoint.load_state(source, state)
     if resume is not None:
-        checkpoint.check_structure(resume, state, source)
         checkpoint.check_continuation(resume, key, run_settings, epochs, source)
+        checkpoint.check_structure(resume, state, source)
         state = jax.tree.map(jnp.asarray, resume.train_state)
         history = {name: list(values) for name, values in resume.history.items()}
     start = 1 if resume is None else resume.epoch + 1

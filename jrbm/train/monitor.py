@@ -27,6 +27,8 @@ def evaluate_likelihood(key_train, epoch, params, data, validation, betas, *, ki
 def eval_settings(kind, ais_kwargs, dtype, mesh):
     """``(betas, n_runs)`` of the AIS monitor (``(None, 0)`` for the exact one), checked."""
     if kind != "ais":
+        if ais_kwargs:
+            raise ValueError(f"ais_kwargs: only used with log_likelihood='ais', got {ais_kwargs!r} with log_likelihood={kind!r}")
         return None, 0
     kwargs = dict(ais_kwargs or {})
     unknown = set(kwargs) - {"betas", "n_runs"}
