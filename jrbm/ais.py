@@ -320,8 +320,9 @@ def log_partition(
       n_runs: number of independent runs ``M`` (static).
       mesh: optional :class:`jax.sharding.Mesh` with a ``"data"`` axis: the runs
         are split across its devices (``n_runs`` a multiple of the axis size),
-        the model replicated; the estimate equals the single-device one up to
-        floating-point reduction order (:mod:`jrbm.parallel`).
+        the model replicated; the estimate equals the single-device one inside
+        :func:`jrbm.rng.own_generator` up to floating-point reduction order
+        (:mod:`jrbm.parallel`).
       threads: split the runs into this many equal groups (a divisor of
         ``n_runs``), run at once in Python threads on one device: a CPU's
         cores then share the work (the runs' small products keep one core

@@ -31,7 +31,8 @@ examples).
 
 The meshes use ``AxisType.Auto`` (GSPMD propagation); a mesh built with
 ``Explicit`` axes (the default of ``jax.make_mesh``) is used as its ``Auto``
-counterpart on the same devices.
+counterpart on the same devices, also inside the user's ``jax.set_mesh`` of it
+(``fit`` then moves arrays made in that context to the ``Auto`` mesh).
 
 Multi-core CPUs: XLA runs one large product on all cores, but a vmapped
 ensemble of small models does many small products, one core at a time.
@@ -66,6 +67,8 @@ from jax import Array
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jrbm import _checks
+
 DATA_AXIS = "data"
 """The mesh axis along which examples, chains and AIS runs are split."""
 
@@ -88,14 +91,12 @@ def make_mesh(data: Optional[int] = None, model: int = 1, *, devices: Optional[S
       ('model', 'data')
     """
     devices = list(jax.devices() if devices is None else devices)
-    if not isinstance(model, int) or model < 1:
-        raise ValueError(f"model: expected a positive number of devices, got {model!r}")
+    model = _checks.positive_int("model", model)
     if data is None:
         if len(devices) % model:
             raise ValueError(f"model: {model} does not divide the {len(devices)} devices")
         data = len(devices) // model
-    if not isinstance(data, int) or data < 1:
-        raise ValueError(f"data: expected a positive number of devices, got {data!r}")
+    data = _checks.positive_int("data", data)
     if data * model > len(devices):
         raise ValueError(f"a {model} x {data} mesh needs {data * model} devices, only {len(devices)} are available")
     grid = np.array(devices[: data * model], dtype=object).reshape(model, data)
@@ -176,7 +177,8 @@ def check_state_divisible(state, mesh: Optional[Mesh], name: str = "estimator st
                     where = jax.tree_util.keystr(tuple(path) + tuple(sub_path))
                     raise ValueError(
                         f"{name}{where}: expected its axis {axis} (split over the mesh's {DATA_AXIS!r} axis) to be a "
-                        f"multiple of the {d} devices (each device takes an equal share of the chains), got {x.shape[axis]}"
+                        f"multiple of the {d} devices (each device takes an equal share of the chains), got {x.shape[axis]}; "
+                        f"give the estimator a number of chains (n_chains) that is a multiple of {d}"
                     )
 
     jax.tree_util.tree_map_with_path(check, estimator_state_specs(state, mesh), state, is_leaf=lambda s: isinstance(s, P))

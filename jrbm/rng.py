@@ -32,8 +32,11 @@ same on every backend.
 0.12), philox bits do not compile when XLA partitions them over devices (the
 ``mulhi`` of its rounds fails to lower with a sharding attached). Every
 function that takes ``mesh=`` does this itself (its compiled program is
-traced inside :func:`own_generator`), so a run with a mesh equals
-the single-device run inside :func:`own_generator` up to reduction order. Code
+traced inside :func:`own_generator`), as do jrbm's compiled functions called
+inside a mesh context (``jax.set_mesh``) or with an argument placed on
+several devices; so a run with a mesh equals the single-device run inside
+:func:`own_generator` up to reduction order, and not the plain single-device
+run. They refuse philox keys (``philox2x32``, ``philox4x32``) by name. Code
 of your own that traces jrbm's samplers under a sharding of its own should do
 the same::
 
@@ -108,8 +111,82 @@ def noise_key(key: Array) -> Array:
 
 
 def own(mesh=None) -> bool:
-    """Whether a program traced now, with this ``mesh`` argument, draws with the keys' own generator."""
-    return _OWN.get() or mesh is not None
+    """Whether a program traced now, with this ``mesh`` argument, draws with the keys' own generator: inside
+    :func:`own_generator`, with a mesh, or inside a mesh context (``jax.set_mesh``)."""
+    return _OWN.get() or mesh is not None or _context_mesh()
+
+
+def _context_mesh() -> bool:
+    """Whether a mesh context (``jax.set_mesh``, ``jax.sharding.use_mesh``) is active."""
+    get = getattr(jax.sharding, "get_abstract_mesh", None)
+    return get is not None and not getattr(get(), "empty", True)
+
+
+def _spans_devices(tree) -> bool:
+    """Whether an array of ``tree`` is placed on more than one device (XLA then partitions the program)."""
+    for leaf in jax.tree.leaves(tree):
+        if isinstance(leaf, jax.Array) and not isinstance(leaf, jax.core.Tracer) and len(leaf.sharding.device_set) > 1:
+            return True
+    return False
+
+
+def _across_devices(arguments: dict) -> str:
+    """Why a call's program is split over devices (its ``mesh``, a mesh context, an argument placed on several
+    devices), or ``""``."""
+    mesh = arguments.get("mesh")
+    if mesh is not None and getattr(mesh, "size", 1) > 1:
+        return "a mesh"
+    if _context_mesh():
+        return "a mesh context"
+    if _spans_devices([v for k, v in arguments.items() if k != "mesh"]):
+        return "an argument placed on several devices"
+    return ""
+
+
+def mesh_context(mesh):
+    """``jax.set_mesh(mesh)`` when a mesh context is active and ``mesh`` is given (jrbm's mesh, with ``Auto`` axes,
+    inside a user's ``jax.set_mesh`` of the same devices with ``Explicit`` axes: the program must see one), else a
+    no-op."""
+    if mesh is None or not _context_mesh() or not hasattr(jax, "set_mesh"):
+        return contextlib.nullcontext()
+    return jax.set_mesh(mesh)
+
+
+def _auto_axes(x):
+    """An array placed on a mesh with ``Explicit`` axes, put on the same devices and spec with ``Auto`` axes."""
+    sharding = getattr(x, "sharding", None) if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) else None
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None or not hasattr(mesh, "axis_types") or all(str(t).endswith("Auto") for t in mesh.axis_types):
+        return x
+    from jax.sharding import AxisType, Mesh, NamedSharding  # noqa: PLC0415
+
+    auto = Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
+    return jax.device_put(x, NamedSharding(auto, sharding.spec))
+
+
+def _mesh_context_of(mesh):
+    """:func:`mesh_context` of a public function's ``mesh`` argument, with ``Auto`` axes (as jrbm uses it)."""
+    if mesh is None or not _context_mesh() or isinstance(mesh, jax.core.Tracer):
+        return contextlib.nullcontext()
+    from jrbm import parallel  # noqa: PLC0415 - parallel imports this module
+
+    return mesh_context(parallel.check_mesh(mesh))
+
+
+def check_key_for_devices(key, why: str, name: str = "key") -> None:
+    """Refuses, naming ``name``, philox keys for a program split over devices (``why``): XLA fails to compile
+    partitioned philox bits ("Unable to convert MHLO to StableHLO")."""
+    if not why or key is None or isinstance(key, jax.core.Tracer):
+        return
+    try:
+        impl = str(jax.random.key_impl(key))
+    except (TypeError, ValueError):
+        return  # not a key: the function's own check names it
+    if "philox" in impl:
+        raise ValueError(
+            f"{name}: expected a key that compiles when XLA splits the work over devices (here {why}), got a {impl} key, "
+            "whose bits fail to compile partitioned; use JAX's default threefry2x32 keys (jax.random.key(seed))"
+        )
 
 
 def traced_own(fn, enabled: bool):
@@ -128,9 +205,11 @@ def traced_own(fn, enabled: bool):
 def jit(fn=None, *, static_argnames=()):
     """``jax.jit`` for jrbm's compiled samplers, with :func:`own` as part of the program's cache key.
 
-    A call with a ``mesh`` argument that is not ``None``, or inside
-    :func:`own_generator`, runs a program traced inside :func:`own_generator`;
-    other calls one traced outside it. The jitted function's ``lower`` does the
+    A call with a ``mesh`` argument that is not ``None``, inside
+    :func:`own_generator` or a mesh context, or with an argument placed on
+    several devices, runs a program traced inside :func:`own_generator` (and
+    refuses a philox key, which does not compile split over devices); other
+    calls one traced outside it. The jitted function's ``lower`` does the
     same. Arguments are passed to the program by name.
     """
     if fn is None:
@@ -146,27 +225,42 @@ def jit(fn=None, *, static_argnames=()):
     def arguments(args, kwargs):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        return dict(bound.arguments, own_generator_=own(bound.arguments.get("mesh")))
+        why = _across_devices(bound.arguments)
+        check_key_for_devices(bound.arguments.get("key"), why)
+        return dict(bound.arguments, own_generator_=own(bound.arguments.get("mesh")) or bool(why))
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        return compiled(**arguments(args, kwargs))
+        kw = arguments(args, kwargs)
+        with mesh_context(kw.get("mesh")):
+            return compiled(**kw)
 
     call.lower = lambda *args, **kwargs: compiled.lower(**arguments(args, kwargs))
     return call
 
 
-def own_on_mesh(fn):
-    """Decorator: ``fn`` runs inside :func:`own_generator` when its argument ``mesh`` is not ``None``.
+def own_on_mesh(fn=None, *, set_mesh: bool = True):
+    """Decorator: ``fn`` runs inside :func:`own_generator` when its argument ``mesh`` is not ``None`` (or a mesh
+    context is active, or an argument is placed on several devices), and refuses a philox ``key`` (or ``keys``)
+    then.
 
     For :func:`jrbm.fit` and :func:`jrbm.fit_ensemble`, which also draw outside
     their compiled programs (the estimator's initial state); functions whose
     draws are all inside a program of :func:`jit` need only that."""
+    if fn is None:  # ``set_mesh=False``: for functions called inside the user's jit, where set_mesh is refused
+        return functools.partial(own_on_mesh, set_mesh=set_mesh)
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
-        with own_generator(signature.bind(*args, **kwargs).arguments.get("mesh") is not None):
+        arguments = signature.bind(*args, **kwargs).arguments
+        why = _across_devices(arguments)
+        name = next((n for n in ("key", "keys", "key_train") if n in arguments), "key")
+        check_key_for_devices(arguments.get(name), why, name)
+        context = _mesh_context_of(arguments.get("mesh")) if set_mesh else contextlib.nullcontext()
+        if not isinstance(context, contextlib.nullcontext):  # arrays made inside the user's Explicit context follow
+            args, kwargs = jax.tree.map(_auto_axes, (args, kwargs))
+        with own_generator(arguments.get("mesh") is not None or bool(why)), context:
             return fn(*args, **kwargs)
 
     return wrapped

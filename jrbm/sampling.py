@@ -67,7 +67,7 @@ def gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, *, traje
       mesh: optional :class:`jax.sharding.Mesh` with a ``"data"`` axis: the
         chains (the first axis of ``v0``, a multiple of the axis size) are split
         across its devices and the model replicated; the states equal the
-        single-device ones (:mod:`jrbm.parallel`).
+        single-device ones inside :func:`jrbm.rng.own_generator` (:mod:`jrbm.parallel`).
 
     Example:
       >>> import jax, jax.numpy as jnp, jrbm
@@ -115,7 +115,8 @@ def _chain(key, params, v0, n_steps, trajectory, mesh):
     randomness of its ``B`` sweeps in one call per layer: block ``j`` splits
     ``jax.random.fold_in(key, j)`` into the keys of the hidden and the visible
     noise, of shape ``(B, *batch, ...)``. ``n_steps`` is padded to whole blocks
-    with sweeps whose result is dropped (a trajectory drops their states).
+    with sweeps whose result is dropped (a trajectory, written in place block by
+    block, drops their states).
     """
     vis, hid = params.visible, params.hidden
     dtype = v0.dtype
@@ -131,18 +132,26 @@ def _chain(key, params, v0, n_steps, trajectory, mesh):
         v = jnp.where(is_real, v_new, v)
         return v, (v if trajectory else None)
 
+    def keep(out, j, states):
+        """Writes block ``j``'s states into the trajectory ``out`` in place; the last block, whose sweeps past
+        ``n_steps`` are padding, writes the window that ends at ``n_steps``, its real states rolled to its end."""
+        start = jnp.minimum(j.astype(jnp.int32) * block, n_steps - block)
+        shift = j.astype(jnp.int32) * block - start  # 0 but in a last block of padding
+        window = lax.dynamic_slice_in_dim(out, start, block, axis=0)
+        real = (jnp.arange(block, dtype=jnp.int32) >= shift).reshape((block,) + (1,) * v0.ndim)
+        return lax.dynamic_update_slice_in_dim(out, jnp.where(real, jnp.roll(states, shift, axis=0), window), start, axis=0)
+
     def run_block(carry, _):
-        v, j = carry  # a counter, not a scanned array, so memory does not grow with n_steps
+        v, j, out = carry  # a counter, not a scanned array, so memory does not grow with n_steps
         key_h, key_v = jax.random.split(jax.random.fold_in(key, j))
         noise = (layer_base.noise(key_h, hid, (block,) + batch, dtype), layer_base.noise(key_v, vis, (block,) + batch, dtype))
         is_real = j * block + jnp.arange(block, dtype=jnp.uint32) < n_steps
-        v, traj = lax.scan(sweep, v, (is_real,) + noise, unroll=min(block, UNROLL))
-        return (v, j + 1), traj
+        v, states = lax.scan(sweep, v, (is_real,) + noise, unroll=min(block, UNROLL))
+        return (v, j + 1, None if out is None else keep(out, j, states)), None
 
-    (v, _), traj = lax.scan(run_block, (v0, jnp.zeros((), jnp.uint32)), None, length=n_blocks)
-    if trajectory:
-        return traj.reshape((n_blocks * block,) + v0.shape)[:n_steps]
-    return v
+    out = jnp.zeros((n_steps,) + v0.shape, dtype) if trajectory else None
+    (v, _, out), _ = lax.scan(run_block, (v0, jnp.zeros((), jnp.uint32), out), None, length=n_blocks)
+    return out if trajectory else v
 
 
 def draw_rows(key: Array, data: Array, shape) -> Array:

@@ -404,7 +404,7 @@ def pt_chain(
     With a ``mesh`` (:class:`jax.sharding.Mesh` with a ``"data"`` axis), the
     independent PT runs (``n_chains``, a multiple of the axis size) are split
     across its devices and the model replicated; the states equal the
-    single-device ones (:mod:`jrbm.parallel`).
+    single-device ones inside :func:`jrbm.rng.own_generator` (:mod:`jrbm.parallel`).
 
     Example:
       >>> import jax, jax.numpy as jnp, jrbm, jrbm.tempering as pt

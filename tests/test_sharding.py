@@ -267,3 +267,70 @@ def test_the_mesh_check_counts_the_axes_a_state_splits():
         """
     )
     assert "mesh check ok" in out
+
+
+def test_explicit_mesh_contexts_sharded_inputs_and_keys_that_cannot_be_split(tmp_path):
+    """Found by a review: inside the user's ``jax.set_mesh`` of an Explicit mesh, with inputs placed on several
+    devices and no ``mesh=``, and in ``train_epoch`` jitted with a mesh, jrbm crashed in XLA; philox keys crashed
+    there too, and a mesh run continued without a mesh silently changed its noise."""
+    out = run_script(
+        f"""
+        import functools
+        from jax.sharding import NamedSharding, PartitionSpec as P
+        emesh = jax.make_mesh((4,), ("data",))  # Explicit axes, jax's default
+        data = jnp.asarray(jrbm.datasets.bars_and_stripes(4), jnp.float64)
+        params = jrbm.init_bernoulli(jax.random.key(0), 16, 8, data=data, weight_std=0.5)
+        v0 = data[:8]
+        fit = functools.partial(jrbm.fit, optimizer=optax.sgd(0.1), estimator=jrbm.PCD(1, 8), epochs=2, batch_size=8,
+                                progress=False)
+        with jrbm.rng.own_generator():
+            chain = jrbm.gibbs_chain(jax.random.key(1), params, v0, 20)
+            fitted = fit(jax.random.key(1), params, data)[0]
+        with jax.set_mesh(emesh):  # arrays made in the context, then jrbm with and without mesh=
+            key = jax.random.key(1)
+            for m in (emesh, None):
+                np.testing.assert_array_equal(jrbm.gibbs_chain(key, params, v0, 20, mesh=m), chain)
+                assert maxdiff(fit(key, params, data, mesh=m)[0], fitted) < 1e-12
+                jrbm.ais.log_partition(key, params, betas=20, n_runs=8, mesh=m)
+        # an input placed on several devices, no mesh=
+        mesh = jrbm.parallel.make_mesh()
+        placed = jax.device_put(v0, NamedSharding(mesh, P(None, None)))
+        np.testing.assert_array_equal(jrbm.gibbs_chain(jax.random.key(1), params, placed, 20), chain)
+        # train_epoch jitted with a mesh, as its docstring says
+        opt, est = optax.sgd(0.1), jrbm.PCD(1, 8)
+        state = jrbm.train.init_state(jax.random.key(1), params, data, optimizer=opt, estimator=est)
+        epoch = jax.jit(functools.partial(jrbm.train.train_epoch, batch_size=8, optimizer=opt, estimator=est, mesh=mesh))
+        epoch(jax.random.key(2), state, data)
+        # refusals by name
+        for impl in ("philox4x32", "philox2x32"):
+            try:
+                jrbm.gibbs_chain(jax.random.key(1, impl=impl), params, v0, 5, mesh=mesh)
+                raise SystemExit("a philox key was not refused")
+            except ValueError as e:
+                assert str(e).startswith(f"key: expected a key that compiles when XLA splits the work over devices (here a mesh), got a {{impl}} key"), e
+        try:
+            fit(jax.random.key(1), params, data, estimator=jrbm.PCD(1, 6), mesh=mesh)
+            raise SystemExit("6 chains on 4 devices were not refused")
+        except ValueError as e:
+            assert "give the estimator a number of chains (n_chains) that is a multiple of 4" in str(e), e
+        try:
+            jrbm.fit_ensemble(jax.random.split(jax.random.key(1), 4), jax.vmap(lambda k: params)(jax.random.split(jax.random.key(0), 4)),
+                              data, optimizer=optax.sgd(0.1), epochs=1, batch_size=8, progress=False,
+                              mesh=jax.sharding.Mesh(np.array(jax.devices()), ("foo",)))
+            raise SystemExit("a mesh without 'model' or 'data' was not refused")
+        except ValueError as e:
+            assert str(e).startswith("mesh: expected an axis named 'model' or 'data', got axes ('foo',)"), e
+        # a run on a mesh continues on a mesh (of any size), not without one
+        run = {str(tmp_path / "run")!r}
+        fit(jax.random.key(3), params, data, mesh=mesh, checkpoint_dir=run)
+        try:
+            fit(jax.random.key(3), params, data, epochs=4, checkpoint_dir=run)
+            raise SystemExit("a mesh run continued without a mesh")
+        except ValueError as e:
+            assert str(e).startswith("mesh: ") and "own_generator" in str(e), e
+        with jrbm.rng.own_generator():
+            fit(jax.random.key(3), params, data, epochs=4, checkpoint_dir=run)
+        print("contexts ok")
+        """
+    )
+    assert "contexts ok" in out

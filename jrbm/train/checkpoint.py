@@ -22,8 +22,13 @@ state, which :func:`~jrbm.fit` builds from its arguments; :func:`load_state`
 does the same for a user's own loop.
 
 With a ``mesh``, the state is gathered to the host before it is written and
-placed on the mesh again when read; a run may be continued with or without a
-mesh, and it is bit-identical when continued as it was started.
+placed on the mesh again when read; a run may be continued on a mesh of
+another size, and it is bit-identical when continued as it was started. A run
+on a mesh draws its noise with its keys' own generator
+(:mod:`jrbm.rng`), so it continues on a mesh or inside
+:func:`jrbm.rng.own_generator`, and a run without one without a mesh: the
+state records the generator (``settings["noise"]``) and ``fit`` refuses the
+other, naming ``mesh``.
 
 Why :mod:`jrbm.io` and not ``orbax-checkpoint``: orbax is built for states
 too large for one host (each process writes its own shards, asynchronously,
@@ -126,11 +131,14 @@ def describe(obj) -> str:
     return _ADDRESS.sub("", text)
 
 
-def settings(estimator, batch_size: int, learn_sigma: bool, data, sigma_warmup: int = 0) -> dict:
-    """The settings a continued run must share with its first part (see :class:`FitState`)."""
+def settings(estimator, batch_size: int, learn_sigma: bool, data, sigma_warmup: int = 0, noise: Optional[str] = None) -> dict:
+    """The settings a continued run must share with its first part (see :class:`FitState`); ``noise``: the
+    generator that draws the layers' noise (:func:`jrbm.rng.noise_key`; a run on a mesh draws with its keys' own)."""
     out = {"estimator": describe(estimator), "batch_size": int(batch_size), "learn_sigma": bool(learn_sigma), "data": data_digest(data)}
     if learn_sigma:
         out["sigma_warmup"] = int(sigma_warmup)
+    if noise is not None:
+        out["noise"] = noise
     return out
 
 
@@ -161,8 +169,14 @@ def check_continuation(state, key, expected: dict, epochs: int, source: str) -> 
             "(or start a new run in another directory)"
         )
     for name, value in expected.items():
-        if state.settings.get(name) == value:
+        if state.settings.get(name) == value or (name == "noise" and name not in state.settings):  # not recorded before
             continue
+        if name == "noise":
+            raise ValueError(
+                f"mesh: {source} drew its noise with {state.settings[name]}, this call would draw it with {value}; a run "
+                "on a mesh draws with its keys' own generator: continue it on a mesh or inside jrbm.rng.own_generator(), "
+                "and a run without one without a mesh"
+            )
         if name == "data":
             raise ValueError(f"data: {source} was trained on other data (their SHA-256 digests differ); a run can only be continued on the same data")
         raise ValueError(

@@ -172,6 +172,8 @@ def fit_ensemble(
     progress, check_finite = _checks.flag("progress", progress), _checks.flag("check_finite", check_finite)
     if mesh is not None:
         mesh = parallel.check_mesh(mesh)
+        if parallel.MODEL_AXIS not in mesh.axis_names and parallel.DATA_AXIS not in mesh.axis_names:
+            raise ValueError(f"mesh: expected an axis named {parallel.MODEL_AXIS!r} or {parallel.DATA_AXIS!r}, got axes {tuple(mesh.axis_names)}")
         m = parallel.axis_size(mesh, parallel.MODEL_AXIS)
         if n % m:
             raise ValueError(f"keys: expected a number of models that is a multiple of the {m} devices of the mesh's 'model' axis, got {n}")

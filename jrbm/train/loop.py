@@ -356,7 +356,9 @@ def fit(
         parameters replicated, and XLA reduces the gradient across devices
         inside the compiled step. ``batch_size`` and the estimator's
         ``n_chains`` must be multiples of the axis size. The result equals the
-        single-device run up to floating-point reduction order.
+        single-device run inside :func:`jrbm.rng.own_generator` up to
+        floating-point reduction order (a mesh draws the noise with the keys'
+        own generator: :mod:`jrbm.rng`).
 
     Example:
       >>> import jax, optax, jrbm
@@ -396,7 +398,8 @@ def fit(
         history["free_energy_gap"] = []
     run_settings = None
     if resume is not None or checkpoint_dir is not None or return_state:
-        run_settings = checkpoint.settings(estimator, batch_size, learn_sigma, data, sigma_warmup)
+        run_settings = checkpoint.settings(estimator, batch_size, learn_sigma, data, sigma_warmup,
+                                           noise=str(jax.random.key_impl(rng.noise_key(key))))
     if resume is None and checkpoint.find_state(checkpoint_dir) is not None:
         source = checkpoint.find_state(checkpoint_dir)
         # the run's settings first, so that another learn_sigma or estimator is named as such, not as another tree

@@ -14,7 +14,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jrbm import _checks, metrics, parallel
+from jrbm import _checks, metrics, parallel, rng
 from jrbm.estimators import Estimator
 from jrbm.model import free_energy_unchecked
 from jrbm.params import Model
@@ -127,6 +127,7 @@ def _constrain_state(state: TrainState, mesh: Optional[Mesh]) -> TrainState:
     )
 
 
+@rng.own_on_mesh(set_mesh=False)
 def train_epoch(
     key: Array, state: TrainState, data: Array, batch_size: int, *, optimizer, estimator, mesh: Optional[Mesh] = None
 ) -> TrainState:
@@ -135,7 +136,9 @@ def train_epoch(
     The last incomplete minibatch of a permutation is dropped, so every step
     sees ``batch_size`` examples and the step compiles once.
 
-    With a ``mesh`` (call it under ``jax.jit``), every minibatch and the
+    With a ``mesh`` (call it under ``jax.jit``; it is traced inside
+    :func:`jrbm.rng.own_generator`, as every function of jrbm that takes a
+    mesh), every minibatch and the
     estimator's chains are constrained to be split along the mesh's ``"data"``
     axis and the parameters and optimiser state to be replicated
     (``jax.lax.with_sharding_constraint``); XLA then reduces the gradient's
@@ -187,6 +190,7 @@ def monitor_rows(n_examples: int, size: Optional[int] = None) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n_examples - 1, m)).astype(np.int64))
 
 
+@rng.own_on_mesh(set_mesh=False)
 def fit_epoch(
     key_train: Array,
     epoch,
