@@ -143,11 +143,16 @@ def _across_devices(arguments: dict) -> str:
     return ""
 
 
-def mesh_context(mesh):
+def mesh_context(mesh, values=()):
     """``jax.set_mesh(mesh)`` when a mesh context is active and ``mesh`` is given (jrbm's mesh, with ``Auto`` axes,
     inside a user's ``jax.set_mesh`` of the same devices with ``Explicit`` axes: the program must see one), else a
-    no-op."""
+    no-op: also when the context already is ``mesh``, or while ``values`` are traced (inside the user's ``jit``,
+    where ``set_mesh`` is refused)."""
     if mesh is None or not _context_mesh() or not hasattr(jax, "set_mesh"):
+        return contextlib.nullcontext()
+    if jax.sharding.get_abstract_mesh() == getattr(mesh, "abstract_mesh", None):
+        return contextlib.nullcontext()
+    if any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(values)):
         return contextlib.nullcontext()
     return jax.set_mesh(mesh)
 
@@ -164,13 +169,13 @@ def _auto_axes(x):
     return jax.device_put(x, NamedSharding(auto, sharding.spec))
 
 
-def _mesh_context_of(mesh):
+def _mesh_context_of(mesh, values=()):
     """:func:`mesh_context` of a public function's ``mesh`` argument, with ``Auto`` axes (as jrbm uses it)."""
     if mesh is None or not _context_mesh() or isinstance(mesh, jax.core.Tracer):
         return contextlib.nullcontext()
     from jrbm import parallel  # noqa: PLC0415 - parallel imports this module
 
-    return mesh_context(parallel.check_mesh(mesh))
+    return mesh_context(parallel.check_mesh(mesh), values)
 
 
 def check_key_for_devices(key, why: str, name: str = "key") -> None:
@@ -232,7 +237,7 @@ def jit(fn=None, *, static_argnames=()):
     @functools.wraps(fn)
     def call(*args, **kwargs):
         kw = arguments(args, kwargs)
-        with mesh_context(kw.get("mesh")):
+        with mesh_context(kw.get("mesh"), kw):
             return compiled(**kw)
 
     call.lower = lambda *args, **kwargs: compiled.lower(**arguments(args, kwargs))
@@ -257,7 +262,7 @@ def own_on_mesh(fn=None, *, set_mesh: bool = True):
         why = _across_devices(arguments)
         name = next((n for n in ("key", "keys", "key_train") if n in arguments), "key")
         check_key_for_devices(arguments.get(name), why, name)
-        context = _mesh_context_of(arguments.get("mesh")) if set_mesh else contextlib.nullcontext()
+        context = _mesh_context_of(arguments.get("mesh"), arguments) if set_mesh else contextlib.nullcontext()
         if not isinstance(context, contextlib.nullcontext):  # arrays made inside the user's Explicit context follow
             args, kwargs = jax.tree.map(_auto_axes, (args, kwargs))
         with own_generator(arguments.get("mesh") is not None or bool(why)), context:
