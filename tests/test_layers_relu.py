@@ -474,3 +474,25 @@ def test_noise_is_open_so_far_positive_fields_never_draw_zero(dtype):
     both = jnp.stack([ends, ends], axis=-1)[..., 0, :][:, None, :]  # (2, 1, 2): side and draw noise at the ends
     x = np.asarray(d.sample_given_noise(jnp.full((2, 1), 1e4, dtype), both), np.float64)
     assert np.all(np.abs(x - 1e4) < far), x
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_log_erfcx_is_finite_and_accurate_where_jax_erfcx_returns_zero(dtype):
+    """``jax.scipy.special.erfcx`` returns 0 in float32 for z in about [9.19, 9.42] and in float64 for z in about
+    [26.54, 26.64] (jax 0.10.2), which made a ReLU unit's cgf ``-inf`` there. jrbm's ``log_erfcx`` takes the
+    continued fraction from z = 2: against SciPy's float64 ``erfcx`` (the Faddeeva package), within 8 ulps of
+    ``max(1, |log erfcx|)`` for z in [0, 60]."""
+    from scipy import special as sp
+
+    from jrbm.layers import _truncnorm
+
+    z = np.concatenate([np.linspace(0.0, 60.0, 6001), np.linspace(9.1, 9.5, 401), np.linspace(26.5, 26.7, 201)])
+    z = z.astype(np.dtype(dtype))
+    got = np.asarray(_truncnorm.log_erfcx(jnp.asarray(z)), np.float64)
+    want = np.log(sp.erfcx(z.astype(np.float64)))
+    assert np.all(np.isfinite(got))
+    eps = float(jnp.finfo(dtype).eps)
+    err, bound = np.abs(got - want), 8 * eps * np.maximum(1.0, np.abs(want))
+    assert np.all(err <= bound), (z[np.argmax(err / bound)], np.max(err / bound))
+    layer = ReLU(jnp.full(1, -4.0, dtype), jnp.full(1, -2.0, dtype))  # the unit where the float32 cgf was -inf
+    assert np.isfinite(float(layer.cgf(jnp.full(1, -0.79, dtype))))
