@@ -21,29 +21,27 @@ def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def positive_int(name: str, value) -> int:
+def _integer(name: str, value, low: int, expected: str, show_type: bool = False) -> int:
+    """``value`` as an int of at least ``low`` (not a bool); ``expected`` words the error."""
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a positive integer, got the bool {value!r}")
+        raise TypeError(f"{name}: expected {expected}, got the bool {value!r}")
     try:
         out = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name}: expected a positive integer, got {value!r}") from None
-    if out < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {out}")
+        got = f"{type(value).__name__} {value!r}" if show_type else repr(value)
+        raise TypeError(f"{name}: expected {expected}, got {got}") from None
+    if out < low:
+        raise ValueError(f"{name}: expected {expected}, got {out}")
     return out
+
+
+def positive_int(name: str, value) -> int:
+    return _integer(name, value, 1, "a positive integer")
 
 
 def seed(name: str, value) -> int:
     """A seed for ``numpy.random.default_rng``: a non-negative integer."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a non-negative integer seed, got the bool {value!r}")
-    try:
-        out = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected a non-negative integer seed, got {type(value).__name__} {value!r}") from None
-    if out < 0:
-        raise ValueError(f"{name}: expected a non-negative integer seed, got {out}")
-    return out
+    return _integer(name, value, 0, "a non-negative integer seed", show_type=True)
 
 
 def flag(name: str, value) -> bool:

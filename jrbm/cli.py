@@ -402,13 +402,7 @@ def _check_writable(folder: str, paths) -> None:
 def _prepare_out(args, resume: bool) -> None:
     """Creates ``--out`` (refusing a file, or a folder that cannot be written), removes an earlier run's files
     when this run is new, and writes ``run.json``. Called once every option has been checked."""
-    out = args.out
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"--out: expected a folder, got {out}, which is a file")
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"--out: cannot create the folder {out} ({e.strerror})") from None
+    out = io.prepare_folder(args.out, "--out")
     _check_writable(out, [os.path.join(out, name) for name in RUN_FILES])
     if not resume:  # a new run: an earlier run's state is not continued, and its files do not stay beside the new ones
         for name in RUN_FILES:

@@ -256,6 +256,18 @@ def save(path: PathLike, params: RBM, metadata: Optional[Mapping[str, Any]] = No
     atomic_write(path, lambda f: np.savez(f, **entries))
 
 
+def prepare_folder(path: str, name: str) -> str:
+    """Creates the folder ``path`` if missing; refuses, naming the argument ``name``, a file there or a folder
+    that cannot be created."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{name}: expected a folder, got {path!r}, which is a file")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{name}: cannot create the folder {path!r} ({e.strerror or e})") from None
+    return path
+
+
 def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any]) -> None:
     """Calls ``write(f)`` on a temporary file beside ``path``, then renames it onto ``path``.
 

@@ -281,6 +281,18 @@ def _chi2_statistic(counts, p):
     return float(np.sum((counts - expected) ** 2 / expected)), expected.size - 1
 
 
+def _chi2_test(check: str, counts, p, tail: float, where: str, what: str) -> dict:
+    """Pearson's test of ``counts`` against ``p`` (:func:`_chi2_statistic`) at a false-alarm rate of ``tail``:
+    fails ``check`` naming ``where`` and ``what``; skipped when one cell holds (nearly) all the mass."""
+    stat, dof = _chi2_statistic(counts, p)
+    if dof < 1:
+        return {"chi2": stat, "dof": 0, "skipped": "one cell holds all the mass"}
+    limit = _chi2_quantile(dof, tail)
+    if stat > limit:
+        _fail(check, f"{where}chi-square {stat:.1f} ({dof} degrees of freedom) of {what} exceeds {limit:.1f} (false-alarm rate {tail:.2g})")
+    return {"chi2": stat, "dof": dof, "limit": limit, "ratio": stat / limit}
+
+
 CONTINUOUS_BINS = 40
 """Equal-probability cells (to a quadrature panel) of a continuous unit's chi-square test of its draws."""
 
@@ -305,14 +317,9 @@ def _check_sampler_distribution(layer, inputs, draws, units) -> dict:
             if not match.any(axis=1).all():
                 _fail("sampler", f"unit {i}: a draw {x[~match.any(axis=1)][0]} is none of the unit's states {states.tolist()}")
             counts = np.bincount(np.argmax(match, axis=1), minlength=states.shape[0])
-            stat, dof = _chi2_statistic(counts, np.asarray(jax.nn.softmax(logw), np.float64))
-            if dof < 1:
-                continue
-            limit = _chi2_quantile(dof, 1e-6 / n)
-            if stat > limit:
-                _fail("sampler", f"unit {i}: chi-square {stat:.1f} ({dof} degrees of freedom) of the draws' counts over the unit's "
-                      f"states against the enumerated probabilities exceeds {limit:.1f} (false-alarm rate 1e-6)")
-            worst = max(worst, stat / limit)
+            result = _chi2_test("sampler", counts, np.asarray(jax.nn.softmax(logw), np.float64), 1e-6 / n,
+                                f"unit {i}: ", "the draws' counts over the unit's states against the enumerated probabilities")
+            worst = max(worst, result.get("ratio", 0.0))
         return {"test": "chi-square", "max_statistic_over_limit": worst}
     worst = 0.0
     for i in range(n):
@@ -324,14 +331,9 @@ def _check_sampler_distribution(layer, inputs, draws, units) -> dict:
         probs = np.diff(np.concatenate([[0.0], cumulative[cuts], [1.0]]))
         x = np.asarray(draws[:, i], np.float64).reshape(-1)
         counts = np.bincount(np.searchsorted(edges[cuts], x, side="right"), minlength=len(probs))
-        stat, dof = _chi2_statistic(counts, probs)
-        if dof < 1:
-            continue
-        limit = _chi2_quantile(dof, 1e-6 / n)
-        if stat > limit:
-            _fail("sampler", f"unit {i}: chi-square {stat:.1f} ({dof} degrees of freedom) of the draws' counts in {len(probs)} cells "
-                  f"of equal probability against the quadrature's probabilities exceeds {limit:.1f} (false-alarm rate 1e-6)")
-        worst = max(worst, stat / limit)
+        result = _chi2_test("sampler", counts, probs, 1e-6 / n,
+                            f"unit {i}: ", f"the draws' counts in {len(probs)} cells of equal probability against the quadrature's probabilities")
+        worst = max(worst, result.get("ratio", 0.0))
     return {"test": "chi-square over cells", "max_statistic_over_limit": worst}
 
 
@@ -476,15 +478,9 @@ def _check_gibbs_invariance(params, key, report, report_key: str, sweeps: int = 
     codes = np.array([index.get(row.tobytes(), -1) for row in v1])
     if (codes < 0).any():
         _fail("Gibbs invariance", f"{report_key}: a sweep reached {v1[codes < 0][0]}, which is no state of the visible layer")
-    stat, dof = _chi2_statistic(np.bincount(codes, minlength=p.shape[0]), p)
-    if dof < 1:  # one state holds (nearly) all the mass: nothing to test
-        report[report_key] = {"chi2": stat, "dof": 0, "skipped": "one cell holds all the mass"}
-        return
-    limit = _chi2_quantile(dof, 1e-6)
-    if stat > limit:
-        _fail("Gibbs invariance", f"{report_key}: chi-square {stat:.1f} ({dof} degrees of freedom) of the states after {sweeps} "
-              f"sweep(s) against p(v) exceeds {limit:.1f} (false-alarm rate 1e-6)")
-    report[report_key] = {"chi2": stat, "dof": dof, "limit": limit, "sweeps": sweeps}
+    result = _chi2_test("Gibbs invariance", np.bincount(codes, minlength=p.shape[0]), p, 1e-6,
+                        f"{report_key}: ", f"the states after {sweeps} sweep(s) against p(v)")
+    report[report_key] = dict(result, sweeps=sweeps)
 
 
 FLOAT32_RTOL = 1e-4

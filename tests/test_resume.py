@@ -188,7 +188,7 @@ def test_a_checkpoint_dir_that_cannot_be_a_folder_is_refused_before_training(tmp
     kw = dict(optimizer=optax.sgd(0.1), epochs=3, batch_size=4, progress=False, callback=lambda *a: trained.append(a[0]))
     for bad, error, message in [
         (a_file, ValueError, r"checkpoint_dir: expected a folder, got '.*file', which is a file"),
-        (a_file / "run", ValueError, r"checkpoint_dir: cannot use '.*file/run' as the run's folder: Not a directory"),
+        (a_file / "run", ValueError, r"checkpoint_dir: cannot create the folder '.*file/run' \(Not a directory\)"),
         (5, TypeError, r"checkpoint_dir: expected a folder path \(str or os.PathLike\), got int"),
         ("", ValueError, r"checkpoint_dir: expected a folder path, got ''"),
     ]:

@@ -220,12 +220,7 @@ def check_directory(directory) -> str:
     path = os.fspath(directory)
     if not path:
         raise ValueError("checkpoint_dir: expected a folder path, got ''")
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"checkpoint_dir: expected a folder, got {path!r}, which is a file")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"checkpoint_dir: cannot use {path!r} as the run's folder: {e.strerror or e}") from None
+    io.prepare_folder(path, "checkpoint_dir")
     if not os.access(path, os.W_OK | os.X_OK):
         raise ValueError(f"checkpoint_dir: the folder {path!r} is not writable")
     return path
