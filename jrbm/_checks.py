@@ -98,15 +98,24 @@ def _numeric_dtype(name: str, x) -> None:
         raise TypeError(f"{name}: expected a real numeric or boolean array, got dtype {dt}")
 
 
-def finite(name: str, x) -> None:
-    """Raises if a concrete array holds NaN or infinity."""
-    if is_concrete(x) and jnp.issubdtype(x.dtype, jnp.floating):
-        bad = ~np.isfinite(np.asarray(x))
+def finite(name: str, x, squares_in=None) -> None:
+    """Raises if a concrete array holds NaN or infinity, or with ``squares_in`` (a dtype) values whose squares
+    overflow it (energies and moments square the data: 1e20 is finite in float32, its square is not)."""
+    if not is_concrete(x) or jnp.issubdtype(x.dtype, jnp.bool_):
+        return
+    a = np.asarray(x)
+    if jnp.issubdtype(a.dtype, jnp.floating):
+        bad = ~np.isfinite(a)
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{name}: expected finite values, got {a[idx]} at index {idx} ({int(bad.sum())} non-finite entries)")
+    if squares_in is not None and a.size:
+        limit = float(np.sqrt(np.finfo(squares_in).max))
+        if float(np.max(np.abs(a))) >= limit:
+            idx = tuple(int(i) for i in np.argwhere(np.abs(a) >= limit)[0])
             raise ValueError(
-                f"{name}: expected finite values, got {np.asarray(x)[idx]} at index {idx} "
-                f"({int(bad.sum())} non-finite entries)"
+                f"{name}: expected values of magnitude below {limit:.3g}, whose squares are finite in "
+                f"{jnp.dtype(squares_in).name}, got {a[idx]} at index {idx}; rescale the data"
             )
 
 
@@ -138,13 +147,13 @@ def layer_data(name: str, x, layer, dtype, *, what: str = "visible"):
         dims = ", ".join(str(d) for d in shape)
         states = "" if k == 1 else f" of shape {shape[1:]}"
         raise ValueError(f"{name}: expected shape (..., {dims}) for {shape[0]} {what} units{states}, got shape {tuple(x.shape)}")
-    finite(name, x)
+    finite(name, x, squares_in=dtype)
     layer_base.check_training_data(layer, name, x)
     return jnp.asarray(x, dtype)
 
 
-def data_matrix(name: str, data, n_visible: int | None = None):
-    """Validates a data set: a non-empty 2-D array of finite numbers."""
+def data_matrix(name: str, data, n_visible: int | None = None, squares_in=None):
+    """Validates a data set: a non-empty 2-D array of finite numbers (whose squares are finite in ``squares_in``)."""
     data = _as_array(name, data)
     _numeric_dtype(name, data)
     if data.ndim != 2:
@@ -153,7 +162,7 @@ def data_matrix(name: str, data, n_visible: int | None = None):
         raise ValueError(f"{name}: expected at least one example, got shape {tuple(data.shape)}")
     if n_visible is not None and data.shape[1] != n_visible:
         raise ValueError(f"{name}: expected {n_visible} columns (n_visible), got shape {tuple(data.shape)}")
-    finite(name, data)
+    finite(name, data, squares_in)
     return data
 
 
@@ -164,7 +173,7 @@ def data_batch(name: str, data, layer, dtype=None):
     """
     shape = tuple(layer.shape)
     if len(shape) == 1:
-        data = data_matrix(name, data, shape[0])
+        data = data_matrix(name, data, shape[0], dtype)
     else:
         data = _as_array(name, data)
         _numeric_dtype(name, data)
@@ -172,7 +181,7 @@ def data_batch(name: str, data, layer, dtype=None):
             raise ValueError(f"{name}: expected shape (n_examples, {', '.join(map(str, shape))}), got shape {tuple(data.shape)}")
         if data.shape[0] == 0:
             raise ValueError(f"{name}: expected at least one example, got shape {tuple(data.shape)}")
-        finite(name, data)
+        finite(name, data, dtype)
     return data if dtype is None else jnp.asarray(data, dtype)
 
 

@@ -139,8 +139,9 @@ def _flat(x: Array, shape: tuple) -> Array:
     return x.reshape(x.shape[: x.ndim - len(shape)] + (math.prod(shape),))
 
 
-def data_means(params: Model, v: Array) -> tuple[Array, Array]:
-    """``(<v>_data, <E[h | v]>_data)`` over a checked ``(n, *visible.shape)`` batch, flattened over the layer axes."""
+def data_means(params: Model, v: ArrayLike) -> tuple[Array, Array]:
+    """``(<v>_data, <E[h | v]>_data)`` over a non-empty ``(n, *visible.shape)`` batch, flattened over the layer axes."""
+    v = flat_batch(params, v, "v")
     vis, hid = params.visible, params.hidden
     h = hid.mean(hidden_input(params, v))
     return jnp.mean(_flat(v, vis.shape), axis=0), jnp.mean(_flat(h, hid.shape), axis=0)

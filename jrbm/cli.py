@@ -71,6 +71,15 @@ SPLITS = {
 }
 
 
+BINARY_ONLY = ("bars-and-stripes", "shifter")
+"""Data sets of binary patterns with no real-valued version, refused for Gaussian visible units."""
+
+
+def _binary_only(dataset: str) -> str:
+    return (f"{dataset}'s examples are binary patterns with no real-valued version, and a Gaussian model's density "
+            "at them is not comparable with a likelihood of binary data")
+
+
 def load_dataset(name: str, model: str):
     """``(train, test, image_shape)`` for a built-in data set prepared for ``model``; the split is fixed (:data:`SPLITS`)."""
     if name == "digits":
@@ -399,12 +408,31 @@ def _check_writable(folder: str, paths) -> None:
             raise ValueError(f"--out: {path} exists and is not a regular file")
 
 
+def _check_earlier_run(out: str) -> None:
+    """Refuses a folder holding files of :data:`RUN_FILES`'s names that no jrbm run wrote (no ``run.json`` of one):
+    they are the user's, and a new run would replace them."""
+    present = [name for name in RUN_FILES if os.path.isfile(os.path.join(out, name))]
+    if not present:
+        return
+    try:
+        with open(os.path.join(out, RUN_FILE)) as f:
+            ours = isinstance(json.load(f).get("args"), dict)
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise ValueError(
+            f"--out: {out} holds {', '.join(present)} but no run.json of a jrbm run, so they are not an earlier run's "
+            "files and a new run would replace them; choose another folder or move them"
+        )
+
+
 def _prepare_out(args, resume: bool) -> None:
     """Creates ``--out`` (refusing a file, or a folder that cannot be written), removes an earlier run's files
     when this run is new, and writes ``run.json``. Called once every option has been checked."""
     out = io.prepare_folder(args.out, "--out")
     _check_writable(out, [os.path.join(out, name) for name in RUN_FILES])
     if not resume:  # a new run: an earlier run's state is not continued, and its files do not stay beside the new ones
+        _check_earlier_run(out)
         for name in RUN_FILES:
             if os.path.isfile(os.path.join(out, name)):
                 os.remove(os.path.join(out, name))
@@ -432,6 +460,8 @@ def cmd_train(args, given=frozenset()) -> dict:
         raise ValueError("--out: expected a folder name, got ''")
     if model == "bernoulli" and args.dataset == "two-laplace":
         raise ValueError("--model bernoulli: two-laplace's data are real-valued; use --model gaussian (its default)")
+    if model == "gaussian" and args.dataset in BINARY_ONLY:
+        raise ValueError(f"--model gaussian: {_binary_only(args.dataset)}; use --model bernoulli (its default)")
     resolve_defaults(args, model)
     if resume:
         _check_resume_epochs(args)
@@ -477,7 +507,7 @@ def cmd_train(args, given=frozenset()) -> dict:
             learn_sigma=args.learn_sigma,
             sigma_warmup=args.sigma_warmup,
             log_likelihood=log_likelihood,
-            eval_every=args.eval_every,
+            eval_every=None if log_likelihood is None else args.eval_every,
             ais_kwargs=ais_kwargs,
             progress=not args.quiet,
             checkpoint_dir=args.out,
@@ -533,6 +563,8 @@ def cmd_evaluate(args, given=frozenset()) -> dict:
     params, meta = _load_checkpoint(args.checkpoint)
     dataset = args.dataset or meta.get("dataset", "digits")
     model = "bernoulli" if layer_base.is_discrete(params.visible) else "gaussian"
+    if model == "gaussian" and dataset in BINARY_ONLY:
+        raise ValueError(f"--dataset {dataset}: {_binary_only(dataset)}, and {args.checkpoint} has real-valued visible units")
     train, test, _ = load_dataset(dataset, model)
     if dataset == meta.get("dataset"):
         _check_no_overlap(dataset, meta, args.split)
@@ -670,7 +702,7 @@ def parser() -> argparse.ArgumentParser:
     t = _command(sub, "train", "train an RBM on a built-in data set")
     t.add_argument("--dataset", choices=DATASETS, default="digits",
                    help='built-in data set (its train/test split is fixed); mnist: pip install ".[mnist]"')
-    t.add_argument("--model", choices=("bernoulli", "gaussian"), default=None, help="visible units; None: gaussian for two-laplace, else bernoulli")
+    t.add_argument("--model", choices=("bernoulli", "gaussian"), default=None, help="visible units; None: gaussian for two-laplace, else bernoulli; gaussian takes digits and mnist as standardised greyscale, and refuses the binary bars-and-stripes and shifter")
     t.add_argument("--hidden", type=_positive_int, default=64, help="hidden units (Bernoulli)")
     t.add_argument("--estimator", choices=("cd", "pcd", "fpcd", "jarzynski", "pt"), default="pcd",
                    help="gradient estimator: contrastive divergence, persistent CD, fast PCD (fast learning rate --lr), "

@@ -79,6 +79,20 @@ def _float_dtype(dtype: DTypeLike) -> np.dtype:
     return dt
 
 
+MAX_ENTRIES = 2**28
+"""The most entries (rows x columns) an enumerated data set is built with: 1 GiB in float32."""
+
+
+def _check_size(n: int, rows: int, columns: int, dtype) -> None:
+    """Refuses an ``n`` whose enumerated data set would exceed :data:`MAX_ENTRIES`, before allocating it."""
+    if rows * columns > MAX_ENTRIES:
+        gib = rows * columns * np.dtype(dtype).itemsize / 2**30
+        raise ValueError(
+            f"n: {n} gives {rows:,} rows of {columns} columns ({gib:,.1f} GiB), more than the {MAX_ENTRIES:,} entries "
+            "jrbm builds an enumerated data set with; use a smaller n"
+        )
+
+
 def _binary_codes(n: int) -> np.ndarray:
     """All ``2**n`` binary vectors of length ``n``, most significant bit first.
 
@@ -121,6 +135,7 @@ def bars_and_stripes(n: int = 4, *, distinct: bool = False, dtype: DTypeLike = n
     n = _checks.positive_int("n", n)
     distinct = _checks.flag("distinct", distinct)
     dtype = _float_dtype(dtype)
+    _check_size(n, 2 ** (n + 1), n * n, dtype)
     x = _binary_codes(n)  # (2**n, n)
     ones = np.ones((n,), x.dtype)
     bars = x[:, None, :] * ones[None, :, None]  # pixel (i, j) = x_j
@@ -168,6 +183,7 @@ def labeled_shifter(n: int = 8, *, dtype: DTypeLike = np.float32) -> np.ndarray:
     """
     n = _checks.positive_int("n", n)
     dtype = _float_dtype(dtype)
+    _check_size(n, 3 * 2**n, 2 * n + 3, dtype)
     x = _binary_codes(n)
     shifts = (-1, 0, 1)
     labels = np.eye(3, dtype=x.dtype)

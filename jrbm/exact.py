@@ -44,6 +44,7 @@ from jrbm.layers.bernoulli import softplus_sum  # noqa: F401  (public here since
 from jrbm.model import (
     couple_to_hidden,
     couple_to_visible,
+    flat_batch,
     free_energy_grad,
     free_energy_unchecked,
     hidden_free_energy_grad,
@@ -203,7 +204,7 @@ def _log_partition_split(params, p: Plan):
 
 def _check_data(params, v, check_values):
     v = visible_data(params, v)
-    if check_values:
+    if _checks.flag("check", check_values):
         layer_base.check_data(params.visible, "v", v)
     return v
 
@@ -233,7 +234,7 @@ def grad(params: Model, v: ArrayLike, *, check: bool = True, max_bits: int = MAX
     another order, left them off by about ``eps * |F|``).
     """
     model.check(params)
-    v = _check_data(params, v, check).reshape((-1,) + params.visible.shape)
+    v = _check_data(params, flat_batch(params, v, "v"), check)
     return _grad(params, v, plan(params, max_bits, chunk_size))
 
 

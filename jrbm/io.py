@@ -107,6 +107,13 @@ def _field_names(family: str, header: dict, layer_types: Mapping[str, type], pat
 # --------------------------------------------------------------------------- save
 
 
+def _numpy_scalar(obj):
+    """A numpy scalar (``np.float32(1.5)``, ``np.int64(3)``, ``np.bool_``) as the Python number ``json`` writes."""
+    if isinstance(obj, np.generic) and obj.dtype.kind in "biuf":
+        return obj.item()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
 def _metadata_json(metadata: Optional[Mapping[str, Any]]) -> dict:
     """Checks that ``metadata`` survives a JSON round trip; returns it as a plain dict."""
     if metadata is None:
@@ -126,9 +133,9 @@ def _metadata_json(metadata: Optional[Mapping[str, Any]]) -> dict:
 
     check_keys(metadata, "metadata")
     try:
-        text = json.dumps(metadata, allow_nan=False)
+        text = json.dumps(metadata, allow_nan=False, default=_numpy_scalar)
     except TypeError as e:
-        raise TypeError(f"metadata: expected JSON-serialisable values (dict, list, str, int, float, bool, None): {e}") from None
+        raise TypeError(f"metadata: expected JSON-serialisable values (dict, list, str, int, float, bool, None, numpy scalars): {e}") from None
     except ValueError as e:  # NaN or infinity
         raise ValueError(f"metadata: expected JSON-serialisable values, got a non-finite float ({e})") from None
     return json.loads(text)
@@ -229,8 +236,8 @@ def save(path: PathLike, params: RBM, metadata: Optional[Mapping[str, Any]] = No
       params: a model: :class:`~jrbm.RBM`, :class:`~jrbm.BernoulliRBM` or :class:`~jrbm.GaussianRBM`
         with finite leaves.
       metadata: optional JSON-serialisable dict (str keys; lists, str, int,
-        finite float, bool, None), e.g. training settings. Tuples are stored
-        as lists.
+        finite float, bool, None; numpy scalars are stored as the Python
+        numbers they hold), e.g. training settings. Tuples are stored as lists.
 
     Raises:
       TypeError, ValueError: bad ``params`` or ``metadata`` (nothing is written).
@@ -338,14 +345,15 @@ def _archive(path: PathLike) -> Iterator[tuple[str, Any]]:
         raise _error(path, "truncated checkpoint: the file is empty")
     if not magic.startswith(b"PK"):
         raise _error(path, "not a jrbm checkpoint: not an .npz (zip) archive")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
-        raise _error(path, f"truncated or corrupt checkpoint: cannot open the .npz archive ({e})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover - np.load only returns NpzFile for zips
-        raise _error(path, "not a jrbm checkpoint: not an .npz archive")
-    with npz:
-        yield path, npz
+    with open(path, "rb") as f:  # opened here, so that it is closed when np.load fails (np.load leaks its own then)
+        try:
+            npz = np.load(f, allow_pickle=False)
+        except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
+            raise _error(path, f"truncated or corrupt checkpoint: cannot open the .npz archive ({e})") from None
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover - np.load only returns NpzFile for zips
+            raise _error(path, "not a jrbm checkpoint: not an .npz archive")
+        with npz:
+            yield path, npz
 
 
 def _entry(path: str, npz, name: str) -> np.ndarray:

@@ -59,7 +59,7 @@ from jax.typing import ArrayLike
 from jrbm import _checks
 from jrbm.layers import base as layer_base
 from jrbm.model import check as check_model
-from jrbm.model import couple_to_hidden, couple_to_visible, free_energy_unchecked, hidden_input, visible_data
+from jrbm.model import couple_to_hidden, couple_to_visible, flat_batch, free_energy_unchecked, hidden_input, visible_data
 from jrbm.params import Model
 
 
@@ -88,7 +88,7 @@ def reconstruction_error(params: Model, v: ArrayLike, *, key: Optional[Array] = 
       0.25
     """
     check_model(params)
-    v = visible_data(params, v)
+    v = flat_batch(params, v, "v")
     return reconstruction_error_unchecked(params, v, key)
 
 
@@ -121,8 +121,8 @@ def free_energy_gap(params: Model, train: ArrayLike, held_out: ArrayLike) -> Arr
       True
     """
     check_model(params)
-    train = visible_data(params, train, "train")
-    held_out = visible_data(params, held_out, "held_out")
+    train = flat_batch(params, train, "train")
+    held_out = flat_batch(params, held_out, "held_out")
     return jnp.mean(free_energy_unchecked(params, held_out)) - jnp.mean(free_energy_unchecked(params, train))
 
 
@@ -161,7 +161,7 @@ def pseudo_log_likelihood(params: Model, v: ArrayLike, *, key: Optional[Array] =
             f"got {type(vis).__name__}; use jrbm.exact.log_likelihood or jrbm.ais"
         )
     v = visible_data(params, v)
-    if check:
+    if _checks.flag("check", check):
         layer_base.check_data(vis, "v", v)
     dtype = params.W.dtype
     offset, scale = (jnp.asarray(a, dtype) for a in vis.affine_bits())

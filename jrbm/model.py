@@ -34,7 +34,7 @@ from jax.typing import ArrayLike
 
 from jrbm import _checks
 from jrbm.layers import base as layer_base
-from jrbm.params import MODEL_TYPES, Model
+from jrbm.params import Model, check_type
 
 # --- validation at the public boundary ------------------------------------------------------------
 
@@ -42,9 +42,7 @@ from jrbm.params import MODEL_TYPES, Model
 def check(params, name: str = "params"):
     """Validates a model (its type, the layers' leaves, ``W``'s shape and dtype, and, when concrete, that every
     parameter is finite: a NaN or an infinity would otherwise come out as NaN, or as plausible states); returns it."""
-    if not (hasattr(params, "visible") and hasattr(params, "hidden") and hasattr(params, "W") and hasattr(params, "assemble")):
-        names = ", ".join(t.__name__ for t in MODEL_TYPES)
-        raise TypeError(f"{name}: expected one of {names} (a model with visible, hidden and W), got {type(params).__name__}")
+    check_type(params, name)
     params.check(name)
     _checks.finite_leaves(name, params)
     return params

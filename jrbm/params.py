@@ -162,10 +162,14 @@ class GaussianRBM(NamedTuple):
 
 def _check_flat(params, name: str) -> None:
     """The checks of the tutorial's flat types, naming their leaves ``b``, ``c``, ``log_sigma``."""
+    for field in params._fields:
+        leaf = getattr(params, field)
+        if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
+            raise TypeError(f"{name}.{field}: expected an array, got {type(leaf).__name__}; pass jnp.asarray(...)")
     W = params.W
-    if getattr(W, "ndim", None) != 2:
+    if W.ndim != 2:
         raise ValueError(
-            f"{name}.W: expected shape (n_visible, n_hidden), got shape {getattr(W, 'shape', None)}; "
+            f"{name}.W: expected shape (n_visible, n_hidden), got shape {W.shape}; "
             "use jax.vmap for a stack of models"
         )
     if not jnp.issubdtype(W.dtype, jnp.floating):
@@ -179,7 +183,7 @@ def _check_flat(params, name: str) -> None:
         if getattr(leaf, "shape", None) != expected[field]:
             raise ValueError(
                 f"{name}.{field}: expected shape {expected[field]} to match W of shape {tuple(W.shape)}, "
-                f"got {getattr(leaf, 'shape', None)}"
+                f"got {leaf.shape}"
             )
         if leaf.dtype != W.dtype:
             raise TypeError(f"{name}.{field}: expected dtype {W.dtype} like {name}.W, got {leaf.dtype}")
@@ -199,7 +203,15 @@ def as_rbm(params) -> RBM:
       >>> type(rbm.visible).__name__, rbm.W.shape
       ('Bernoulli', (4, 3))
     """
+    check_type(params)
     return RBM(params.visible, params.hidden, params.W)
+
+
+def check_type(params, name: str = "params") -> None:
+    """Raises ``TypeError`` unless ``params`` is a model (has ``visible``, ``hidden``, ``W`` and ``assemble``)."""
+    if not all(hasattr(params, attr) for attr in ("visible", "hidden", "W", "assemble")):
+        names = ", ".join(t.__name__ for t in MODEL_TYPES)
+        raise TypeError(f"{name}: expected one of {names} (a model with visible, hidden and W), got {type(params).__name__}")
 
 
 def _dtype(dtype):
@@ -260,7 +272,10 @@ def _init_common(key, n_visible, n_hidden, data, weight_std, dtype):
     n_hidden = _checks.positive_int("n_hidden", n_hidden)
     dtype = _dtype(dtype)
     W = _weight_std(weight_std) * jax.random.normal(key, (n_visible, n_hidden), dtype)
-    mean = None if data is None else np.asarray(_checks.data_matrix("data", data, n_visible), np.float64).mean(axis=0)
+    mean = None
+    if data is not None:
+        data = _checks.data_matrix("data", data, n_visible, dtype)
+        mean = np.asarray(data, np.float64).mean(axis=0)
     return n_visible, dtype, W, jnp.zeros((n_hidden,), dtype), mean
 
 

@@ -37,10 +37,13 @@ def image_grid(
     tile; ``colorbar`` labels a colour bar for it.
     """
     images = np.asarray(images, np.float64)
+    if images.ndim != 2 or 0 in images.shape:
+        raise ValueError(f"images: expected a non-empty 2-D array (n_images, n_pixels), got shape {images.shape}")
     n, d = images.shape
     if image_shape is None:
         side = math.isqrt(d)
         image_shape = (side, side) if side * side == d else (1, d)
+    image_shape = _image_shape(image_shape, d)
     vmin = float(images.min()) if vmin is None else vmin
     vmax = float(images.max()) if vmax is None else vmax
     cols = math.ceil(math.sqrt(n))
@@ -59,6 +62,17 @@ def image_grid(
     return fig
 
 
+def _image_shape(image_shape, d: int) -> tuple[int, int]:
+    """``image_shape`` checked: two positive ints whose product is the number of pixels ``d``."""
+    if isinstance(image_shape, np.ndarray):
+        image_shape = tuple(image_shape.tolist())
+    ok = isinstance(image_shape, Sequence) and len(image_shape) == 2 and all(
+        isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x > 0 for x in image_shape)
+    if not ok or image_shape[0] * image_shape[1] != d:
+        raise ValueError(f"image_shape: expected (height, width) with height * width = {d} pixels, got {image_shape!r}")
+    return int(image_shape[0]), int(image_shape[1])
+
+
 def _mosaic(images: np.ndarray, image_shape: Sequence[int], rows: int, cols: int) -> np.ndarray:
     """The images tiled row by row into one array, with NaN in the gaps (an eighth of a tile, at least one
     pixel) and in unused tiles: drawn in one ``imshow``, a fraction of the time of one subplot per tile."""
@@ -73,6 +87,11 @@ def _mosaic(images: np.ndarray, image_shape: Sequence[int], rows: int, cols: int
 
 def filters(params, image_shape: Optional[Sequence[int]] = None, *, max_filters: int = 100):
     """The columns of ``W`` (one per hidden unit) as images, on one symmetric colour scale with a colour bar."""
+    from jrbm import _checks
+    from jrbm.model import check
+
+    check(params)
+    max_filters = _checks.positive_int("max_filters", max_filters)
     W = np.asarray(params.W, np.float64).reshape(params.W.shape[0], -1)[:, :max_filters].T
     top = float(np.abs(W).max()) or 1.0
     return image_grid(
@@ -95,7 +114,13 @@ def learning_curves(history: dict):
     validation data in one panel, with AIS's standard error as error bars,
     whenever it was measured. Epochs without a value are skipped.
     """
+    if not isinstance(history, dict) or "epoch" not in history:
+        raise ValueError(f"history: expected the dict of jrbm.fit with an 'epoch' list, got {type(history).__name__}"
+                         + (f" with keys {sorted(history)}" if isinstance(history, dict) else ""))
     epochs = np.asarray(history["epoch"])
+    for name, values in history.items():
+        if np.ndim(values) != 1 or len(values) != len(epochs):
+            raise ValueError(f"history[{name!r}]: expected one value per epoch ({len(epochs)}), got shape {np.shape(values)}")
 
     def series(name):
         y = np.asarray(history.get(name, []), float)
@@ -149,8 +174,16 @@ def density_2d(params, data: np.ndarray, *, grid: int = 200):
     """Contours of a 2-D GB-RBM's log-density ``-free_energy`` over a scatter of ``data``."""
     import jax.numpy as jnp
 
-    from jrbm.model import free_energy
+    from jrbm import _checks
+    from jrbm.model import check, free_energy
 
+    check(params)
+    if params.visible.shape != (2,):
+        raise ValueError(f"params: expected a model of 2 visible units, got visible shape {params.visible.shape}")
+    data = np.asarray(_checks.data_matrix("data", data, 2))
+    grid = _checks.positive_int("grid", grid)
+    if grid < 2:
+        raise ValueError(f"grid: expected at least 2 points per axis, got {grid}")
     lo, hi = data.min(0) - 1, data.max(0) + 1
     xs, ys = np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid)
     gx, gy = np.meshgrid(xs, ys)

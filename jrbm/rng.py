@@ -105,6 +105,9 @@ def noise_key(key: Array) -> Array:
       >>> bool((jax.random.key_data(jrbm.rng.noise_key(key)) == jax.random.key_data(key)).all())
       True
     """
+    dtype = getattr(key, "dtype", None)
+    if dtype is None or not (jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or dtype == "uint32"):
+        raise TypeError(f"key: expected a jax.random key (or a batch of them), got {type(key).__name__} with dtype {dtype}")
     if _OWN.get() or not _has_noise_impl() or str(jax.random.key_impl(key)) != "threefry2x32":
         return key
     return jax.random.wrap_key_data(jax.random.key_data(key), impl=NOISE_IMPL)

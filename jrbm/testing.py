@@ -586,6 +586,9 @@ def check_layer(key: jax.Array, layer, *, n_bernoulli: int = 3, max_states: int 
     if not leaves or leaves[0].dtype != jnp.float64:
         raise TypeError("layer: expected float64 fields (enable jax_enable_x64): the kit's tolerances are float64 ones")
     layer.check("layer")
+    _checks.finite_leaves("layer", layer)
+    n_bernoulli = _checks.positive_int("n_bernoulli", n_bernoulli)
+    max_states = _checks.positive_int("max_states", max_states)
     if layer_base.is_discrete(layer) and layer.unit_states().shape[0] ** layer.shape[0] > max_states:
         raise ValueError(f"layer: expected at most {max_states} states for the kit to enumerate, got more; use fewer units")
     report: dict = {}

@@ -107,7 +107,8 @@ def stack(models) -> Model:
 
 
 def model_at(ladder: Model, t) -> Model:
-    """Model ``t`` of a ladder (``t`` may be traced; negative counts from the end).
+    """Model ``t`` of a ladder: an int in ``[-T, T)``, negative counting from the end (a traced ``t`` is not
+    range-checked, and JAX clamps it to the ladder).
 
     Example:
       >>> import jax, jrbm, jrbm.trajectory as ptt
@@ -115,6 +116,11 @@ def model_at(ladder: Model, t) -> Model:
       >>> ptt.model_at(ladder, -1).W.shape
       (6, 4)
     """
+    n_models = jax.tree.leaves(ladder)[0].shape[0]
+    if _checks.is_concrete(t):
+        a = np.asarray(t)
+        if a.shape != () or not np.issubdtype(a.dtype, np.integer) or not -n_models <= int(a) < n_models:
+            raise ValueError(f"t: expected an int in [-{n_models}, {n_models}) for a ladder of {n_models} models, got {t!r}")
     return jax.tree.map(lambda x: x[t], ladder)
 
 
@@ -424,6 +430,8 @@ def log_partition_along(
         raise ValueError(f"log_z0, log_z0_std: expected scalars, got shapes {log_z0.shape} and {log_z0_std.shape}")
     if _checks.is_concrete(log_z0) and not bool(jnp.isfinite(log_z0)):
         raise ValueError(f"log_z0: expected a finite value, got {float(log_z0)}")
+    if _checks.is_concrete(log_z0_std) and not bool(jnp.isfinite(log_z0_std) & (log_z0_std >= 0)):
+        raise ValueError(f"log_z0_std: expected a finite standard error >= 0, got {float(log_z0_std)}")
     if burn_in:
         state = _chain(jax.random.fold_in(key, 1), ladder, state, int(burn_in), k, False)
     return _along(jax.random.fold_in(key, 0), ladder, state, n_steps, k, log_z0, log_z0_std)
@@ -494,15 +502,22 @@ def _set_slot(ladder: Model, t: int, params: Model) -> Model:
 
 
 def _save(state: PTTTrainState, params: Model) -> PTTTrainState:
-    """Appends ``params`` to the saved models, first thinning them to every other one when all slots are taken."""
+    """Appends ``params`` to the saved models, first thinning them to every other one when all slots are taken.
+
+    With an odd number of slots, the thinned models end at the newest saved
+    one, ``spacing`` updates before ``params``: then ``params`` is not on the
+    doubled grid and is not saved; the next save comes ``spacing`` updates
+    later, so the saves stay evenly spaced.
+    """
     ladder, sampler = state.ladder, state.sampler
     n_models = sampler.chains.shape[1]
     n_slots = n_models - 1
     full = state.n_saved >= n_slots
+    off_grid = full & (n_slots % 2 == 1)  # params falls between two points of the doubled spacing
     j = jnp.arange(n_slots, dtype=jnp.int32)
     kept = jnp.where(full, jnp.int32((n_slots + 1) // 2), state.n_saved)
-    src = jnp.where(full, jnp.minimum(2 * j, jnp.int32(n_slots - 1)), j)
-    fill = j >= kept  # the new model's slot and the empty ones above it
+    src = jnp.where(full, jnp.minimum(2 * j, jnp.int32(n_slots - 1)), j)  # above kept: the newest kept model
+    fill = (j >= kept) & ~off_grid  # the new model's slot and the empty ones above it
 
     def leaf(x, p):
         saved = x[:n_slots][src]
@@ -518,7 +533,9 @@ def _save(state: PTTTrainState, params: Model) -> PTTTrainState:
     chains = jnp.concatenate([moved, chains[:, n_slots:]], axis=1)
     zeros = jnp.zeros_like(sampler.n_accepted)
     sampler = PTTState(chains, sampler.step, zeros, zeros)
-    return PTTTrainState(ladder, sampler, jnp.minimum(kept + 1, jnp.int32(n_slots)), jnp.where(full, 2 * state.spacing, state.spacing), jnp.zeros_like(state.since))
+    n_saved = jnp.where(off_grid, kept, jnp.minimum(kept + 1, jnp.int32(n_slots)))
+    since = jnp.where(off_grid, state.spacing, jnp.zeros_like(state.since))  # updates since the newest kept save
+    return PTTTrainState(ladder, sampler, n_saved, jnp.where(full, 2 * state.spacing, state.spacing), since)
 
 
 class _PTTFields(NamedTuple):
@@ -656,8 +673,14 @@ def integrated_autocorrelation_time(x: ArrayLike, c: float = 5.0, mean: float | 
     x = np.asarray(x, np.float64)
     if x.ndim == 1:
         x = x[:, None]
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"x: expected shape (n_steps >= 2,) or (n_steps, n_chains), got {x.shape}")
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] == 0:
+        raise ValueError(f"x: expected shape (n_steps >= 2,) or (n_steps, n_chains >= 1), got {x.shape}")
+    _checks.finite("x", x)
+    c = _checks.real_in("c", c, 0.0, math.inf, "a positive window constant (Sokal recommends 4 to 10)")
+    if c == 0.0 or math.isinf(c):
+        raise ValueError(f"c: expected a positive window constant (Sokal recommends 4 to 10), got {c}")
+    if mean is not None and not math.isfinite(_checks.real_in("mean", mean, -math.inf, math.inf, "a real number")):
+        raise ValueError(f"mean: expected a finite number, got {mean}")
     n = x.shape[0]
     d = x - (x.mean() if mean is None else float(mean))
     if not np.any(d):

@@ -10,9 +10,23 @@ float32 matrix products run at full float32 precision on every backend: on
 recent GPUs JAX's default may use TF32 (a 10-bit mantissa) for them, and the
 float32 tolerances here assume IEEE float32 arithmetic (the README states what
 the library promises across backends).
+
+Compiled programs are shared through JAX's persistent compilation cache, in a
+folder made for the session (or ``JAX_COMPILATION_CACHE_DIR`` when it is set):
+pytest-xdist's workers compile many of the same small programs, and most of
+the suite's time is compilation. (The fresh interpreters that some tests
+start do not use it: they lack the atomic writes below.) A program read
+from the cache is the one XLA compiled, so no result changes. Entries are
+written to a temporary file and renamed into place, so that no process reads
+one while another writes it (JAX's cache writes in place unless its size is
+limited, and a limited cache scans the whole folder at every write). On a JAX
+without that cache class, the suite runs without the cache.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import jax
 import pytest
@@ -20,6 +34,47 @@ import pytest
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_default_matmul_precision", "highest")
+
+
+SESSION_CACHE = "JRBM_TESTS_JAX_CACHE"
+
+
+def _atomic_cache_writes() -> bool:
+    """JAX's file cache writing each entry to a temporary file renamed into place; False where it has no such class."""
+    try:
+        from jax._src import lru_cache
+
+        put, suffix = lru_cache.LRUCache.put, lru_cache._CACHE_SUFFIX
+    except (ImportError, AttributeError):
+        return False
+
+    def atomic_put(self, key, value):
+        if getattr(self, "eviction_enabled", True):
+            return put(self, key, value)  # a limited cache locks its folder itself
+        path = self.path / f"{key}{suffix}"
+        if not path.exists():
+            tmp = self.path / f".{key}.{os.getpid()}.tmp"
+            tmp.write_bytes(value)
+            os.replace(tmp, path)
+
+    lru_cache.LRUCache.put = atomic_put
+    return True
+
+
+def _share_compiled_programs() -> None:
+    """Points this process and pytest-xdist's workers at one persistent compilation cache (see above)."""
+    if not _atomic_cache_writes() or "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return  # no cache, or the user's own
+    folder = os.environ.get(SESSION_CACHE)  # the workers inherit the folder that the first process made
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="jrbm-tests-jax-cache-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ[SESSION_CACHE] = folder  # a name JAX does not read: the tests' own subprocesses do without
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # the small programs too: most of the time
+
+
+_share_compiled_programs()
 
 
 def pytest_report_header(config):

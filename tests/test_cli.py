@@ -181,6 +181,17 @@ def test_a_new_run_in_the_same_folder_starts_afresh(tmp_path, capsys):
     assert jrbm.io.read_tree_header(out / "state.npz")["metadata"]["epoch"] == 2
 
 
+def test_a_folder_of_the_users_own_files_is_not_overwritten(tmp_path, capsys):
+    """Files of a run's names in a folder that no run wrote (no run.json of one) are the user's: refused, kept."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "history.json").write_text('{"mine": 1}')
+    argv = ["train", "--dataset", "bars-and-stripes", "--hidden", 4, "--epochs", 1, "--samples", 2, "--sample-steps", 2, "--quiet"]
+    assert run(*argv, "--out", out) == 2
+    assert f"--out: {out} holds history.json but no run.json of a jrbm run" in capsys.readouterr().err
+    assert (out / "history.json").read_text() == '{"mine": 1}' and not (out / "run.json").exists()
+
+
 def test_options_out_of_range_are_refused_by_name(capsys):
     for argv, option in (
         (("train", "--lr", "-1"), "--lr"),
@@ -252,6 +263,7 @@ def test_a_refused_run_leaves_the_earlier_run_in_its_folder(tmp_path, capsys):
         (("train", "--hidden", "100", "--eval", "exact"), "--eval exact: this model cannot be enumerated"),
         (("train", "--hidden", "30", "--eval-every", "5"), "--eval-every: only used when the log-likelihood is monitored"),
         (("train", "--dataset", "two-laplace", "--model", "bernoulli"), "--model bernoulli: two-laplace's data are real-valued"),
+        (("train", "--dataset", "shifter", "--model", "gaussian"), "--model gaussian: shifter's examples are binary patterns"),
         (("train", "--resume", ""), "--resume: expected the --out folder of a run, got ''"),
     ],
 )

@@ -1,10 +1,13 @@
 """Tests of jrbm.io: exact round trips, atomic writes and clear errors on bad files."""
 
 import errno
+import gc
 import json
 import os
 import stat
+import sys
 import tempfile
+import warnings
 import zipfile
 
 import hypothesis.extra.numpy as hnp
@@ -92,6 +95,26 @@ def test_metadata_defaults_to_empty_and_tuples_become_lists(tmp_path):
     assert io.load_metadata(tmp_path / "a.npz") == {}
     io.save(tmp_path / "b.npz", _params("BernoulliRBM"), {"shape": (2, 3)})
     assert io.load_metadata(tmp_path / "b.npz") == {"shape": [2, 3]}
+    io.save(tmp_path / "c.npz", _params("BernoulliRBM"), {"lr": np.float32(1.5), "n": np.int64(3), "ok": np.bool_(True)})
+    meta = io.load_metadata(tmp_path / "c.npz")
+    assert meta == {"lr": 1.5, "n": 3, "ok": True} and [type(v) for v in meta.values()] == [float, int, bool]
+
+
+def test_a_truncated_file_is_closed_when_it_is_refused(tmp_path):
+    io.save(tmp_path / "a.npz", _params("BernoulliRBM"))
+    raw = (tmp_path / "a.npz").read_bytes()
+    (tmp_path / "t.npz").write_bytes(raw[: len(raw) // 2])
+    unraisable = []  # a file left open warns when it is collected, through sys.unraisablehook
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)  # np.load's own file, left open when the zip is unreadable
+            with pytest.raises(ValueError, match="truncated or corrupt checkpoint"):
+                io.load(tmp_path / "t.npz")
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert not [u for u in unraisable if isinstance(u.exc_value, ResourceWarning)], [str(u.exc_value) for u in unraisable]
 
 
 def test_bfloat16_round_trip(tmp_path):

@@ -144,7 +144,8 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, estimator, devices):
 
 
 def test_state_round_trip_and_refusals(tmp_path):
-    """In memory and on disk: 4 + 6 epochs equal 10; another key, data, settings or optimizer is refused by name."""
+    """In memory and on disk: 4 + 6 epochs equal 10; another key, data, settings, optimizer (its type, learning rate
+    or momentum) or initial parameters is refused by name."""
     data = jrbm.datasets.bars_and_stripes(3)
     params = jrbm.init_bernoulli(jax.random.key(0), 9, 6, data=data)
     key = jax.random.key(1)
@@ -171,8 +172,16 @@ def test_state_round_trip_and_refusals(tmp_path):
         jrbm.fit(key, params, data, epochs=12, checkpoint_dir=directory, **{**kw, "batch_size": 2})
     with pytest.raises(ValueError, match="^estimator: "):
         jrbm.fit(key, params, data, epochs=12, checkpoint_dir=directory, **{**kw, "estimator": jrbm.PCD(2, 8)})
-    with pytest.raises(ValueError, match="same model, optimizer and estimator"):
+    with pytest.raises(ValueError, match="^optimizer: .*updates differ from this call's"):
         jrbm.fit(key, params, data, epochs=12, checkpoint_dir=directory, **{**kw, "optimizer": optax.adam(0.1)})
+    # another learning rate or momentum, which leave the optimiser state's structure as it was
+    for other in (optax.sgd(0.2, momentum=0.9), optax.sgd(0.1, momentum=0.5)):
+        with pytest.raises(ValueError, match=r"^optimizer: .*first two updates of a probe gradient: -0.1, 0.1\d* against"):
+            jrbm.fit(key, params, data, epochs=12, checkpoint_dir=directory, **{**kw, "optimizer": other})
+        with pytest.raises(ValueError, match="^optimizer: the state passed as params "):
+            jrbm.fit(key, state, data, epochs=10, **{**kw, "optimizer": other})
+    with pytest.raises(ValueError, match="^params: .*started from other initial parameters"):
+        jrbm.fit(key, params._replace(W=params.W + 1e-3), data, epochs=12, checkpoint_dir=directory, **kw)
     with pytest.raises(ValueError, match="^epochs: .*already at epoch 10, beyond epochs=5"):
         jrbm.fit(key, params, data, epochs=5, checkpoint_dir=directory, **kw)
     same, _ = jrbm.fit(key, params, data, epochs=10, checkpoint_dir=directory, **kw)  # a finished run: nothing to do

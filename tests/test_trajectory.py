@@ -170,6 +170,23 @@ def test_save_thins_to_every_other_model_and_doubles_the_spacing():
     assert int(state.n_saved) == 4 and int(state.spacing) == 2
 
 
+@pytest.mark.parametrize("n_models, save_every, updates", [(10, 1, 40), (4, 2, 24), (5, 1, 20), (6, 3, 50)])
+def test_saves_stay_evenly_spaced_for_any_number_of_slots(n_models, save_every, updates):
+    """The saved models are at updates 0, s, 2 s, ... for the current spacing s, whether the number of slots
+    (n_models - 1) is even or odd; the current model sits less than s after the newest save."""
+    data = jnp.zeros((4, 3))
+    at = lambda u: jrbm.BernoulliRBM(jnp.zeros((3, 2)), jnp.full(3, float(u)), jnp.zeros(2))  # b records the update
+    est = ptt.PTT(n_models=n_models, save_every=save_every, k=1, n_chains=4)
+    state = est.init(jax.random.key(0), at(0), data)
+    grad = jax.jit(est.grad)
+    for u in range(1, updates + 1):
+        _, state = grad(jax.random.key(u), at(u), data, state)
+        n, s = int(state.n_saved), int(state.spacing)
+        saved = np.asarray(state.ladder.b[:n, 0])
+        np.testing.assert_array_equal(saved, s * np.arange(n), err_msg=f"after update {u}")
+        assert 0 <= u - saved[-1] == int(state.since) < s
+
+
 def test_jit_and_vmap():
     models = path(4)
     ladder = ptt.stack(models)

@@ -16,8 +16,9 @@ again with the same arguments continues from that file.
 
 The file is a :func:`jrbm.io.save_tree` archive (``.npz``, no pickles) whose
 metadata holds the epoch, the run's key, the settings that must not change
-between the parts of a run (estimator, batch size, ``learn_sigma`` and ``sigma_warmup``, a digest
-of the data) and the history so far. Restoring needs the structure of a fresh
+between the parts of a run (estimator, batch size, ``learn_sigma`` and ``sigma_warmup``, digests
+of the data and of the initial parameters, the optimiser's first updates of a
+probe gradient) and the history so far. Restoring needs the structure of a fresh
 state, which :func:`~jrbm.fit` builds from its arguments; :func:`load_state`
 does the same for a user's own loop.
 
@@ -53,6 +54,7 @@ import types
 from typing import Any, NamedTuple, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
@@ -82,7 +84,9 @@ class FitState:
       epoch: the number of epochs done.
       history: the run's history up to ``epoch`` (as :func:`~jrbm.fit` returns it).
       settings: what must not change between the parts of a run: the
-        estimator, the batch size, ``learn_sigma`` (with ``sigma_warmup``) and a digest of the data.
+        estimator, the batch size, ``learn_sigma`` (with ``sigma_warmup``), a
+        digest of the data, a digest of the initial parameters, the
+        optimiser's :func:`optimizer_probe` and the noise generator.
     """
 
     params: Any
@@ -131,14 +135,47 @@ def describe(obj) -> str:
     return _ADDRESS.sub("", text)
 
 
-def settings(estimator, batch_size: int, learn_sigma: bool, data, sigma_warmup: int = 0, noise: Optional[str] = None) -> dict:
-    """The settings a continued run must share with its first part (see :class:`FitState`); ``noise``: the
-    generator that draws the layers' noise (:func:`jrbm.rng.noise_key`; a run on a mesh draws with its keys' own)."""
+def params_digest(params) -> str:
+    """A SHA-256 digest of a parameter pytree: its structure and every leaf's dtype, shape and bytes."""
+    h = hashlib.sha256(str(jax.tree.structure(params)).encode())
+    for leaf in jax.tree.leaves(params):
+        h.update(data_digest(leaf).encode())
+    return h.hexdigest()
+
+
+def optimizer_probe(optimizer, params) -> list:
+    """The first entry of every leaf of ``optimizer``'s first two updates, at parameters of ones, for gradients
+    of ones and then of -2: numbers that change with its learning rate, momentum, schedule or weight decay
+    (an optax transformation is a pair of closures, which cannot be compared)."""
+    at = jax.tree.map(lambda x: jnp.ones(jnp.shape(x), x.dtype), params)
+    with jax.numpy_dtype_promotion("standard"):  # optax's Adam mixes int32 counts with Python floats
+        state = optimizer.init(at)
+        first, state = optimizer.update(at, state, at)
+        second, _ = optimizer.update(jax.tree.map(lambda x: -2 * x, at), state, at)
+    return [float(np.asarray(leaf).ravel()[0]) for leaf in jax.tree.leaves((first, second))]
+
+
+OPTIONAL_SETTINGS = ("noise", "params", "optimizer")
+"""Settings that states written by earlier versions of jrbm do not record; such a state is not checked for them."""
+
+
+def settings(
+    estimator, batch_size: int, learn_sigma: bool, data, sigma_warmup: int = 0, noise: Optional[str] = None,
+    params: Optional[str] = None, optimizer: Optional[list] = None,
+) -> dict:
+    """The settings a continued run must share with its first part (see :class:`FitState`).
+
+    ``noise``: the generator that draws the layers' noise
+    (:func:`jrbm.rng.noise_key`; a run on a mesh draws with its keys' own);
+    ``params``: the initial parameters' :func:`params_digest`; ``optimizer``:
+    its :func:`optimizer_probe`.
+    """
     out = {"estimator": describe(estimator), "batch_size": int(batch_size), "learn_sigma": bool(learn_sigma), "data": data_digest(data)}
     if learn_sigma:
         out["sigma_warmup"] = int(sigma_warmup)
-    if noise is not None:
-        out["noise"] = noise
+    for name, value in (("noise", noise), ("params", params), ("optimizer", optimizer)):
+        if value is not None:
+            out[name] = value
     return out
 
 
@@ -156,6 +193,11 @@ def same_key(a, b) -> bool:
     return _key_impl(a) == _key_impl(b) and _key_data(a) == _key_data(b)
 
 
+def _brief(numbers) -> str:
+    """The distinct values of a list of floats, to 4 significant digits."""
+    return ", ".join(dict.fromkeys(f"{x:.4g}" for x in numbers))
+
+
 def check_continuation(state, key, expected: dict, epochs: int, source: str) -> None:
     """Raises ``ValueError`` when ``state`` cannot be continued by a run with this key, these settings and ``epochs``.
 
@@ -169,8 +211,22 @@ def check_continuation(state, key, expected: dict, epochs: int, source: str) -> 
             "(or start a new run in another directory)"
         )
     for name, value in expected.items():
-        if state.settings.get(name) == value or (name == "noise" and name not in state.settings):  # not recorded before
+        if state.settings.get(name) == value or (name in OPTIONAL_SETTINGS and name not in state.settings):  # not recorded before
             continue
+        recorded = state.settings[name]
+        if name == "optimizer" and len(recorded) == len(value) and np.allclose(recorded, value, rtol=1e-5, atol=0, equal_nan=True):
+            continue  # the probe's numbers may differ in their last bits on another backend
+        if name == "params":
+            raise ValueError(
+                f"params: {source} belongs to a run started from other initial parameters (their SHA-256 digests differ); "
+                "pass the run's initial parameters to continue it (or start a new run in another directory)"
+            )
+        if name == "optimizer":
+            raise ValueError(
+                f"optimizer: {source} was trained with an optimizer whose updates differ from this call's (its first two "
+                f"updates of a probe gradient: {_brief(state.settings[name])} against {_brief(value)}); a run can only be continued with "
+                "the same optimizer (learning rate, momentum, schedule); to change it, start a new run from the state's params"
+            )
         if name == "noise":
             raise ValueError(
                 f"mesh: {source} drew its noise with {state.settings[name]}, this call would draw it with {value}; a run "

@@ -16,7 +16,7 @@ from jax.typing import ArrayLike
 from jrbm import _checks, parallel, rng
 from jrbm.estimators import Estimator
 from jrbm.params import Model
-from jrbm.train.loop import check_chains, compiled_epochs, compiled_eval, diverged, in_calls, prepare, progress_bar
+from jrbm.train.loop import check_chains, compiled_epochs, compiled_eval, diverged, in_calls, prepare, progress_bar, used_with
 from jrbm.train.monitor import eval_settings
 from jrbm.train.step import Optimizer, TrainState, init_state
 
@@ -183,7 +183,7 @@ def fit_ensemble(
         first, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
         learn_sigma=learn_sigma, sigma_warmup=sigma_warmup, estimator=estimator, optimizer=optimizer, mesh=mesh,
     )
-    eval_every = epochs if eval_every is None else _checks.positive_int("eval_every", eval_every)
+    eval_every = used_with("eval_every", eval_every, "log_likelihood", log_likelihood, epochs)
     betas, n_runs = eval_settings(log_likelihood, ais_kwargs, first.W.dtype, mesh)
     if hyperparams is not None and not isinstance(hyperparams, dict):
         raise TypeError(f"hyperparams: expected a dict of name -> per-model values, got {type(hyperparams).__name__}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import time
 import warnings
@@ -236,6 +237,31 @@ def progress_bar(total: int, enabled: bool, initial: int = 0):
     return tqdm(total=total, initial=initial, desc="epochs", unit="epoch")
 
 
+def check_callback(callback) -> None:
+    """Raises ``TypeError`` unless ``callback`` can be called as ``callback(epoch, params, record)``."""
+    expected = "expected a function called as callback(epoch, params, record)"
+    if not callable(callback):
+        raise TypeError(f"callback: {expected}, got {type(callback).__name__}")
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):  # some builtins have none: called as given
+        return
+    try:
+        signature.bind(0, None, {})
+    except TypeError:
+        raise TypeError(f"callback: {expected}, got {getattr(callback, '__name__', type(callback).__name__)}{signature}") from None
+
+
+def used_with(name: str, value, needs: str, needed, default: int) -> int:
+    """A period option (``eval_every``, ``checkpoint_every``) checked, ``default`` when None; refused when the
+    option it times (``needs``) is not set, since it would be ignored."""
+    if value is None:
+        return default
+    if needed is None:
+        raise ValueError(f"{name}: only used with {needs}, got {name}={value!r} and {needs}=None")
+    return _checks.positive_int(name, value)
+
+
 @rng.own_on_mesh
 def fit(
     key: Array,
@@ -250,14 +276,14 @@ def fit(
     learn_sigma: bool = False,
     sigma_warmup: Optional[int] = None,
     log_likelihood: Optional[str] = None,
-    eval_every: int = 1,
+    eval_every: Optional[int] = None,
     ais_kwargs: Optional[dict] = None,
     progress: bool = True,
     check_finite: bool = True,
     callback: Optional[Callable[[int, Model, dict], None]] = None,
     mesh: Optional[Mesh] = None,
     checkpoint_dir: Optional[str] = None,
-    checkpoint_every: int = 10,
+    checkpoint_every: Optional[int] = None,
     return_state: bool = False,
 ) -> tuple[Model, dict] | tuple[Model, dict, FitState]:
     """Trains a model; returns ``(params, history)`` (and a :class:`~jrbm.train.FitState` with ``return_state``).
@@ -338,7 +364,7 @@ def fit(
         value: pass the whole run's value to every part (a first part shorter than the
         warm-up keeps ``log_sigma`` fixed throughout, as the whole run would).
       log_likelihood: ``None``, ``"exact"`` or ``"ais"``.
-      eval_every: epochs between likelihood evaluations.
+      eval_every: epochs between likelihood evaluations (default 1); only with ``log_likelihood``.
       ais_kwargs: ``betas`` and ``n_runs`` of :func:`jrbm.ais.log_partition`.
       progress: show a ``tqdm`` progress bar with the latest metrics (with a warning and
         no bar where tqdm is not installed).
@@ -348,7 +374,8 @@ def fit(
         left in the call under way, at most about 0.1 s of them, run first).
       callback: called as ``callback(epoch, params, record)`` after each epoch.
       checkpoint_dir: a directory for the run's state file (created if missing); continued from when it holds one.
-      checkpoint_every: epochs between state files (the last epoch is always written).
+      checkpoint_every: epochs between state files (default 10; the last epoch is always written); only with
+        ``checkpoint_dir``.
       return_state: also return the :class:`~jrbm.train.FitState` after the last epoch.
       mesh: optional :class:`jax.sharding.Mesh` with a ``"data"`` axis
         (:func:`jrbm.parallel.make_mesh`): each minibatch, the estimator's
@@ -374,8 +401,8 @@ def fit(
         mesh = parallel.check_mesh(mesh, need=parallel.DATA_AXIS)
     progress, check_finite, return_state = (_checks.flag(name, value) for name, value in
                                             (("progress", progress), ("check_finite", check_finite), ("return_state", return_state)))
-    eval_every = _checks.positive_int("eval_every", eval_every)
-    checkpoint_every = _checks.positive_int("checkpoint_every", checkpoint_every)
+    eval_every = used_with("eval_every", eval_every, "log_likelihood", log_likelihood, 1)
+    checkpoint_every = used_with("checkpoint_every", checkpoint_every, "checkpoint_dir", checkpoint_dir, 10)
     if checkpoint_dir is not None and jax.process_count() > 1:
         raise ValueError(f"checkpoint_dir: training states are written by a single process; this run has {jax.process_count()} processes")
     if checkpoint_dir is not None:
@@ -387,8 +414,8 @@ def fit(
         params, data, validation, epochs=epochs, batch_size=batch_size, log_likelihood=log_likelihood,
         learn_sigma=learn_sigma, sigma_warmup=sigma_warmup, estimator=estimator, optimizer=optimizer, mesh=mesh,
     )
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback: expected a function called as callback(epoch, params, record), got {type(callback).__name__}")
+    if callback is not None:
+        check_callback(callback)
     betas, n_runs = eval_settings(log_likelihood, ais_kwargs, params.W.dtype, mesh)
 
     key_init, key_train = jax.random.split(key)
@@ -398,8 +425,11 @@ def fit(
         history["free_energy_gap"] = []
     run_settings = None
     if resume is not None or checkpoint_dir is not None or return_state:
+        # a state passed back carries its run's initial parameters' digest; a call that starts or resumes from a file has them
+        initial = resume.settings.get("params") if resume is not None else checkpoint.params_digest(params)
         run_settings = checkpoint.settings(estimator, batch_size, learn_sigma, data, sigma_warmup,
-                                           noise=str(jax.random.key_impl(rng.noise_key(key))))
+                                           noise=str(jax.random.key_impl(rng.noise_key(key))), params=initial,
+                                           optimizer=checkpoint.optimizer_probe(optimizer, params))
     if resume is None and checkpoint.find_state(checkpoint_dir) is not None:
         source = checkpoint.find_state(checkpoint_dir)
         # the run's settings first, so that another learn_sigma or estimator is named as such, not as another tree

@@ -94,6 +94,20 @@ def _check_grads(grads, params) -> None:
             raise ValueError(f"estimator.grad: expected the gradient of {leaf_name} to have shape {jnp.shape(p)}, got {jnp.shape(g)}")
 
 
+def check_train_state(state, optimizer: Optimizer) -> None:
+    """Raises unless ``state`` is a :class:`TrainState` whose optimiser state ``optimizer.init`` could have made
+    (its tree structure; checked while tracing, from shapes only)."""
+    if not isinstance(state, TrainState):
+        raise TypeError(f"state: expected a jrbm.train.TrainState (jrbm.train.init_state), got {type(state).__name__}")
+    want = jax.tree.structure(jax.eval_shape(optimizer.init, state.params))
+    got = jax.tree.structure(state.opt_state)
+    if got != want:
+        raise ValueError(
+            f"state.opt_state: expected the structure of optimizer.init(params), {want}, got {got}; "
+            "was the state made with another optimizer?"
+        )
+
+
 def train_step(key: Array, state: TrainState, batch: Array, *, optimizer: Optimizer, estimator: Estimator) -> TrainState:
     """One pure update: estimate the loss gradient on ``batch``, apply ``optimizer``.
 
@@ -109,6 +123,7 @@ def train_step(key: Array, state: TrainState, batch: Array, *, optimizer: Optimi
       >>> step = jax.jit(functools.partial(jrbm.train_step, optimizer=opt, estimator=est))
       >>> state = step(jax.random.key(2), state, data)
     """
+    check_train_state(state, optimizer)
     grads, est_state = estimator.grad(key, state.params, batch, state.estimator_state)
     _check_grads(grads, state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
