@@ -16,7 +16,8 @@ log-likelihood.
 The quality runs use philox2x32 keys (``jax.random.key(seed, impl="philox2x32")``),
 which draw their noise with their own generator (:mod:`jrbm.rng`): the
 statistics do not depend on the generator, and on CPU it runs these small
-models about 2x faster than threefry. The wall-time comparison uses JAX's
+models faster than threefry (the wall-time table's threefry row: 1.8x the
+time of philox noise). The wall-time comparison uses JAX's
 default keys, whose noise jrbm draws with philox4x32, and reports the same
 program drawing with threefry (``jrbm.rng.own_generator()``) beside it.
 
@@ -143,7 +144,7 @@ def update_cost(
 ) -> dict[str, Any]:
     """Seconds per update of each method's training alone (no evaluations), against CD-10's.
 
-    Each method is timed as two compiled programs, each in interleaved rounds
+    Each method is timed three ways, each in interleaved rounds
     with CD-10's (:func:`benchmarks.common.interleaved`), at lr 0.1:
 
     * one model, ``single_updates`` full-batch updates in a ``lax.scan`` (the
@@ -470,8 +471,10 @@ def _all_cores_in_child(size: str) -> dict[str, Any] | None:
 def wall_time(size: str, *, peers: bool = True) -> dict[str, Any]:
     """CD-10, lr 0.1: all runs in one jrbm program vs PyTorch running them one after another.
 
-    jrbm is compiled ahead of time (compile time reported apart) and run once,
-    with JAX's default keys and with philox2x32 keys, on one device, and (on a
+    jrbm is compiled ahead of time (compile time reported apart) and run once
+    with JAX's default keys, drawing its noise with philox4x32 (jrbm's default)
+    and again with threefry inside :func:`jrbm.rng.own_generator`
+    (:func:`_run_both_generators`), on one device, and (on a
     CPU with several cores) with the runs split over one device per core
     (:func:`all_cores`, in a child process). PyTorch runs with its default
     thread count and with one thread (faster for these tiny tensors); the

@@ -1,6 +1,6 @@
 """Centring on MNIST-5k: centred against plain BB-RBMs, 784 x 16, PCD, exact log-likelihood, normal and flipped images.
 
-``python -m benchmarks.centering [--epochs 750] [--keys 3] [--mix 1.0] [--out PATH]``
+``python -m benchmarks.centering [--epochs 750] [--keys 3] [--mix 1.0] [--init pydeep|jrbm] [--out PATH]``
 
 The protocol follows PyDeep's small-MNIST centring example
 (``examples/RBM_MNIST_small.py`` of PyDeep, which reproduces Melchior,

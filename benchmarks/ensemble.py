@@ -21,7 +21,8 @@
    mechanism, not the speed-up of separate accelerators.
 
 Timing follows :mod:`benchmarks.common`: every contestant is warmed up
-(compiled) first, then called once per round in rotated order; times are
+(compiled) first, then timed once per round (right after an untimed call) in
+rotated order; times are
 medians over rounds, the speed-up the median of per-round ratios.
 Throughput is training examples processed per second
 (``models x epochs x examples``). The table is printed as markdown and the

@@ -15,8 +15,8 @@
   The table gives medians over seeds and the range. PCD-1 at this learning
   rate lands on quite different models from seed to seed, and the
   log-likelihood of one run swings by several nats from epoch to epoch
-  (both libraries alike; over 20 seeds each, their distributions after 30
-  epochs were indistinguishable), so single runs do not rank the two. The
+  (both libraries alike; over the 10 seeds each of the full run, their
+  distributions after 30 epochs overlap), so single runs do not rank the two. The
   models differ in initial visible biases (jrbm: the data's log-odds,
   scikit-learn: zero), in chain start (jrbm: training examples, scikit-learn:
   hidden states at zero) and minibatch order (jrbm reshuffles every epoch

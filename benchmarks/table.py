@@ -30,8 +30,9 @@ Data sets and protocols (full size; ``small`` divides the updates by 20):
   test set). Published: Brügge, Fischer & Igel (2013) Table 1, median over 25
   runs of the *best* log-likelihood during training (here the final one).
 * ``shifter``: the labeled shifter ensemble (768 rows of 19 bits), 16 hidden
-  units, batch 32, SGD 0.05, 20,000 updates; scored on the 768 rows.
-* ``digits``: scikit-learn's 8 x 8 digits, binarised, the fixed 1,437 / 360
+  units, batch 32, SGD 0.05, 20,000 updates (19,992: whole epochs of 24
+  batches); scored on the 768 rows.
+* ``digits``: scikit-learn's 8 x 8 digits, binarised, the fixed 1,438 / 359
   split, 16 hidden units, batch 20, SGD 0.05 with momentum 0.5, 100 epochs
   (7,100 updates); test log-likelihood.
 * ``mnist``: MNIST-5k binarised (4,000 / 1,000), 16 hidden units, batch
@@ -95,7 +96,7 @@ def _shifter():
 
 def _digits():
     s = jrbm.datasets.digits("binary")
-    return s.train, s.test, "the 360 test images"
+    return s.train, s.test, f"the {len(s.test)} test images"
 
 
 def _mnist():

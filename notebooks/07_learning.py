@@ -23,7 +23,7 @@
 #   fast parameters' rate equal to the regular one, as in the paper;
 # * `jrbm.JarzynskiPCD(1, 128, 0.5)`: PCD with importance-weighted chains
 #   (Carbone et al. 2023), 128 chains resampled when the effective sample size
-#   falls below half of them (the settings of `benchmarks/bas.py`);
+#   falls below half of them (`benchmarks/bas.py`'s `JarzynskiPCD-1x128`);
 # * `jrbm.PT(10, k=1, n_chains=32)`: parallel tempering, 32 runs of 10
 #   replicas at inverse temperatures equally spaced in `[0, 1]`;
 # * `jrbm.PTT(n_models=10, save_every=10, k=1, n_chains=32)`: parallel
