@@ -676,11 +676,14 @@ def integrated_autocorrelation_time(x: ArrayLike, c: float = 5.0, mean: float | 
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] == 0:
         raise ValueError(f"x: expected shape (n_steps >= 2,) or (n_steps, n_chains >= 1), got {x.shape}")
     _checks.finite("x", x)
-    c = _checks.real_in("c", c, 0.0, math.inf, "a positive window constant (Sokal recommends 4 to 10)")
-    if c == 0.0 or math.isinf(c):
-        raise ValueError(f"c: expected a positive window constant (Sokal recommends 4 to 10), got {c}")
-    if mean is not None and not math.isfinite(_checks.real_in("mean", mean, -math.inf, math.inf, "a real number")):
-        raise ValueError(f"mean: expected a finite number, got {mean}")
+    window = "a finite window constant > 0 (Sokal recommends 4 to 10)"
+    c = _checks.real_in("c", c, 0.0, math.inf, window, open_high=True)
+    if c == 0.0:
+        raise ValueError(f"c: expected {window}, got {c}")
+    if mean is not None:
+        mean = _checks.real_in("mean", mean, -math.inf, math.inf, "a finite number", open_high=True)
+        if math.isinf(mean):
+            raise ValueError(f"mean: expected a finite number, got {mean}")
     n = x.shape[0]
     d = x - (x.mean() if mean is None else float(mean))
     if not np.any(d):

@@ -173,7 +173,7 @@ CASES = [
     ("a ladder index out of range", lambda: jrbm.trajectory.model_at(jrbm.trajectory.stack([BB, BB]), 2), ValueError, r"t: expected an int in \[-2, 2\) for a ladder of 2 models, got 2"),
     ("a non-integer ladder index", lambda: jrbm.trajectory.model_at(jrbm.trajectory.stack([BB, BB]), 1.5), ValueError, r"t: expected an int in \[-2, 2\)"),
     ("NaN in an autocorrelation series", lambda: jrbm.trajectory.integrated_autocorrelation_time([1.0, np.nan, 2.0]), ValueError, r"x: expected finite values, got nan at index \(1, 0\)"),
-    ("a zero autocorrelation window constant", lambda: jrbm.trajectory.integrated_autocorrelation_time(DATA[:, 0], c=0.0), ValueError, r"c: expected a positive window constant"),
+    ("a zero autocorrelation window constant", lambda: jrbm.trajectory.integrated_autocorrelation_time(DATA[:, 0], c=0.0), ValueError, r"c: expected a finite window constant > 0"),
     ("bars-and-stripes too large to build", lambda: jrbm.datasets.bars_and_stripes(30), ValueError, r"n: 30 gives 2,147,483,648 rows of 900 columns"),
     ("an int to noise_key", lambda: jrbm.rng.noise_key(3), TypeError, r"key: expected a jax.random key \(or a batch of them\), got int"),
     ("an image shape that does not fit the pixels", lambda: jrbm.plots.filters(BB, (2, 3)), ValueError, r"image_shape: expected \(height, width\) with height \* width = 5 pixels, got \(2, 3\)"),
