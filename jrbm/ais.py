@@ -53,8 +53,11 @@ then exposes the gap.
 The runs are a leading batch axis (the model functions are batch-agnostic) and
 the temperatures run under one ``lax.scan`` that carries only the current
 states and log-weights, so memory does not grow with the number of betas.
-Everything works under ``jax.jit`` (the schedule's length is static) and in the
-parameters' dtype.
+Everything works under ``jax.jit`` and ``jax.vmap`` (the schedule's length is
+static) and in the parameters' dtype, float32 or wider. ``jax.grad`` through an
+estimate is refused (:func:`not_differentiable`): the gradient through the
+random draws and the Gibbs moves is lost, so it would be biased however many
+runs are taken.
 
 References:
   R. M. Neal, "Annealed importance sampling", Statistics and Computing 11, 2001.
@@ -200,6 +203,24 @@ def sample_base(key: Array, base: Model, n: int) -> Array:
     return layer_base.sample(key, base.visible, jnp.zeros((n,) + base.visible.shape, base.W.dtype))
 
 
+NOT_DIFFERENTIABLE = (
+    "jrbm.ais: an AIS estimate is not differentiable: the gradient through its random draws and Gibbs moves is "
+    "lost, so jax.grad would return a biased gradient that more runs do not fix; differentiate "
+    "jrbm.exact.log_partition for a model small enough to enumerate, or train with an estimator's gradient (jrbm.PCD, ...)"
+)
+
+
+@jax.custom_jvp
+def not_differentiable(tree):
+    """``tree`` unchanged; differentiating through it raises ``TypeError`` (:data:`NOT_DIFFERENTIABLE`)."""
+    return tree
+
+
+@not_differentiable.defjvp
+def _not_differentiable_jvp(primals, tangents):
+    raise TypeError(NOT_DIFFERENTIABLE)
+
+
 def _anneal(key: Array, base: Model, params: Model, betas: Array, v0: Array, mesh=None) -> tuple[Array, Array]:
     """Runs the chains ``v0`` through ``betas`` (in the order given); returns ``(sum of log ratios, last v)``.
 
@@ -219,6 +240,7 @@ def _anneal(key: Array, base: Model, params: Model, betas: Array, v0: Array, mes
     The ``K - 2`` moves are padded to whole blocks with moves at the last
     temperature that add nothing to the weights and are dropped.
     """
+    base, params, v0 = not_differentiable((base, params, v0))
     v0 = parallel.constrain_rows(v0, mesh)
     x0 = hidden_input(params, v0)
     acc0 = annealed_log_ratio(base, params, v0, x0, betas[0], betas[1])

@@ -178,6 +178,8 @@ CASES = [
     ("an int to noise_key", lambda: jrbm.rng.noise_key(3), TypeError, r"key: expected a jax.random key \(or a batch of them\), got int"),
     ("an image shape that does not fit the pixels", lambda: jrbm.plots.filters(BB, (2, 3)), ValueError, r"image_shape: expected \(height, width\) with height \* width = 5 pixels, got \(2, 3\)"),
     ("a history without epochs to learning_curves", lambda: jrbm.plots.learning_curves({}), ValueError, r"history: expected the dict of jrbm.fit with an 'epoch' list"),
+    ("bfloat16 parameters to a sampler", lambda: jrbm.sample_h_given_v(KEY, jax.tree.map(lambda a: a.astype(jnp.bfloat16), BB), V), TypeError, r"params: jrbm samples with float32 or float64 parameters, got bfloat16"),
+    ("jax.grad through AIS", lambda: jax.grad(lambda p: jrbm.ais.log_partition(KEY, p, n_runs=2, betas=10).log_z)(BB), TypeError, r"jrbm.ais: an AIS estimate is not differentiable"),
     ("3-D data to density_2d", lambda: jrbm.plots.density_2d(random_gaussian(0, 2, 3), np.zeros((4, 3))), ValueError, r"data: expected 2 columns"),
 ]
 

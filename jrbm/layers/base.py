@@ -168,7 +168,17 @@ def linear_energy(x: Array, theta: Array) -> Array:
 
 
 def noise(key: Array, layer: Layer, batch_shape: tuple[int, ...], dtype) -> Array:
-    """:meth:`Layer.noise` drawn with :func:`jrbm.rng.noise_key` of ``key``: how every sampler in jrbm draws a layer's noise."""
+    """:meth:`Layer.noise` drawn with :func:`jrbm.rng.noise_key` of ``key``: how every sampler in jrbm draws a layer's noise.
+
+    Refuses a dtype narrower than float32: bfloat16's uniforms lie on a grid of
+    ``2^-7`` (0 with probability 1/128), so a unit of probability 3e-4 would be
+    drawn on 23 times as often.
+    """
+    if jnp.finfo(dtype).bits < 32:
+        raise TypeError(
+            f"params: jrbm samples with float32 or float64 parameters, got {jnp.dtype(dtype).name}, whose random "
+            "numbers are too coarse for unbiased draws; cast them first, e.g. jax.tree.map(lambda x: x.astype(jnp.float32), params)"
+        )
     return layer.noise(rng.noise_key(key), tuple(batch_shape), dtype)
 
 
