@@ -71,6 +71,15 @@ def real_in(name: str, value, low: float, high: float, expected: str, *, open_hi
     return out
 
 
+def float32_or_wider(dtype, what: str, why: str) -> None:
+    """Refuses half-precision parameters (``params``) where ``what`` (AIS, the samplers) needs float32 or wider."""
+    if jnp.finfo(dtype).bits < 32:
+        raise TypeError(
+            f"params: {what} float32 or float64 parameters, got {jnp.dtype(dtype).name}, {why}; "
+            "cast them first, e.g. jax.tree.map(lambda x: x.astype(jnp.float32), params)"
+        )
+
+
 def float_dtype(name: str, dtype):
     """``dtype`` as a floating ``numpy`` dtype (float32, float64, ...); raises naming ``name`` otherwise."""
     try:

@@ -174,11 +174,7 @@ def noise(key: Array, layer: Layer, batch_shape: tuple[int, ...], dtype) -> Arra
     ``2^-7`` (0 with probability 1/128), so a unit of probability 3e-4 would be
     drawn on 23 times as often.
     """
-    if jnp.finfo(dtype).bits < 32:
-        raise TypeError(
-            f"params: jrbm samples with float32 or float64 parameters, got {jnp.dtype(dtype).name}, whose random "
-            "numbers are too coarse for unbiased draws; cast them first, e.g. jax.tree.map(lambda x: x.astype(jnp.float32), params)"
-        )
+    _checks.float32_or_wider(dtype, "jrbm samples with", "whose random numbers are too coarse for unbiased draws")
     return layer.noise(rng.noise_key(key), tuple(batch_shape), dtype)
 
 
