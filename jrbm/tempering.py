@@ -85,6 +85,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
@@ -465,8 +466,9 @@ class PT(_PTFields):
 
     Args:
       betas: an int ``M`` (equally spaced in ``[0, 1]``) or an ascending array
-        ending at 1; see :func:`temperature_ladder`. Pass a tuple of floats to
-        keep the estimator hashable.
+        ending at 1; see :func:`temperature_ladder`. An array (or list) is
+        stored as a tuple of the same floats, so that the estimator is
+        hashable and :func:`jrbm.fit` reuses its compiled programs.
       k: Gibbs sweeps per update, a positive int.
       n_chains: independent PT runs, a positive int.
       swap: ``"marginal"`` or ``"joint"`` swaps, see :func:`pt_step`. All four
@@ -486,7 +488,11 @@ class PT(_PTFields):
     __slots__ = ()
 
     def __new__(cls, betas: int | tuple | ArrayLike = 10, k: int = 1, n_chains: int = 100, swap: str = "marginal"):
-        temperature_ladder(betas)  # validated now; kept as given, so an int or a tuple stays hashable
+        ladder = temperature_ladder(betas)  # validated now
+        if not isinstance(betas, (int, np.integer)) and _checks.is_concrete(ladder):
+            # An array or list is kept as a tuple of floats (the same values): a hashable estimator is one
+            # whose compiled programs fit reuses; an array field would make every fit call compile anew.
+            betas = tuple(float(b) for b in np.asarray(betas, np.float64))
         k, n_chains = _checks.static_positive_int("k", k), _checks.static_positive_int("n_chains", n_chains)
         return super().__new__(cls, betas, k, n_chains, check_swap(swap))
 
@@ -499,6 +505,12 @@ class PT(_PTFields):
         betas = temperature_ladder(self.betas, params.W.dtype)
         v = flat_batch(params, batch, "batch")
         state = _check_state(params, state, betas.shape[0])
-        state, x = _pt_step(key, params, state, betas, self.k, swap=self.swap)
-        grads = contrast_grad(params, v, hidden_input(params, v), state.chains[:, -1], x[:, -1])
-        return grads, state
+        return _pt_grad(key, params, v, state, betas, self.k, self.swap)
+
+
+@rng.jit(static_argnames=("k", "swap"))
+def _pt_grad(key: Array, params: Model, v: Array, state: PTState, betas: Array, k: int, swap: str) -> tuple[Model, PTState]:
+    """:meth:`PT.grad` after its checks, compiled whole (as the other estimators' updates are)."""
+    state, x = _pt_step(key, params, state, betas, k, swap=swap)
+    grads = contrast_grad(params, v, hidden_input(params, v), state.chains[:, -1], x[:, -1])
+    return grads, state

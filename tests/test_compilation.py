@@ -52,11 +52,20 @@ def test_repeated_eager_calls_do_not_recompile(name):
     assert compilations(lambda: call(2)) == 0
 
 
-def test_fit_compiles_nothing_new_on_a_second_run():
+ESTIMATORS = {
+    "PCD": lambda: jrbm.PCD(1, 8),
+    # made afresh each call from an array ladder, as a user writes it: stored as a tuple, so equal and hashable
+    "PT with an array of betas": lambda: jrbm.PT(jnp.linspace(0.25, 1.0, 4), 1, 8),
+}
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_fit_compiles_nothing_new_on_a_second_run(estimator):
     with jax.numpy_dtype_promotion("standard"):  # optax's internals; see test_train.py
-        opt, est = optax.sgd(0.1), jrbm.PCD(1, 8)
+        opt = optax.sgd(0.1)
 
         def run(i):
+            est = ESTIMATORS[estimator]()
             return jrbm.fit(KEYS[i], P, V[i], optimizer=opt, estimator=est, epochs=3, batch_size=4, progress=False)[0]
 
         run(0)

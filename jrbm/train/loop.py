@@ -291,7 +291,9 @@ def fit(
     Each epoch is a ``lax.scan`` over shuffled minibatches (:func:`fit_epoch`,
     :func:`train_epoch`). The epochs run in a compiled loop
     (:func:`~jrbm.train.loop.compiled_epochs`), compiled once and reused by later
-    calls with the same optimizer and estimator objects; each call of it runs as
+    calls with the same optimizer and estimator objects (with ``learn_sigma``,
+    also the same ``sigma_warmup`` in updates: the warm-up is part of the
+    optimiser, and its default follows ``epochs``); each call of it runs as
     many epochs as take about 0.1 s (timed on the calls before; one at a time
     while untimed, and at most 1,024), stopping at every epoch that has host
     work: an evaluation, a checkpoint, or every epoch with a ``callback``. So a
@@ -362,9 +364,15 @@ def fit(
         first have to carry the variance that a smaller ``sigma`` leaves (notebook 05). It
         counts from the run's first epoch, and a continued run must keep the first part's
         value: pass the whole run's value to every part (a first part shorter than the
-        warm-up keeps ``log_sigma`` fixed throughout, as the whole run would).
+        warm-up keeps ``log_sigma`` fixed throughout, as the whole run would). Another
+        warm-up compiles the training loop anew (a few seconds): to compare runs of
+        several lengths without it, pass the same ``sigma_warmup`` to each.
       log_likelihood: ``None``, ``"exact"`` or ``"ais"``.
       eval_every: epochs between likelihood evaluations (default 1); only with ``log_likelihood``.
+        With ``"ais"`` each evaluation is a whole AIS run (by default 14,500
+        temperatures x 100 runs, :func:`jrbm.ais.log_partition`), which on a
+        large model costs far more than an epoch: the command line evaluates
+        every 10 epochs with 1,000 temperatures (``ais_kwargs={"betas": 1000}``).
       ais_kwargs: ``betas`` and ``n_runs`` of :func:`jrbm.ais.log_partition`.
       progress: show a ``tqdm`` progress bar with the latest metrics (with a warning and
         no bar where tqdm is not installed).
