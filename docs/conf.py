@@ -65,7 +65,7 @@ nb_execution_show_tb = True
 nb_merge_streams = True
 
 _SIZE_NOTE = {
-    "small": "Every loop, epoch and sample count is scaled down so that the notebook runs in a minute or two: "
+    "small": "Every loop, epoch and sample count is scaled down so that the notebook runs in 15 seconds to about 2 minutes: "
     "the numbers and figures below show what it computes, not the results its text discusses. Run it at "
     "`full` size for those (see `notebooks/README.md` in the repository).",
     "full": "These are the numbers and figures its text discusses.",
@@ -155,9 +155,9 @@ def _skip_member(app, what, name, obj, skip, options):
 
     * A NamedTuple's generated field properties ("Alias for field number 0"): the class's Attributes
       section describes its fields.
-    * On a submodule's page, a class that ``jrbm`` re-exports from a module without a page of its own
-      (``jrbm.train.FitState``, defined in ``jrbm.train.checkpoint``): it is documented under ``jrbm``,
-      since two descriptions would both claim the defining module's name for the class.
+    * On a page other than ``jrbm``'s and its defining module's, a class that ``jrbm`` re-exports
+      (``jrbm.train.FitState``, defined in ``jrbm.train.checkpoint``): it is documented under ``jrbm``
+      and its own module, since a third description would claim the defining module's name again.
     """
     if (getattr(obj, "__doc__", None) or "").startswith("Alias for field number"):
         return True

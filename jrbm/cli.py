@@ -763,6 +763,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line (``python -m jrbm`` and the ``jrbm`` command): ``train``, ``evaluate`` or ``sample``.
+
+    Args:
+      argv: the arguments after the program's name (default: ``sys.argv[1:]``).
+
+    Returns:
+      The exit status: 0 on success, printing the results as JSON on stdout
+      and a closing sentence on stderr; 2 when an option, a file or the
+      training is refused or fails (``jrbm <command>: error: ...`` on stderr;
+      an option ``argparse`` refuses exits with 2 itself); 130 when
+      interrupted.
+    """
     p = parser()
     args = p.parse_args(argv)
     given = frozenset(vars(args).pop("_given", ()))  # the options on the command line, whatever their values

@@ -339,7 +339,8 @@ class FPCD(_FPCDFields):
     modes; averaged over updates the fast parameters vanish. The gradient
     returned (to the optimiser, for ``theta``) is the data term under
     ``theta`` minus the chains' term under ``theta + theta_fast``, as in the
-    paper's algorithm. With ``fast_lr=0`` this is :class:`PCD` exactly.
+    paper's algorithm. With ``fast_lr=0`` this is :class:`PCD` (the same chains,
+    and the same gradients to rounding).
 
     Args:
       k: Gibbs sweeps per update, a positive int.

@@ -25,8 +25,10 @@ distinct (``philox2x32``'s key has 32 bits: some ten thousand ``fold_in``
 keys would collide with a probability of about 1%).
 
 Determinism is unchanged: the noise is a fixed function of the key, the same
-with ``jit`` on or off, under ``vmap`` equal to the loop over keys, and the
-same on every backend.
+with ``jit`` on or off, and, for threefry and philox keys, under ``vmap`` equal
+to the loop over keys and the same on every backend. (``rbg`` and
+``unsafe_rbg`` keys draw with XLA's RandomBitGenerator, which draws otherwise
+under ``vmap`` than one key at a time and is not portable across backends.)
 
 **On a mesh**, jrbm draws with the key's own generator: with jax 0.10.2 (and
 0.12), philox bits do not compile when XLA partitions them over devices (the

@@ -16,12 +16,13 @@ import jrbm
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
-# Public modules: those jrbm exports, plus the modules of the re-exported estimators and samplers, and the command line.
-PUBLIC_MODULES = {"jrbm", "jrbm.estimators", "jrbm.sampling", "jrbm.cli"} | {
-    f"jrbm.{name}" for name in jrbm.__all__ if inspect.ismodule(getattr(jrbm, name))
-}
-# Top-level modules without a page: what jrbm.params defines is documented under jrbm.
-UNDOCUMENTED = {"jrbm.params"}
+# Public modules: those jrbm exports, plus the modules of the re-exported estimators, samplers and
+# constructors, the command line, the layer interface's helpers and the training-state files.
+PUBLIC_MODULES = {
+    "jrbm", "jrbm.estimators", "jrbm.sampling", "jrbm.params", "jrbm.cli", "jrbm.layers.base", "jrbm.train.checkpoint",
+} | {f"jrbm.{name}" for name in jrbm.__all__ if inspect.ismodule(getattr(jrbm, name))}
+# Top-level modules without a page.
+UNDOCUMENTED: set[str] = set()
 
 
 def _toctree(page: Path) -> list[str]:

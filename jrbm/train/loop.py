@@ -334,12 +334,14 @@ def fit(
     it. So a run that was killed (preempted, out of time) is resumed by
     running the same call again, and ends as if it had never stopped. A state
     of another run (another key, estimator, batch size, ``learn_sigma``, ``sigma_warmup``, data,
-    or the shapes and structure of the model, optimizer or estimator state) is
-    refused with a ``ValueError`` naming what differs; the optimizer's
-    hyper-parameters, the parameters' values and ``validation`` cannot be
-    checked: a state found in ``checkpoint_dir`` is continued in place of the
-    ``params`` given, so start a new run in another folder. The history
-    returned covers all epochs of the run.
+    initial parameters (compared by digest), optimizer settings (compared by
+    its first two updates of a probe gradient), or the shapes and structure of
+    the model, optimizer or estimator state) is refused with a ``ValueError``
+    naming what differs; only ``validation`` is not checked. (States written
+    by jrbm before the digest and the probe were recorded are not checked for
+    those two.) A state found in ``checkpoint_dir`` is continued from where it
+    stopped, so start a new run in another folder. The history returned covers
+    all epochs of the run.
 
     Args:
       key: a ``jax.random`` key; shuffling, chains and AIS all derive from it.
