@@ -15,7 +15,9 @@ with the layer functions of :mod:`jrbm.layers` (physical energy,
 ``-E_tutorial`` of Cheng eqs. 2.3 and 3.3). The base's visible layer is the
 layer's neutral choice (uniform for Bernoulli, Spin and Potts units; the
 model's own Gaussian), and the hidden layer interpolates from no fields to its
-own, so every replica is a proper density for any pairing of layers. For a
+own, so every replica is a proper density for any pairing of layers whose
+model is one (README, "Layers": with real-valued layers on both sides, ``W``
+must stay small against their curvatures). For a
 BB-RBM this is plain tempering ``exp(-beta energy)`` with ``h`` summed out.
 
 One :func:`pt_step` is

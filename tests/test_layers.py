@@ -397,3 +397,20 @@ def test_any_pairing_trains_with_fit_and_fit_ensemble(visible, hidden):
     _, hist = jrbm.fit_ensemble(jax.random.split(jax.random.key(4), 2), stack, data, optimizer=optax.sgd(0.05),
                                 estimator=jrbm.CD(1), epochs=2, batch_size=16, log_likelihood="exact", progress=False)
     assert hist["log_likelihood"].shape == (2, 2) and np.all(np.isfinite(hist["log_likelihood"][:, -1]))
+
+
+@pytest.mark.parametrize("scale, proper", [(0.9, True), (1.1, False)])
+def test_two_gaussian_layers_are_proper_exactly_while_w_is_below_one(scale, proper):
+    """The README's condition for two real-valued layers, on its exact case: two Gaussian layers (unit scales).
+
+    With ``b = 0``, summing out the two hidden units (each ``cgf(I) = I^2 / 2 + log(2 pi) / 2``) leaves
+    ``free_energy(v) = |v|^2 / 2 - |W^T v|^2 / 2 - log(2 pi)``: along the top singular vector of ``W``
+    (singular value ``s``) it grows as ``(1 - s^2) t^2 / 2``, to +inf (a normalisable ``exp(-F)``) for
+    ``s < 1`` and to -inf for ``s > 1``.
+    """
+    gauss = layers.Gaussian(jnp.zeros(2, F64), jnp.zeros(2, F64))
+    params = jrbm.RBM(gauss, gauss, jnp.diag(jnp.array([scale, 0.5 * scale], F64)))
+    t = jnp.array([1e2, 1e3, 1e4], F64)
+    f = np.asarray(jrbm.free_energy(params, t[:, None] * jnp.array([1.0, 0.0], F64)))
+    np.testing.assert_allclose(f, (1 - scale**2) * np.asarray(t) ** 2 / 2 - np.log(2 * np.pi), rtol=1e-12)
+    assert (np.all(np.diff(f) > 0) and f[-1] > 1e6) if proper else (np.all(np.diff(f) < 0) and f[-1] < -1e6)

@@ -354,7 +354,10 @@ def fit(
       epochs: number of passes over the data.
       batch_size: examples per update; at most ``len(data)``.
       validation: optional held-out data for the free-energy gap and likelihood.
-      learn_sigma: GB-RBM only: learn ``log_sigma`` (default: frozen). Start ``sigma`` below
+      learn_sigma: Gaussian layers only: learn ``log_sigma`` (default: frozen). The other
+        layers' scale fields (ReLU's and dReLU's ``log_gamma``) learn like any field; to
+        hold some leaves fixed, pass an ``optax.multi_transform`` optimizer that sends
+        them to ``optax.set_to_zero()``. Start ``sigma`` below
         the data's standard deviation (``init_gaussian(..., sigma=0.7)`` for standardised
         data): at ``sigma`` equal to it and small weights the model is the best Gaussian, a
         stationary point training does not leave.
