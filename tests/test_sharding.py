@@ -25,6 +25,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jax
+import pytest
+
 import jrbm
 
 ROOT = Path(jrbm.__file__).resolve().parent.parent  # the checkout (or site-packages) that holds jrbm
@@ -269,6 +272,7 @@ def test_the_mesh_check_counts_the_axes_a_state_splits():
     assert "mesh check ok" in out
 
 
+@pytest.mark.skipif(not hasattr(jax, "set_mesh"), reason="jax.set_mesh, the mesh context this test enters, is absent from jax 0.6 and older")
 def test_explicit_mesh_contexts_sharded_inputs_and_keys_that_cannot_be_split(tmp_path):
     """Found by a review: inside the user's ``jax.set_mesh`` of an Explicit mesh, with inputs placed on several
     devices and no ``mesh=``, and in ``train_epoch`` jitted with a mesh, jrbm crashed in XLA; philox keys crashed
