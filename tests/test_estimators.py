@@ -162,7 +162,7 @@ def test_estimator_objects_share_one_interface(make):
     assert all(any(np.array_equal(c, d) for d in np.asarray(data)) for c in np.asarray(chains))
 
 
-def test_estimators_work_under_grad_of_a_wrapper_and_in_float32():
+def test_estimators_keep_float32():
     params = jax.tree.map(lambda x: x.astype(jnp.float32), random_bernoulli(5, 5, 3))
     data = jnp.ones((4, 5), jnp.float32)
     g = jrbm.cd_grad(jax.random.key(0), params, data, 1)

@@ -414,3 +414,17 @@ def test_two_gaussian_layers_are_proper_exactly_while_w_is_below_one(scale, prop
     f = np.asarray(jrbm.free_energy(params, t[:, None] * jnp.array([1.0, 0.0], F64)))
     np.testing.assert_allclose(f, (1 - scale**2) * np.asarray(t) ** 2 / 2 - np.log(2 * np.pi), rtol=1e-12)
     assert (np.all(np.diff(f) > 0) and f[-1] > 1e6) if proper else (np.all(np.diff(f) < 0) and f[-1] < -1e6)
+
+
+def test_bernoulli_and_gaussian_from_data_against_numpy():
+    """``from_data``, which ``jrbm.init`` uses for the visible fields: Bernoulli's ``sigmoid(theta)`` is the data's
+    mean clipped to ``[1e-3, 1 - 1e-3]``; Gaussian's ``b`` and ``sigma`` are the data's mean and standard deviation
+    (at least 1e-3). Columns that hit the clips are included."""
+    rng = np.random.default_rng(0)
+    binary = rng.random((200, 4)) < np.array([0.2, 0.7, 0.0, 1.0])
+    theta = np.asarray(layers.Bernoulli.init(4, F64).from_data(jnp.asarray(binary, F64)).theta)
+    np.testing.assert_allclose(1 / (1 + np.exp(-theta)), np.clip(binary.mean(0), 1e-3, 1 - 1e-3), rtol=1e-12)
+    real = rng.normal([1.0, -2.0, 5.0], [0.5, 3.0, 0.0], size=(300, 3))
+    fit = layers.Gaussian.init(3, F64).from_data(jnp.asarray(real, F64))
+    np.testing.assert_allclose(np.asarray(fit.b), real.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(np.exp(np.asarray(fit.log_sigma)), np.maximum(real.std(0), 1e-3), rtol=1e-12)

@@ -67,7 +67,10 @@ def test_momentum_schedule_from_the_docs():
     momentum = optax.join_schedules([optax.constant_schedule(0.5), optax.constant_schedule(0.9)], [5 * steps_per_epoch])
     opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.05, momentum=momentum)
     params = jrbm.init_bernoulli(jax.random.key(1), 9, 6, data=BAS)
-    _fit(params, optimizer=opt, epochs=8)
+    for epochs, want in ((3, 0.5), (8, 0.9)):  # 4 updates an epoch: 0.9 from update 20 on
+        trained, _, state = _fit(params, optimizer=opt, epochs=epochs, return_state=True)
+        assert float(state.opt_state.hyperparams["momentum"]) == want, epochs
+        assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree.leaves(trained))
 
 
 def test_history_records_every_epoch():
