@@ -102,9 +102,9 @@ def figures_dir():
 #
 # The keys are philox2x32 (`jax.random.key(seed, impl="philox2x32")`), as in
 # `benchmarks/bas.py`: the statistics do not depend on the generator, and on
-# CPU the programs run faster than with JAX's default threefry2x32 keys (1.3 to
-# 1.9 times, measured for CD-1 and PT-10 on 2 cores). A jax without philox2x32
-# keys (0.7 and older) runs the notebook with its default keys.
+# CPU philox draws cost less than threefry's (`benchmarks/bas.py` times
+# threefry2x32's and philox4x32's uniforms alone). A jax without
+# philox2x32 keys (jax 0.5.3, say) runs the notebook with its default keys.
 
 # %%
 data = jnp.asarray(jrbm.datasets.bars_and_stripes(4))

@@ -20,10 +20,12 @@ from the cache is the one XLA compiled, so no result changes. Entries are
 written to a temporary file and renamed into place, so that no process reads
 one while another writes it (JAX's cache writes in place unless its size is
 limited, and a limited cache scans the whole folder at every write). On a JAX
-without that cache class, the suite runs without the cache, and so it does on
-jax older than 0.6.1: with 0.5.3 and 0.6.0, a CPU program read back from the
-cache ran ``fit``'s loop of a run-time number of epochs zero times (measured:
-the parameters came back untrained, the epoch records empty).
+without that cache class, the suite runs without the cache, and so it does
+where a program read back from the cache computes otherwise than the one
+compiled: each process first compiles a loop of a run-time length that draws
+random numbers, drops its in-memory copy and runs it again from the cache
+(jax 0.5.3 and 0.6.0 ran it zero times on a CPU, and with it ``fit``'s loop
+over epochs: the parameters came back untrained; 0.6.1 and later run it right).
 """
 
 import atexit
@@ -65,14 +67,22 @@ def _atomic_cache_writes() -> bool:
 
 
 def _cache_reads_back_correctly() -> bool:
-    """False on jax older than 0.6.1, whose CPU programs read back from the cache can skip their loops (see above)."""
-    version = tuple(int(part) for part in jax.__version__.split(".")[:3] if part.isdigit())
-    return version >= (0, 6, 1)
+    """Whether a loop of a run-time length that draws random numbers runs the same read back from the cache
+    (see above): compiled, dropped from memory, then run from the persistent cache."""
+
+    def loop(key, n, x):
+        return jax.lax.fori_loop(0, n, lambda i, x: x + 1.0 + 0.0 * jax.random.uniform(jax.random.fold_in(key, i), dtype=x.dtype), x)
+
+    runs = []
+    for _ in range(2):
+        jax.clear_caches()  # the second run finds the program in the persistent cache only
+        runs.append(float(jax.jit(loop)(jax.random.key(0), jax.numpy.int32(3), jax.numpy.float32(0.0))))
+    return runs == [3.0, 3.0]
 
 
 def _share_compiled_programs() -> None:
     """Points this process and pytest-xdist's workers at one persistent compilation cache (see above)."""
-    if not _cache_reads_back_correctly() or not _atomic_cache_writes() or "JAX_COMPILATION_CACHE_DIR" in os.environ:
+    if not _atomic_cache_writes() or "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return  # no cache, or the user's own
     folder = os.environ.get(SESSION_CACHE)  # the workers inherit the folder that the first process made
     if folder is None:
@@ -81,6 +91,11 @@ def _share_compiled_programs() -> None:
         os.environ[SESSION_CACHE] = folder  # a name JAX does not read: the tests' own subprocesses do without
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # the small programs too: most of the time
+    if not _cache_reads_back_correctly():
+        from jax._src import compilation_cache
+
+        jax.config.update("jax_enable_compilation_cache", False)
+        compilation_cache.reset_cache()  # JAX decides once per process whether the cache is used: decide again
 
 
 _share_compiled_programs()
