@@ -224,7 +224,8 @@ def log_likelihood(params: Model, v: ArrayLike, *, check: bool = True, **kwargs)
 def grad(params: Model, v: ArrayLike, *, check: bool = True, max_bits: int = MAX_BITS, chunk_size: int = CHUNK_SIZE) -> Model:
     """Exact gradient of ``-mean(log p(v))`` from the free energies' derivatives, not by autodiff of ``log Z``.
 
-    Data term: the conditional expectations of Cheng eqs. 2.11-2.13 / 3.11-3.13.
+    Data term: the conditional expectations of Cheng eqs. 2.11-2.13 / 3.12-3.13 and the
+    unnumbered result of section 3.4 (``a_i v_i sigmoid(x_j)`` for ``W``, 3.11 by sequence).
     Model term: their expectation under the model (eqs. 2.14-2.16,
     3.14-3.16), summed exactly over the enumerated layer with the weights
     ``exp(log_weight)`` normalised by their own sum, accumulated in one pass

@@ -345,7 +345,7 @@ def free_energy_grad(params: Model, v: ArrayLike, weights: ArrayLike | None = No
     """``sum_n weights_n d free_energy(v_n) / d params`` (default weights: the mean), a pytree like ``params``.
 
     ``-d free_energy / d theta`` is the tutorial's conditional expectation
-    ``sum_h p(h | v) dE_tutorial / d theta`` (Cheng eqs. 2.11-2.13, 3.11-3.13).
+    ``sum_h p(h | v) dE_tutorial / d theta`` (Cheng eqs. 2.11-2.13, 3.12-3.13 and section 3.4's unnumbered result for ``W``).
     ``inputs``, the hidden inputs ``I_hid(v)``, may be passed when already computed.
     """
     v = jnp.asarray(v, params.W.dtype).reshape((-1,) + params.visible.shape)

@@ -192,7 +192,9 @@ report("jrbm.exact.grad vs jax.grad(-mean log p)", jrbm.exact.grad(params, data)
 # The general formula, eq. 2.7, is printed with the factor `∂E/∂θ` twice in the
 # model term. For a BB-RBM the typo is invisible: every `∂E/∂θ` (`u_i g_j`,
 # `u_i`, `g_j`) is 0 or 1, so its square equals itself. The next line
-# checks it; the Gaussian RBM of notebook 02 has no such luck.
+# checks it. Applied to the Gaussian RBM, whose `∂E/∂b_i = a^2 (u_i - b_i)` is
+# real, the doubled factor would be wrong (the tutorial's own general form
+# for it, in section 3.3, has the factor once).
 
 # %%
 sq_model = jax.tree.map(lambda d: np.einsum("vh,vh...->...", P_joint, np.asarray(d) ** 2), dE)

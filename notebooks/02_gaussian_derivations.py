@@ -24,9 +24,13 @@
 # As in notebook 01, `jrbm.energy = -E_tutorial` and `jrbm` gradients are loss
 # gradients (minus the tutorial's `dL/dθ`).
 #
-# Three places where the printed tutorial is wrong are shown with numbers:
-# the exponent of eq. 3.18, the product index of eq. 3.10, and (not a typo,
-# but easy to miss) the `b_i` terms of eq. 3.12 cancelling in eq. 3.15.
+# Two places where the printed tutorial is wrong are shown with numbers, the
+# exponent of eq. 3.18 and the product index of eq. 3.10, and one that is not
+# a typo but is easy to miss: the `b_i` terms of eq. 3.12 cancelling in eq.
+# 3.15. A third typo is corrected in words: the `W` result of section 3.4
+# (3.11 by sequence) is unnumbered in the tutorial and its last printed lines
+# are garbled (a sum `Σ_{k≠j}^{1}` where the product over `k ≠ j` of sums over
+# `h_k`, each 1, belongs); the result they should end in is `a_i v_i σ(x_j)`.
 
 # %%
 import os
@@ -187,10 +191,11 @@ print(f"eq. 3.10 as printed (j = 1): sum over h_1 of P(h_1 | v)^J = {literal.min
 assert np.max(np.abs(literal - 1)) > 1e-3, f"eq. 3.10 as printed sums to {literal} over h_1: within 1e-3 of 1"
 
 # %% [markdown]
-# ## Eqs. 3.11-3.13: conditional expectations of `∂E/∂θ`
+# ## Section 3.4 (3.11, unnumbered) and eqs. 3.12-3.13: conditional expectations of `∂E/∂θ`
 #
 # `jax.grad` of the tutorial's `E` (eq. 3.3) at every `h`, weighted by the
-# brute-force `p(h | v)`, against the closed forms `a_i v_i σ(x_j)` (3.11),
+# brute-force `p(h | v)`, against the closed forms `a_i v_i σ(x_j)` (section 3.4's
+# unnumbered result, 3.11 by sequence),
 # `a_i^2 (v_i - b_i)` (3.12), `σ(x_j)` (3.13), and against `-∂ free_energy/∂θ`
 # from `jrbm` (which also covers `log_sigma`, the tutorial's `a`, learned when
 # `fit(..., learn_sigma=True)`).
@@ -201,7 +206,7 @@ cond_brute = jax.tree.map(lambda d: np.einsum("vh,vh...->v...", p_h_brute, np.as
 
 
 def cond_tutorial(v):
-    """The tutorial's closed forms (3.11, 3.12, 3.13) with a_i per unit, at points v of shape (n, I)."""
+    """The tutorial's closed forms (section 3.4's unnumbered 3.11, 3.12, 3.13) with a_i per unit, at points v of shape (n, I)."""
     s = np.asarray(jrbm.p_h_given_v(params, v))
     return dict(W=(a * v)[:, :, None] * s[:, None, :], b=a**2 * (v - b), c=s)
 
@@ -210,14 +215,14 @@ cond_jrbm = jax.vmap(jax.grad(lambda p, v: -jrbm.free_energy(p, v)), (None, 0))(
 closed = cond_tutorial(v_test)
 for name, eq in (("W", "3.11"), ("b", "3.12"), ("c", "3.13")):
     report(f"eq. {eq} ({name}): enumeration vs the tutorial's closed form", getattr(cond_brute, name), closed[name])
-report("eqs. 3.11-3.13 + log_sigma: enumeration vs -grad free_energy", cond_brute, cond_jrbm);
+report("3.11 (unnumbered), eqs. 3.12-3.13 + log_sigma: enumeration vs -grad free_energy", cond_brute, cond_jrbm);
 
 # %% [markdown]
 # ## Eqs. 3.14-3.16: the exact gradient, and the `b_i` terms of 3.15
 #
 # The model term is an expectation under the density `p(u)`: an integral,
 # although eqs. 3.14-3.16 print it as a sum over `u`. Here it is the 2-D
-# quadrature of `p(u)` times the closed forms of eqs. 3.11-3.13. The data are
+# quadrature of `p(u)` times the closed forms above (3.11 by sequence, 3.12, 3.13). The data are
 # a few points `v_n`.
 #
 # Eq. 3.15 is printed as `a^2 v_i - E_model[a^2 u_i]`, while the difference of

@@ -1,9 +1,9 @@
-"""The tutorial's Gaussian units (section 3): one precision ``a_i = exp(-log_sigma_i)`` per unit.
+"""The tutorial's Gaussian units (section 3): one inverse standard deviation ``a_i = exp(-log_sigma_i)`` per unit (precision ``a_i^2``).
 
 ``U(x) = sum_i a_i^2 (x_i - b_i)^2 / 2`` with coupling statistic ``s(x) = a x``, so
 that ``-energy`` is the tutorial's eq. 3.3 (``E_tutorial = -energy``) with one
-``a_i`` per unit. Given the input ``I``, ``x_i ~ Normal(b_i + I_i / a_i, 1 / a_i)``
-(Cheng eq. 3.19, where ``I = W h``), and the Gaussian integral of eq. 3.18 is
+``a_i`` per unit. Given the input ``I``, ``x_i`` is normal with mean ``b_i + I_i / a_i`` and
+standard deviation ``1 / a_i`` (Cheng eq. 3.19, where ``I = W h``), and the Gaussian integral of eq. 3.18 is
 
     cgf(I) = sum_i [a_i b_i I_i + I_i^2 / 2 + log(sqrt(2 pi) / a_i)].
 """
