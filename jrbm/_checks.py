@@ -243,7 +243,7 @@ def key(name: str, k) -> None:
     if dt is not None and dt == jnp.uint32 and getattr(k, "shape", None) == (2,):
         return
     raise TypeError(
-        f"{name}: expected a jax.random key (jax.random.key(seed)) as the first argument, "
+        f"{name}: expected a jax.random key (jax.random.key(seed)), "
         f"got {type(k).__name__} with dtype {dt}"
     )
 

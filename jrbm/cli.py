@@ -606,16 +606,15 @@ def cmd_sample(args, given=frozenset()) -> dict:
     params, _ = _load_checkpoint(args.checkpoint)
     stem, image = _sample_paths(args.out)
     k_start, k_chain = jax.random.split(jax.random.key(args.seed))
-    n_visible = params.visible.shape[0]
     vis = params.visible
     # the chains start at draws of the visible layer on its own (no input from the hidden layer)
     v0 = layer_base.sample(k_start, vis, jnp.zeros((args.n,) + vis.shape, params.W.dtype))
     v = np.asarray(gibbs_chain(k_chain, params, v0, args.steps))
     io.atomic_write(stem + ".npy", lambda f: np.save(f, v))
-    v = v.reshape(v.shape[0], -1)  # Potts states (n, q) are drawn as their one-hot rows
-    size = v.shape[1]
-    side = int(np.sqrt(size))
-    shape = (side, side) if side * side == size else (n_visible, size // n_visible)
+    v = v.reshape(v.shape[0], -1)
+    # Potts states (n, q) are drawn as their one-hot rows; other states as a square image, or a strip when
+    # their number is not a square
+    shape = tuple(vis.shape) if len(vis.shape) == 2 else None
     _write_figure(image, plots.image_grid(
         v, shape, title=f"{args.n} chains started at draws of the visible layer alone, after {args.steps} Gibbs sweeps", colorbar="unit value"))
     return {"samples": stem + ".npy", "image": image, "n": args.n, "steps": args.steps}

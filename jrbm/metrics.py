@@ -64,14 +64,16 @@ from jrbm.params import Model
 
 
 def reconstruction_error(params: Model, v: ArrayLike, *, key: Optional[Array] = None) -> Array:
-    """Mean squared error per visible unit between ``v`` and its one-step reconstruction.
+    """Mean squared error per visible entry between ``v`` and its one-step reconstruction.
 
     With ``key=None`` (deterministic, mean field) the reconstruction is
     ``p_v_given_h(params, p_h_given_v(params, v))``; with a key, ``h`` is
     sampled, ``h ~ p(h | v)``, and the reconstruction is
     ``p_v_given_h(params, h)``: the probabilities (BB) or the mean (GB) of
     ``v | h``, as in CD-1's negative phase (Hinton's guide, sections 3.2
-    and 5). The mean runs over all examples and units.
+    and 5). The mean runs over all examples and entries of ``v``: a unit's
+    value, or for Potts units each of its ``q`` one-hot components (the
+    squared error of a unit's one-hot vector is ``q`` times that mean).
 
     Args:
       params: a model.

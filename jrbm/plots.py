@@ -34,21 +34,38 @@ def image_grid(
     ``image_shape`` defaults to a square when ``n_pixels`` is a perfect
     square; otherwise each row is drawn as a one-pixel-high strip. The scale
     runs from ``vmin`` to ``vmax`` (default: the images' range) for every
-    tile; ``colorbar`` labels a colour bar for it.
+    tile; ``colorbar`` labels a colour bar for it. The figure is at most
+    :data:`MAX_INCHES` on its longer side, whatever the tiles' shape.
+
+    Raises:
+      ValueError: ``images`` not a non-empty 2-D array of finite numbers, an
+        ``image_shape`` that does not hold ``n_pixels``, or ``vmin`` above
+        ``vmax``.
     """
-    images = np.asarray(images, np.float64)
+    try:
+        images = np.asarray(images, np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"images: expected an array of numbers (n_images, n_pixels), got {type(images).__name__}: {e}") from None
     if images.ndim != 2 or 0 in images.shape:
         raise ValueError(f"images: expected a non-empty 2-D array (n_images, n_pixels), got shape {images.shape}")
+    bad = ~np.isfinite(images)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"images: expected finite values, got {images[idx]} at index {idx} ({int(bad.sum())} non-finite entries)")
     n, d = images.shape
     if image_shape is None:
         side = math.isqrt(d)
         image_shape = (side, side) if side * side == d else (1, d)
     image_shape = _image_shape(image_shape, d)
-    vmin = float(images.min()) if vmin is None else vmin
-    vmax = float(images.max()) if vmax is None else vmax
+    vmin = float(images.min()) if vmin is None else _finite_float("vmin", vmin)
+    vmax = float(images.max()) if vmax is None else _finite_float("vmax", vmax)
+    if vmin > vmax:
+        raise ValueError(f"vmin, vmax: expected vmin <= vmax, got vmin={vmin} and vmax={vmax}")
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig = _figure(figsize=(1.2 * cols + (1.2 if colorbar else 0), 1.2 * rows * image_shape[0] / image_shape[1] + 0.6))
+    width, height = 1.2 * cols + (1.2 if colorbar else 0), 1.2 * rows * image_shape[0] / image_shape[1] + 0.6
+    shrink = min(1.0, MAX_INCHES / max(width, height))
+    fig = _figure(figsize=(max(width * shrink, 1.0), max(height * shrink, 1.0)))
     ax = fig.add_subplot(1, 1, 1)
     ax.set_axis_off()
     import matplotlib
@@ -60,6 +77,20 @@ def image_grid(
     if colorbar:
         fig.colorbar(shown, ax=ax, shrink=0.8, label=colorbar)
     return fig
+
+
+MAX_INCHES = 20.0
+"""The longest side of a figure of :func:`image_grid`, in inches (a tall strip of tiles is scaled down to it)."""
+
+
+def _finite_float(name: str, value) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a finite number, got {type(value).__name__} {value!r}") from None
+    if not math.isfinite(out):
+        raise ValueError(f"{name}: expected a finite number, got {out}")
+    return out
 
 
 def _image_shape(image_shape, d: int) -> tuple[int, int]:
@@ -86,17 +117,29 @@ def _mosaic(images: np.ndarray, image_shape: Sequence[int], rows: int, cols: int
 
 
 def filters(params, image_shape: Optional[Sequence[int]] = None, *, max_filters: int = 100):
-    """The columns of ``W`` (one per hidden unit) as images, on one symmetric colour scale with a colour bar."""
+    """The weights to each hidden unit as an image, on one symmetric colour scale with a colour bar.
+
+    A tile holds every weight from the visible layer to one hidden unit, in
+    the visible layer's shape: ``n`` values for ``n`` units, an ``(n, q)``
+    table for Potts units (their default ``image_shape``). For a Potts
+    hidden layer each tile is one (hidden unit, state) pair, unit by unit.
+    ``max_filters`` tiles at most are drawn.
+    """
     from jrbm import _checks
     from jrbm.model import check
 
     check(params)
     max_filters = _checks.positive_int("max_filters", max_filters)
-    W = np.asarray(params.W, np.float64).reshape(params.W.shape[0], -1)[:, :max_filters].T
+    vis, hid = tuple(params.visible.shape), tuple(params.hidden.shape)
+    n_vis = math.prod(vis)
+    W = np.asarray(params.W, np.float64).reshape(n_vis, -1)[:, :max_filters].T  # one row per hidden unit (and state)
+    if image_shape is None and len(vis) == 2:
+        image_shape = vis
     top = float(np.abs(W).max()) or 1.0
+    what = "(hidden unit, state) pairs" if len(hid) > 1 else "hidden units"
     return image_grid(
-        W, image_shape, title=f"Filters: the weights to each of the first {W.shape[0]} hidden units",
-        cmap="RdBu_r", vmin=-top, vmax=top, colorbar="weight W_ij from visible unit i",
+        W, image_shape, title=f"Filters: the weights to each of the first {W.shape[0]} {what}",
+        cmap="RdBu_r", vmin=-top, vmax=top, colorbar="weight from each visible unit" + (" and state" if len(vis) > 1 else ""),
     )
 
 
@@ -112,7 +155,8 @@ def learning_curves(history: dict):
     Reconstruction error; the free-energy gap (validation minus training,
     when there was validation data); the log-likelihood of the training and
     validation data in one panel, with AIS's standard error as error bars,
-    whenever it was measured. Epochs without a value are skipped.
+    whenever it was measured. Epochs without a value are skipped; a history
+    with no finite value at all is drawn as one panel that says so.
     """
     if not isinstance(history, dict) or "epoch" not in history:
         raise ValueError(f"history: expected the dict of jrbm.fit with an 'epoch' list, got {type(history).__name__}"
@@ -123,8 +167,14 @@ def learning_curves(history: dict):
             raise ValueError(f"history[{name!r}]: expected one value per epoch ({len(epochs)}), got shape {np.shape(values)}")
 
     def series(name):
-        y = np.asarray(history.get(name, []), float)
+        try:
+            y = np.asarray(history.get(name, []), float)
+        except (TypeError, ValueError):
+            raise ValueError(f"history[{name!r}]: expected numbers, got {history[name][:3]!r}...") from None
         return y if y.size and np.isfinite(y).any() else None
+
+    for name in history:
+        series(name)
 
     panels = [name for name in _CURVES if series(name) is not None]
     likelihood = [name for name in ("log_likelihood", "val_log_likelihood") if series(name) is not None]
@@ -132,6 +182,11 @@ def learning_curves(history: dict):
               and series(k) is not None]
     n = len(panels) + bool(likelihood) + len(others)
     fig = _figure(figsize=(4.3 * max(n, 1), 3.4))
+    if n == 0:
+        ax = fig.add_subplot(1, 1, 1)
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, f"No monitor recorded a finite value in {len(epochs)} epoch(s)", ha="center", va="center")
+        return fig
     i = 0
     for name in panels:
         i += 1
@@ -171,10 +226,15 @@ def learning_curves(history: dict):
 
 
 def density_2d(params, data: np.ndarray, *, grid: int = 200):
-    """Contours of a 2-D GB-RBM's log-density ``-free_energy`` over a scatter of ``data``."""
+    """Contours of a 2-D model's log-density ``-free_energy`` over a scatter of ``data``.
+
+    The grid reaches one unit past the data on every side, so the visible
+    layer must take any real value (Gaussian, dReLU); other layers are refused.
+    """
     import jax.numpy as jnp
 
     from jrbm import _checks
+    from jrbm.layers import base as layer_base
     from jrbm.model import check, free_energy
 
     check(params)
@@ -188,6 +248,13 @@ def density_2d(params, data: np.ndarray, *, grid: int = 200):
     xs, ys = np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid)
     gx, gy = np.meshgrid(xs, ys)
     pts = jnp.asarray(np.stack([gx.ravel(), gy.ravel()], 1), params.W.dtype)
+    try:
+        layer_base.check_data(params.visible, "v", np.array([[-1e3, -1e3], [1e3, 1e3], [-0.5, 0.5]], pts.dtype))
+    except ValueError:
+        raise ValueError(
+            f"params: expected a visible layer taking any real value (Gaussian, dReLU), got {type(params.visible).__name__}, "
+            "whose states do not cover the grid around the data"
+        ) from None
     logf = np.asarray(-free_energy(params, pts)).reshape(gx.shape)
     fig = _figure(figsize=(6, 5))
     ax = fig.add_subplot(1, 1, 1)

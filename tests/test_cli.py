@@ -355,3 +355,20 @@ def test_evaluate_a_mismatched_data_set_or_a_float64_checkpoint_in_a_fresh_proce
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.loads(res.stdout)["method"] == "ais"
+
+
+def test_sample_draws_a_model_of_any_width_at_a_readable_size(tmp_path):
+    """A visible layer whose size is not a square is drawn as strips, not as one-pixel-wide columns a figure
+    hundreds of inches tall; Potts states as their (n, q) one-hot tables."""
+    from PIL import Image
+
+    from jrbm import layers
+
+    key = jax.random.key(0)
+    for name, params in (("wide", jrbm.init_bernoulli(key, 120, 4)), ("potts", jrbm.init(key, layers.Potts.init(12, 3), layers.Bernoulli.init(4)))):
+        path = tmp_path / f"{name}.npz"
+        jrbm.save(path, params)
+        out = tmp_path / f"{name}.png"
+        assert run("sample", path, "--n", 64, "--steps", 1, "--out", out) == 0
+        with Image.open(out) as image:
+            assert max(image.size) <= 100 * jrbm.plots.MAX_INCHES  # matplotlib's default 100 dots per inch

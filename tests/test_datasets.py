@@ -426,3 +426,28 @@ def test_digits_file_is_load_digits():
     bunch = load_digits()
     np.testing.assert_array_equal(images, bunch.data)
     np.testing.assert_array_equal(labels, bunch.target)
+
+
+def test_digits_binarised_test_images_that_equal_a_training_image_are_as_documented():
+    """The docstring's count: binarising maps 13 of the default split's 359 test images onto a training image's
+    pattern, and no raw image of the test set equals a training image."""
+    binary, unit = datasets.digits("binary"), datasets.digits("unit")
+    for split, expected in ((binary, 13), (unit, 0)):
+        seen = {row.tobytes() for row in split.train}
+        assert sum(row.tobytes() in seen for row in split.test) == expected
+    assert "13 of the 359 test images equal a training image" in " ".join(datasets.digits.__doc__.split())
+
+
+def test_two_laplace_samples_are_each_whitened_within_a_few_over_sqrt_n_of_each_other():
+    """The docstring: a test sample whitened on its own statistics differs from one whitened with the training
+    sample's by a transform ``M`` (``y_own = y_train_stats @ M``) with ``|M - I|`` a few ``1/sqrt(n)``."""
+    n = 10000
+    rng = [np.random.default_rng(s) for s in (0, 1)]
+    x_train, x_test = (r.laplace(size=(n, 2)) @ datasets.MIXING.T for r in rng)
+    own = datasets.two_laplace(n, seed=1, dtype=np.float64)
+    centred = x_train - x_train.mean(0)
+    eigval, eigvec = np.linalg.eigh(centred.T @ centred / n)
+    with_train = (x_test - x_train.mean(0)) @ (eigvec * eigval**-0.5) @ eigvec.T
+    M, *_ = np.linalg.lstsq(np.c_[with_train, np.ones(n)], own, rcond=None)
+    deviation = np.linalg.norm(M[:2] - np.eye(2), 2) * np.sqrt(n)
+    assert 0.1 < deviation < 10, deviation  # a few: neither the identity nor far from it

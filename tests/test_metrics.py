@@ -100,6 +100,23 @@ def test_reconstruction_error_by_hand(bb):
     np.testing.assert_allclose(metrics.reconstruction_error(gb, x), np.mean((x - recon) ** 2), rtol=1e-12)
 
 
+def test_potts_reconstruction_error_is_the_mean_over_one_hot_entries():
+    """The docstring: for Potts units the mean runs over the q one-hot components of each unit, by hand in numpy
+    (softmax over the states of the visible field W h + theta, h the hidden means)."""
+    from jrbm import layers
+
+    q, n = 3, 4
+    params = jrbm.init(jax.random.key(0), layers.Potts.init(n, q), layers.Bernoulli.init(J), weight_std=1.0)
+    params = params._replace(visible=layers.Potts(jnp.asarray(np.random.default_rng(0).normal(size=(n, q)))))
+    v = np.eye(q)[np.random.default_rng(1).integers(0, q, (6, n))]  # (6, n, q) one-hot
+    W, theta, c = np.asarray(params.W), np.asarray(params.visible.theta), np.asarray(params.hidden.theta)
+    h = sigmoid(np.einsum("bnq,nqj->bj", v, W) + c)
+    field = np.einsum("nqj,bj->bnq", W, h) + theta
+    recon = np.exp(field - field.max(-1, keepdims=True))
+    recon /= recon.sum(-1, keepdims=True)
+    np.testing.assert_allclose(metrics.reconstruction_error(params, v), np.mean((v - recon) ** 2), rtol=1e-12)
+
+
 def test_sampled_reconstruction_error_averages_over_p_h_given_v(bb):
     v = np.random.default_rng(2).integers(0, 2, (6, I)).astype(np.float64)
     W, b, c = (np.asarray(x) for x in bb)

@@ -53,3 +53,39 @@ def test_image_grid_places_every_image_in_its_tile():
         assert np.isnan(out).sum() == out.size - n * images.shape[1]  # everything else is background
     fig = jrbm.plots.image_grid(rng.normal(size=(3, 16)), (4, 4), cmap=__import__("matplotlib").colormaps["viridis"])
     assert len(fig.axes) == 1
+
+
+def test_filters_draw_one_tile_per_hidden_unit_in_the_visible_layer_shape():
+    """Potts units: a visible (n, q) layer gives one (n, q) table per hidden unit; a hidden (m, q) layer one tile
+    per (unit, state) pair; each tile holds exactly the weights to its column."""
+    from jrbm import layers
+
+    key = jax.random.key(0)
+    cases = (
+        (layers.Potts.init(12, 3), layers.Bernoulli.init(5), 5, "hidden units", (12, 3)),
+        (layers.Bernoulli.init(12), layers.Potts.init(4, 3), 12, "(hidden unit, state) pairs", (3, 4)),
+        (layers.Bernoulli.init(12), layers.Bernoulli.init(7), 7, "hidden units", (3, 4)),
+    )
+    for vis, hid, n_tiles, what, shape in cases:
+        params = jrbm.init(key, vis, hid, weight_std=1.0)
+        fig = jrbm.plots.filters(params, None if len(vis.shape) == 2 else shape)
+        assert fig._suptitle.get_text() == f"Filters: the weights to each of the first {n_tiles} {what}"
+        shown = np.ma.filled(fig.axes[0].images[0].get_array(), np.nan)
+        W = np.asarray(params.W, np.float64).reshape(int(np.prod(vis.shape)), -1)
+        cols = int(np.ceil(np.sqrt(n_tiles)))
+        gap = max(1, min(shape) // 8)
+        for t in range(n_tiles):
+            r, c = divmod(t, cols)
+            tile = shown[r * (shape[0] + gap): r * (shape[0] + gap) + shape[0], c * (shape[1] + gap): c * (shape[1] + gap) + shape[1]]
+            np.testing.assert_allclose(tile, W[:, t].reshape(shape))
+
+
+def test_image_grid_keeps_a_tall_strip_of_tiles_to_a_readable_size():
+    """120 images of (120, 1) would be a figure some 1,300 inches tall; the figure is held to MAX_INCHES."""
+    fig = jrbm.plots.image_grid(np.random.default_rng(0).random((64, 120)), (120, 1))
+    assert max(fig.get_size_inches()) <= jrbm.plots.MAX_INCHES + 1e-9
+
+
+def test_learning_curves_say_when_there_is_nothing_to_draw():
+    fig = jrbm.plots.learning_curves({"epoch": [1, 2], "recon_error": [np.nan, np.nan]})
+    assert [t.get_text() for t in fig.axes[0].texts] == ["No monitor recorded a finite value in 2 epoch(s)"]

@@ -181,6 +181,15 @@ CASES = [
     ("bfloat16 parameters to a sampler", lambda: jrbm.sample_h_given_v(KEY, jax.tree.map(lambda a: a.astype(jnp.bfloat16), BB), V), TypeError, r"params: jrbm samples with float32 or float64 parameters, got bfloat16"),
     ("jax.grad through AIS", lambda: jax.grad(lambda p: jrbm.ais.log_partition(KEY, p, n_runs=2, betas=10).log_z)(BB), TypeError, r"jrbm.ais: an AIS estimate is not differentiable"),
     ("3-D data to density_2d", lambda: jrbm.plots.density_2d(random_gaussian(0, 2, 3), np.zeros((4, 3))), ValueError, r"data: expected 2 columns"),
+    ("a layer of bounded states to density_2d", lambda: jrbm.plots.density_2d(jrbm.init(KEY, layers.ReLU.init(2), layers.Bernoulli.init(3)), np.ones((4, 2))), ValueError, r"params: expected a visible layer taking any real value \(Gaussian, dReLU\), got ReLU"),
+    ("NaN in images to image_grid", lambda: jrbm.plots.image_grid(np.where(np.eye(4, 16) > 0, np.nan, 0.5)), ValueError, r"images: expected finite values, got nan at index \(0, 0\) \(4 non-finite entries\)"),
+    ("strings as images to image_grid", lambda: jrbm.plots.image_grid(np.array([["a", "b"]])), ValueError, r"images: expected an array of numbers"),
+    ("vmin above vmax to image_grid", lambda: jrbm.plots.image_grid(np.zeros((2, 4)), vmin=1.0, vmax=0.0), ValueError, r"vmin, vmax: expected vmin <= vmax, got vmin=1.0 and vmax=0.0"),
+    ("a string vmin to image_grid", lambda: jrbm.plots.image_grid(np.zeros((2, 4)), vmin="a"), ValueError, r"vmin: expected a finite number, got str 'a'"),
+    ("strings in a history to learning_curves", lambda: jrbm.plots.learning_curves({"epoch": [1, 2], "recon_error": ["a", "b"]}), ValueError, r"history\['recon_error'\]: expected numbers"),
+    ("bars-and-stripes of an n with no float size", lambda: jrbm.datasets.bars_and_stripes(1100), ValueError, r"n: 1100 gives about 2\^1101 rows of 1210000 columns \(about 2\^1123 bytes\)"),
+    ("an unknown dtype name to a data set", lambda: jrbm.datasets.bars_and_stripes(2, dtype="foo"), TypeError, r"dtype: expected a floating dtype such as float32, got 'foo'"),
+    ("dtype None to a data set", lambda: jrbm.datasets.labeled_shifter(2, dtype=None), TypeError, r"dtype: expected a floating dtype such as float32, got None"),
 ]
 
 
