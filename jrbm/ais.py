@@ -147,10 +147,15 @@ class AISResult(NamedTuple):
         stacked results (over the last axis).
         """
         lw = jnp.asarray(self.log_weights)
-        forward = jnp.asarray(self.log_z) >= jnp.mean(lw, axis=-1)
-        y = jnp.where(forward[..., None], lw, -lw)
+        y = jnp.where(_is_forward(self)[..., None], lw, -lw)
         r = jnp.exp(y - jnp.max(y, axis=-1, keepdims=True))
         return jnp.sum(r, axis=-1) ** 2 / jnp.sum(r * r, axis=-1)
+
+
+def _is_forward(result: AISResult) -> Array:
+    """Whether ``result`` is a forward estimate: it is at least its runs' mean log-weight (Jensen), a reverse one
+    at most (equal only when every run agrees, where the two readings give the same estimate)."""
+    return jnp.asarray(result.log_z) >= jnp.mean(jnp.asarray(result.log_weights), axis=-1)
 
 
 def default_betas() -> np.ndarray:
@@ -421,7 +426,15 @@ def _threads(threads, n_runs: int, mesh) -> int:
 
 
 def pool(results) -> AISResult:
-    """One forward :class:`AISResult` from several of the same model: all runs pooled (``log_weights`` and ``v`` joined).
+    """One :class:`AISResult` from several of the same model and direction: all runs pooled (``log_weights`` and ``v`` joined).
+
+    Forward results pool into a forward estimate, reverse results into a
+    reverse one (the direction read from each result as :attr:`AISResult.ess`
+    reads it). Results of both directions together are refused when their
+    values are concrete (under ``jit`` the first result's direction is used).
+
+    Raises:
+      ValueError: no results, or forward and reverse results together.
 
     Example:
       >>> import jax, jrbm, jrbm.ais
@@ -430,14 +443,26 @@ def pool(results) -> AISResult:
       >>> jrbm.ais.pool([a, b]).log_weights.shape
       (20,)
     """
-    return _pooled([r.log_weights for r in results], [r.v for r in results])
+    results = list(results)
+    if not results:
+        raise ValueError("results: expected at least one AISResult, got none")
+    forward = [_is_forward(r) for r in results]
+    if all(_checks.is_concrete(f) for f in forward):
+        directions = np.asarray([bool(f) for f in forward])
+        if directions.any() and not directions.all():
+            raise ValueError(
+                f"results: expected results of one direction, got forward ones at {np.flatnonzero(directions).tolist()} "
+                f"and reverse ones at {np.flatnonzero(~directions).tolist()}; pool each direction on its own"
+            )
+    return _pooled([r.log_weights for r in results], [r.v for r in results], forward[0])
 
 
 @jax.jit
-def _pooled(log_weights: list, v: list) -> AISResult:
+def _pooled(log_weights: list, v: list, forward: Array) -> AISResult:
     """:func:`pool`'s arithmetic as one program (run eagerly, its dozen small operations compile one by one)."""
     log_weights = jnp.concatenate(log_weights)
-    return AISResult(*_summary(log_weights, +1), log_weights, jnp.concatenate(v))
+    summary = [jnp.where(forward, f, r) for f, r in zip(_summary(log_weights, +1), _summary(log_weights, -1))]
+    return AISResult(*summary, log_weights, jnp.concatenate(v))
 
 
 def compile_log_partition(
@@ -465,7 +490,7 @@ def compile_log_partition(
     group = lowered.out_info
     if threads > 1:  # the groups' keys (an eager operation, compiled on its first call) and the pooling of their results
         jax.random.fold_in(key, 0)
-        _pooled.lower([group.log_weights] * threads, [group.v] * threads).compile()
+        _pooled.lower([group.log_weights] * threads, [group.v] * threads, jax.ShapeDtypeStruct((), jnp.bool_)).compile()
 
 
 def reverse_log_partition(
@@ -610,7 +635,7 @@ def bracket(
     * the gap ``reverse - forward`` exceeds ``tolerance`` nats (the schedule
       is too short: more betas);
     * the combined standard error of the two exceeds ``tolerance`` (more runs
-      and more betas).
+      and more betas), or is unknown (one run on a side: more runs).
 
     Args:
       key: a ``jax.random`` key.
@@ -638,8 +663,13 @@ def bracket(
     _checks.key("key", key)
     check(params)
     sweeps = _checks.positive_int("sweeps", sweeps)
-    if not (isinstance(tolerance, (int, float)) and tolerance > 0):
+    try:
+        tol = float(tolerance) if np.ndim(tolerance) == 0 and not isinstance(tolerance, (bool, np.bool_, str)) else None
+    except (TypeError, ValueError):
+        tol = None
+    if tol is None or not (math.isfinite(tol) and tol > 0):
         raise ValueError(f"tolerance: expected a positive number of nats, got {tolerance!r}")
+    tolerance = tol
     k_fwd, k_pick, k_chain, k_rev = jax.random.split(key, 4)
     forward = log_partition(k_fwd, params, data=data, betas=betas, n_runs=n_runs)
     if v_init is None:
@@ -649,6 +679,13 @@ def bracket(
     result = Bracket(forward, reverse)
     se = math.hypot(float(forward.log_z_std), float(reverse.log_z_std))
     gap = float(result.gap)
+    if not math.isfinite(se):
+        warnings.warn(
+            f"AIS: the standard errors are unknown (forward {float(forward.log_z_std)}, reverse {float(reverse.log_z_std)}: "
+            f"one run on a side has no spread), so the gap of {gap:.4f} nats between the estimates cannot be judged; "
+            "use more runs (n_runs, or more rows of v_init)",
+            stacklevel=2,
+        )
     if gap < -3 * se:
         warnings.warn(
             f"AIS: the forward estimate {float(forward.log_z):.4f} exceeds the reverse one {float(reverse.log_z):.4f} by "

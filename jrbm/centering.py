@@ -84,7 +84,11 @@ exact gradient, training on ``v`` and on ``1 - v`` from corresponding initial
 parameters gives the same log-likelihoods at every step, for any ``rate`` and
 ``mix`` (the paper's result (ii); ``tests/test_centering.py`` checks it); the ordinary
 parametrisation has no such symmetry (the flip is a shear,
-``c -> c + W^T 1``).
+``c -> c + W^T 1``). The exact statement needs SGD (with or without
+momentum): Adam's per-coordinate scaling does not commute with that shear.
+With a sampled estimator the two runs are mirror images in distribution,
+not draw for draw: a draw ``u < p`` is not mirrored by ``u < 1 - p`` under
+the same noise, so their log-likelihoods differ by sampling noise.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ seeds are fixed at 0.. and were not searched.
 """
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -392,3 +393,38 @@ def test_a_mode_that_every_run_misses_is_exposed_by_data_and_reverse_ais_not_by_
     assert abs(float(found.log_z) - exact) <= 6 * float(found.log_z_std) + 0.02
     upper = ais.reverse_log_partition(jax.random.key(4), params, draws, betas=1000)
     assert float(upper.log_z) > exact
+
+
+def test_pool_keeps_each_direction_and_refuses_a_mix():
+    """pool of reverse results is the reverse estimate of the joined weights (-log mean exp(-w)), as pool of forward
+    ones is the forward estimate; a mix of directions and an empty list are refused by name."""
+    params = random_bernoulli(4, 6, 4, scale=1.0)
+    v = _exact_samples(jax.random.key(0), params, 40)
+    reverse = [ais.reverse_log_partition(jax.random.key(k), params, v, betas=10) for k in (1, 2)]
+    forward = [ais.log_partition(jax.random.key(k), params, betas=10, n_runs=40) for k in (3, 4)]
+    for parts, sign in ((reverse, -1), (forward, +1)):
+        w = np.concatenate([np.asarray(r.log_weights, np.float64) for r in parts])
+        expected = sign * (np.logaddexp.reduce(sign * w) - np.log(len(w)))
+        for pooled in (ais.pool(parts), jax.jit(ais.pool)(parts)):
+            np.testing.assert_allclose(float(pooled.log_z), expected, rtol=1e-12)
+            np.testing.assert_allclose(float(pooled.ess), float(ais.AISResult(*pooled).ess), rtol=1e-12)
+        np.testing.assert_array_equal(np.asarray(ais.pool(parts[:1]).log_z), np.asarray(parts[0].log_z))
+    with pytest.raises(ValueError, match=r"results: expected results of one direction, got forward ones at \[1\] and reverse ones at \[0\]"):
+        ais.pool([reverse[0], forward[0]])
+    with pytest.raises(ValueError, match="results: expected at least one AISResult, got none"):
+        ais.pool([])
+
+
+def test_bracket_warns_when_a_side_has_no_spread_and_takes_any_real_tolerance():
+    """One reverse run has no standard error: the crossing cannot be judged, and bracket says so instead of
+    staying silent; numpy and 0-d jax tolerances are numbers like any other."""
+    params = random_bernoulli(4, 6, 4, scale=1.0)
+    with pytest.warns(UserWarning, match="the standard errors are unknown"):
+        ais.bracket(jax.random.key(2), params, betas=5, n_runs=1, v_init=jnp.ones((1, 6)))
+    for tolerance in (np.float32(50.0), jnp.asarray(50.0), 50):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ais.bracket(jax.random.key(2), params, betas=200, n_runs=50, tolerance=tolerance)
+    for tolerance in ("0.1", True, -1.0, float("nan"), [0.1]):
+        with pytest.raises(ValueError, match="tolerance: expected a positive number of nats"):
+            ais.bracket(jax.random.key(2), params, betas=5, n_runs=2, tolerance=tolerance)
