@@ -190,8 +190,12 @@ def test_compiled_once_and_divergence_is_named():
         ({"optimizer": optax.inject_hyperparams(optax.sgd)(learning_rate=optax.linear_schedule(0.1, 0.0, 10)),
           "hyperparams": {"learning_rate": np.ones(2)}}, ValueError, r"'learning_rate' follows a schedule"),
         ({"batch_size": 17}, ValueError, r"batch_size: expected at most the number of examples \(16\), got 17"),
+        ({"optimizer": optax.inject_hyperparams(optax.sgd)(learning_rate=1), "hyperparams": {"learning_rate": [0.05, 0.1]}},
+         ValueError, r"hyperparams\['learning_rate'\]: the optimizer holds it as int(32|64), which cannot hold \[0.05, 0.1\]"),
+        ({"optimizer": optax.inject_hyperparams(optax.sgd)(learning_rate=0.1), "hyperparams": {"learning_rate": [0.1 + 5j, 0.1]}},
+         ValueError, r"hyperparams\['learning_rate'\]: expected finite real numbers"),
     ],
-    ids=["models-vs-keys", "one-key", "not-injected", "wrong-length", "schedule", "batch-size"],
+    ids=["models-vs-keys", "one-key", "not-injected", "wrong-length", "schedule", "batch-size", "int-placeholder", "complex"],
 )
 def test_bad_arguments(kwargs, error, match):
     inits = stack([jrbm.init_bernoulli(k, 9, 6) for k in jax.random.split(jax.random.key(8), 2)])
@@ -218,3 +222,9 @@ def test_grouping_epochs_into_calls_changes_nothing(monkeypatch):
         np.testing.assert_array_equal(h0[name], h1[name], err_msg=name)
     evaluated = np.isfinite(h0["log_likelihood"])
     assert evaluated[:, [2, 5, 6]].all() and not evaluated[:, [0, 1, 3, 4]].any()
+
+
+def test_no_models_is_refused_by_name():
+    empty = jax.tree.map(lambda x: x[:0], stack([jrbm.init_bernoulli(jax.random.key(8), 9, 6)]))
+    with pytest.raises(ValueError, match="keys: expected at least one model, got 0 keys"):
+        fit_ensemble(jax.random.split(jax.random.key(9), 0), empty, BAS, optimizer=optax.sgd(0.1), epochs=1, batch_size=4, progress=False)

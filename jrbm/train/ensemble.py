@@ -32,6 +32,8 @@ def _model_count(keys, params) -> int:
             "keys: expected a 1-D array of jax.random keys, one per model (jax.random.split(key, n_models)), "
             f"got {type(keys).__name__} with dtype {dt} and shape {getattr(keys, 'shape', None)}"
         )
+    if n == 0:
+        raise ValueError("keys: expected at least one model, got 0 keys")
     if not (hasattr(params, "visible") and hasattr(params, "W")):
         raise TypeError(f"params: expected a stacked model (RBM, BernoulliRBM or GaussianRBM), got {type(params).__name__}")
     leading = {leaf.shape[0] for leaf in jax.tree.leaves(params) if getattr(leaf, "ndim", 0) >= 1}
@@ -67,8 +69,14 @@ def _set_hyperparams(opt_state, hyperparams: dict, n: int):
         value = np.asarray(value)
         if value.shape != (n,):
             raise ValueError(f"hyperparams[{name!r}]: expected shape ({n},), one value per model, got {value.shape}")
-        if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value)):
-            raise ValueError(f"hyperparams[{name!r}]: expected finite numbers, got {value.tolist()}")
+        real = np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)
+        if not real or not np.all(np.isfinite(value)):
+            raise ValueError(f"hyperparams[{name!r}]: expected finite real numbers, got {value.tolist()}")
+        if not np.array_equal(np.asarray(value, np.dtype(leaf.dtype)), value):
+            raise ValueError(
+                f"hyperparams[{name!r}]: the optimizer holds it as {np.dtype(leaf.dtype)}, which cannot hold {value.tolist()}; "
+                f"give inject_hyperparams a float for it (e.g. {name}=0.0, not 0)"
+            )
         value = jnp.asarray(value, leaf.dtype).reshape((n,) + (1,) * (leaf.ndim - 1))
         opt_state = optax.tree_utils.tree_set(opt_state, under_hyperparams, **{name: jnp.broadcast_to(value, leaf.shape)})
     return opt_state
@@ -107,7 +115,8 @@ def fit_ensemble(
     :func:`fit_epoch` that :func:`fit` runs (:func:`~jrbm.train.loop.compiled_epochs`), with the same
     key derivation (:func:`epoch_keys`): model ``n`` equals
     ``fit(keys[n], params_n, data, ...)`` with the same settings (up to
-    floating-point rounding; the tests check it). All models share ``data``,
+    floating-point rounding; the tests check it), for threefry and philox
+    keys: ``rbg`` keys draw other bits under ``vmap`` (:mod:`jrbm.rng`). All models share ``data``,
     the estimator and the optimizer's structure; they differ in key, initial
     parameters and, optionally, hyper-parameters.
 
