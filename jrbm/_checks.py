@@ -242,9 +242,11 @@ def key(name: str, k) -> None:
         return
     if dt is not None and dt == jnp.uint32 and getattr(k, "shape", None) == (2,):
         return
+    shape = getattr(k, "shape", None)
+    batch = " (a batch of raw keys? pass one key, or jax.vmap over the batch)" if dt == jnp.uint32 and shape and shape[-1:] == (2,) else ""
     raise TypeError(
         f"{name}: expected a jax.random key (jax.random.key(seed)), "
-        f"got {type(k).__name__} with dtype {dt}"
+        f"got {type(k).__name__} with dtype {dt}" + (f" and shape {tuple(shape)}" if shape is not None else "") + batch
     )
 
 

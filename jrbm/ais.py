@@ -234,7 +234,7 @@ def _anneal(key: Array, base: Model, params: Model, betas: Array, v0: Array, mes
     With a ``mesh``, the runs are constrained to be split over its ``"data"`` axis.
 
     Keys: the moves are taken in blocks of ``B`` temperatures (:func:`_block_size`:
-    at most :data:`jrbm.sampling.PREDRAW_LIMIT` random numbers a block), and each
+    the noise of at most :data:`jrbm.sampling.PREDRAW_LIMIT` states a block), and each
     block draws the randomness of its ``B`` moves in one call per layer, since a
     small move otherwise spends most of its time in the generator's per-call
     cost: block ``j`` uses ``jax.random.split(key, n_blocks)[j]``, split into
@@ -286,7 +286,7 @@ def _anneal(key: Array, base: Model, params: Model, betas: Array, v0: Array, mes
 
 
 def _block_size(numbers_per_move: int, n_moves: int) -> int:
-    """Moves per block of :func:`_anneal`: as many as :data:`jrbm.sampling.PREDRAW_LIMIT` random numbers allow, 1 to 64."""
+    """Moves per block of :func:`_anneal`: as many as :data:`jrbm.sampling.PREDRAW_LIMIT` states allow, 1 to 64."""
     return max(1, min(64, PREDRAW_LIMIT // max(numbers_per_move, 1), n_moves))
 
 

@@ -56,13 +56,14 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from jrbm import _checks
+from jrbm import _checks, rng
 from jrbm.layers import base as layer_base
 from jrbm.model import check as check_model
 from jrbm.model import couple_to_hidden, couple_to_visible, flat_batch, free_energy_unchecked, hidden_input, visible_data
 from jrbm.params import Model
 
 
+@rng.own_on_mesh(set_mesh=False)
 def reconstruction_error(params: Model, v: ArrayLike, *, key: Optional[Array] = None) -> Array:
     """Mean squared error per visible entry between ``v`` and its one-step reconstruction.
 

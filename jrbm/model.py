@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from jrbm import _checks
+from jrbm import _checks, rng
 from jrbm.layers import base as layer_base
 from jrbm.params import Model, check_type
 
@@ -181,6 +181,7 @@ def p_v_given_h(params: Model, h: ArrayLike) -> Array:
     return params.visible.mean(visible_input(params, hidden_data(params, h)))
 
 
+@rng.own_on_mesh(set_mesh=False)
 def sample_h_given_v(key: Array, params: Model, v: ArrayLike) -> Array:
     """Draws ``h ~ p(h | v)`` (Cheng eqs. 2.10, 3.10), in the parameters' dtype."""
     _checks.key("key", key)
@@ -188,6 +189,7 @@ def sample_h_given_v(key: Array, params: Model, v: ArrayLike) -> Array:
     return layer_base.sample(key, params.hidden, hidden_input(params, visible_data(params, v)))
 
 
+@rng.own_on_mesh(set_mesh=False)
 def sample_v_given_h(key: Array, params: Model, h: ArrayLike) -> Array:
     """Draws ``v ~ p(v | h)`` (Cheng eqs. 2.19, 3.19), in the parameters' dtype."""
     _checks.key("key", key)

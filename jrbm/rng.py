@@ -34,9 +34,9 @@ under ``vmap`` than one key at a time and is not portable across backends.)
 0.12), philox bits do not compile when XLA partitions them over devices (the
 ``mulhi`` of its rounds fails to lower with a sharding attached). Every
 function that takes ``mesh=`` does this itself (its compiled program is
-traced inside :func:`own_generator`), as do jrbm's compiled functions called
-inside a mesh context (``jax.set_mesh``) or with an argument placed on
-several devices; so a run with a mesh equals the single-device run inside
+traced inside :func:`own_generator`), as does every sampler called inside a
+mesh context (``jax.set_mesh``: :func:`noise_key` returns keys as they are
+there) or, among the public ones, with an argument placed on several devices; so a run with a mesh equals the single-device run inside
 :func:`own_generator` up to reduction order, and not the plain single-device
 run. They refuse philox keys (``philox2x32``, ``philox4x32``) by name. Code
 of your own that traces jrbm's samplers under a sharding of its own should do
@@ -111,7 +111,7 @@ def noise_key(key: Array) -> Array:
     dtype = getattr(key, "dtype", None)
     if dtype is None or not (jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or dtype == "uint32"):
         raise TypeError(f"key: expected a jax.random key (or a batch of them), got {type(key).__name__} with dtype {dtype}")
-    if _OWN.get() or not _has_noise_impl() or str(jax.random.key_impl(key)) != "threefry2x32":
+    if _OWN.get() or _context_mesh() or not _has_noise_impl() or str(jax.random.key_impl(key)) != "threefry2x32":
         return key
     return jax.random.wrap_key_data(jax.random.key_data(key), impl=NOISE_IMPL)
 

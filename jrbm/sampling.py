@@ -13,6 +13,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
@@ -26,7 +27,9 @@ UNROLL = 8
 chain of a 784 x 500 model runs about twice as fast as with one sweep per iteration."""
 
 PREDRAW_LIMIT = 1 << 18
-"""Most random numbers :func:`negative_phase` draws before its scan (1 MB of float32)."""
+"""Most unit states whose noise the compiled chains draw in one call (:func:`negative_phase` before its scan,
+:func:`gibbs_chain` and AIS per block): 1 MB of float32 uniforms for layers that draw one number per state; a
+dReLU unit draws two, so twice that for dReLU layers."""
 
 
 def _sweep(key: Array, params: Model, v: Array) -> Array:
@@ -35,6 +38,7 @@ def _sweep(key: Array, params: Model, v: Array) -> Array:
     return layer_base.sample(key_v, params.visible, visible_input(params, h))
 
 
+@rng.own_on_mesh(set_mesh=False)
 def gibbs_step(key: Array, params: Model, v: ArrayLike) -> Array:
     """One block-Gibbs sweep ``v -> h -> v'``; returns ``v'`` (same shape as ``v``).
 
@@ -54,7 +58,7 @@ def gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, *, traje
 
     Args:
       key: a ``jax.random`` key; the sweeps run in blocks of up to 64 whose
-        randomness is drawn at once (at most :data:`PREDRAW_LIMIT` numbers), block
+        randomness is drawn at once (the noise of at most :data:`PREDRAW_LIMIT` states), block
         ``j`` (from 0) from ``jax.random.fold_in(key, j)``, derived inside the
         loop so that memory does not grow with ``n_steps``.
       params: a model.
@@ -76,7 +80,8 @@ def gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, *, traje
       (10, 4)
     """
     _checks.key("key", key)
-    n_steps = _checks.positive_int("n_steps", n_steps)
+    n_steps = _checks.static_positive_int("n_steps", n_steps)
+    trajectory = _checks.flag("trajectory", trajectory)
     check(params)
     v0 = visible_data(params, v0, "v0")
     if mesh is not None:
@@ -102,9 +107,10 @@ def compile_gibbs_chain(key: Array, params: Model, v0: ArrayLike, n_steps: int, 
       >>> jrbm.sampling.compile_gibbs_chain(jax.random.key(1), params, jnp.zeros((10, 4)), 100)
     """
     _checks.key("key", key)
-    n_steps = _checks.positive_int("n_steps", n_steps)
+    n_steps = _checks.static_positive_int("n_steps", n_steps)
+    trajectory = _checks.flag("trajectory", trajectory)
     check(params)
-    _chain.lower(key, params, visible_data(params, v0, "v0"), n_steps, bool(trajectory), None).compile()
+    _chain.lower(key, params, visible_data(params, v0, "v0"), n_steps, trajectory, None).compile()
 
 
 @rng.jit(static_argnames=("n_steps", "trajectory", "mesh"))
@@ -165,7 +171,16 @@ def draw_rows(key: Array, data: Array, shape) -> Array:
       >>> jrbm.sampling.draw_rows(jax.random.key(0), jnp.eye(3), (4, 2)).shape
       (4, 2, 3)
     """
-    return _draw_rows(key, data, tuple(int(n) for n in shape))
+    _checks.key("key", key)
+    data = jnp.asarray(data) if isinstance(data, (list, tuple)) else data
+    if getattr(data, "ndim", 0) < 1 or data.shape[0] == 0:
+        raise ValueError(f"data: expected an array with at least one row, got shape {getattr(data, 'shape', None)}")
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    try:
+        shape = tuple(_checks.positive_int("shape", n) for n in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape: expected a tuple of positive ints, got {shape!r}") from None
+    return _draw_rows(key, data, shape)
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -174,7 +189,7 @@ def _draw_rows(key: Array, data: Array, shape: tuple[int, ...]) -> Array:
 
 
 def block_size(numbers_per_sweep: int, n_steps: int) -> int:
-    """Sweeps whose randomness a compiled chain draws in one call: as many as :data:`PREDRAW_LIMIT` numbers allow, 1 to 64."""
+    """Sweeps whose randomness a compiled chain draws in one call: as many as :data:`PREDRAW_LIMIT` states allow, 1 to 64."""
     return max(1, min(64, PREDRAW_LIMIT // max(numbers_per_sweep, 1), n_steps))
 
 
@@ -186,15 +201,18 @@ def negative_phase(key: Array, params: Model, inputs0: Array, k: int) -> tuple[A
     conditional mean, not a draw, enters the statistics), and the first
     half-sweep reuses ``inputs0`` so no product is computed twice.
 
-    Keys: small chains (``k > 1``, at most :data:`PREDRAW_LIMIT` random numbers
-    for all ``k`` sweeps) draw the randomness of every sweep before the scan,
-    one call per layer, since a tiny sweep otherwise spends most of its time in
-    the generator's per-call cost: with ``key_h, key_v = jax.random.split(key)``,
-    sweep ``t`` uses ``hidden.noise(key_h, (k, ...))[t]`` and
-    ``visible.noise(key_v, (k, ...))[t]``. Other chains draw as they go, so
+    Keys: small chains (``k > 1``, the noise of at most :data:`PREDRAW_LIMIT`
+    states for all ``k`` sweeps) draw the randomness of every sweep before the
+    scan, one call per layer, since a tiny sweep otherwise spends most of its
+    time in the generator's per-call cost: with
+    ``key_h, key_v = jax.random.split(key)``, sweep ``t`` uses
+    ``hidden.noise(jrbm.rng.noise_key(key_h), (k, ...))[t]`` and
+    ``visible.noise(jrbm.rng.noise_key(key_v), (k, ...))[t]``. Other chains draw as they go, so
     memory does not grow with ``k``: sweep ``t`` splits
     ``jax.random.split(key, k)[t]`` into the keys of ``h`` and of ``v``.
     """
+    _checks.key("key", key)
+    k = _checks.static_positive_int("k", k)
     vis, hid = params.visible, params.hidden
     dtype = inputs0.dtype
     batch = inputs0.shape[: inputs0.ndim - len(hid.shape)]

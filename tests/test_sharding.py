@@ -338,3 +338,46 @@ def test_explicit_mesh_contexts_sharded_inputs_and_keys_that_cannot_be_split(tmp
         """
     )
     assert "contexts ok" in out
+
+
+@pytest.mark.skipif(not hasattr(jax, "set_mesh"), reason="jax.set_mesh, the mesh context this test enters, is absent from jax 0.6 and older")
+def test_every_public_sampler_draws_with_the_keys_own_generator_on_several_devices():
+    """Found by a review: the eager samplers (gibbs_step, sample_h_given_v, sample_v_given_h, layers.sample,
+    reconstruction_error with a key) drew philox noise inside ``jax.set_mesh`` and crashed in XLA with two
+    devices; with an input placed on several devices they drew philox noise unsplit. Each now equals its call
+    inside ``own_generator()`` in both cases, and refuses a philox key by name there."""
+    out = run_script(
+        """
+        from jax.sharding import NamedSharding, PartitionSpec as P
+        p = jrbm.init_bernoulli(jax.random.key(0), 6, 4, weight_std=1.0)
+        v = (jax.random.uniform(jax.random.key(1), (8, 6)) < 0.5).astype(jnp.float64)
+        h = jnp.ones((8, 4))
+        calls = {
+            "gibbs_step": lambda k, v: jrbm.gibbs_step(k, p, v),
+            "sample_h_given_v": lambda k, v: jrbm.sample_h_given_v(k, p, v),
+            "sample_v_given_h": lambda k, v: jrbm.sample_v_given_h(k, p, h + 0 * v[:, :4]),
+            "layers.sample": lambda k, v: jrbm.layers.sample(k, p.hidden, v[:, :4]),
+            "reconstruction_error": lambda k, v: jrbm.metrics.reconstruction_error(p, v, key=k),
+        }
+        mesh = jrbm.parallel.make_mesh()
+        placed = jax.device_put(v, NamedSharding(mesh, P("data", None)))
+        key = jax.random.key(2)
+        for name, f in calls.items():
+            with jrbm.rng.own_generator():
+                own = np.asarray(f(key, v))
+            assert not np.array_equal(np.asarray(f(key, v)), own) or name == "reconstruction_error", name  # philox off the mesh
+            with jax.set_mesh(mesh):
+                np.testing.assert_array_equal(np.asarray(f(key, v)), own, err_msg=name)
+            np.testing.assert_array_equal(np.asarray(f(key, placed)), own, err_msg=name)
+            philox = jax.random.key(2, impl="philox4x32")  # made outside the context: making it inside fails in XLA
+            try:
+                with jax.set_mesh(mesh):
+                    f(philox, v)
+                raise SystemExit(f"{name}: a philox key was not refused")
+            except ValueError as e:
+                assert str(e).startswith("key: expected a key that compiles when XLA splits the work over devices (here a mesh context)"), (name, e)
+        print("samplers ok")
+        """,
+        devices=2,
+    )
+    assert "samplers ok" in out

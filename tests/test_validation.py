@@ -190,6 +190,13 @@ CASES = [
     ("bars-and-stripes of an n with no float size", lambda: jrbm.datasets.bars_and_stripes(1100), ValueError, r"n: 1100 gives about 2\^1101 rows of 1210000 columns \(about 2\^1123 bytes\)"),
     ("an unknown dtype name to a data set", lambda: jrbm.datasets.bars_and_stripes(2, dtype="foo"), TypeError, r"dtype: expected a floating dtype such as float32, got 'foo'"),
     ("dtype None to a data set", lambda: jrbm.datasets.labeled_shifter(2, dtype=None), TypeError, r"dtype: expected a floating dtype such as float32, got None"),
+    ("a string for trajectory", lambda: jrbm.gibbs_chain(KEY, BB, V, 3, trajectory="no"), TypeError, r"trajectory: expected True or False, got str 'no'"),
+    ("a traced n_steps", lambda: jax.jit(lambda n: jrbm.gibbs_chain(KEY, BB, V, n))(3), TypeError, r"n_steps: expected a positive integer known at trace time \(a static argument\)"),
+    ("an int seed to draw_rows", lambda: jrbm.sampling.draw_rows(0, DATA, (4,)), TypeError, r"key: expected a jax.random key"),
+    ("no rows to draw_rows", lambda: jrbm.sampling.draw_rows(KEY, DATA[:0], (4,)), ValueError, r"data: expected an array with at least one row, got shape \(0, 5\)"),
+    ("a negative shape to draw_rows", lambda: jrbm.sampling.draw_rows(KEY, DATA, (-1,)), ValueError, r"shape: expected a tuple of positive ints, got \(-1,\)"),
+    ("zero sweeps to negative_phase", lambda: jrbm.sampling.negative_phase(KEY, BB, jnp.zeros((2, 3)), 0), ValueError, r"k: expected a positive integer, got 0"),
+    ("a batch of raw keys", lambda: jrbm.gibbs_step(jax.random.split(jax.random.PRNGKey(1), 5), BB, V), TypeError, r"key: expected a jax.random key .* and shape \(5, 2\) \(a batch of raw keys\?"),
 ]
 
 

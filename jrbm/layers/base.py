@@ -178,6 +178,7 @@ def noise(key: Array, layer: Layer, batch_shape: tuple[int, ...], dtype) -> Arra
     return layer.noise(rng.noise_key(key), tuple(batch_shape), dtype)
 
 
+@rng.own_on_mesh(set_mesh=False)
 def sample(key: Array, layer: Layer, inputs: Array) -> Array:
     """``x ~ p(x | inputs)`` for any batch of inputs: :func:`noise` then :meth:`Layer.sample_given_noise`.
 
