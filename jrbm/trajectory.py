@@ -324,9 +324,10 @@ def ptt_chain(key: Array, ladder: Model, state: PTTState, n_steps: int, *, k: in
     """
     _checks.key("key", key)
     k = _checks.static_positive_int("k", k)
-    n_steps = _checks.positive_int("n_steps", n_steps)
+    n_steps = _checks.static_positive_int("n_steps", n_steps)
+    trajectory = _checks.flag("trajectory", trajectory)
     state = _check_state(ladder, state, check_ladder(ladder))
-    return _chain(key, ladder, state, n_steps, k, bool(trajectory))
+    return _chain(key, ladder, state, n_steps, k, trajectory)
 
 
 @rng.jit(static_argnames=("n_steps", "k", "trajectory"))
