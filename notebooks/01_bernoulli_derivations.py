@@ -14,7 +14,7 @@
 # # 01 · The Bernoulli-Bernoulli RBM, derived and checked
 #
 # Section 2 of Cheng's *A Beginner's Tutorial of Restricted Boltzmann Machines*
-# (Cheng, *A Beginner's Tutorial of Restricted Boltzmann Machines*) derives the BB-RBM's
+# derives the BB-RBM's
 # marginal, conditionals and log-likelihood gradient. Each result is computed
 # here two ways, side by side, for a model small enough to enumerate every
 # state: once by brute force from the definition (eqs. 2.1-2.3), once by
@@ -191,10 +191,10 @@ report("jrbm.exact.grad vs jax.grad(-mean log p)", jrbm.exact.grad(params, data)
 # %% [markdown]
 # The general formula, eq. 2.7, is printed with the factor `∂E/∂θ` twice in the
 # model term. For a BB-RBM the typo is invisible: every `∂E/∂θ` (`u_i g_j`,
-# `u_i`, `g_j`) is 0 or 1, so its square equals itself. The next line
-# checks it. Applied to the Gaussian RBM, whose `∂E/∂b_i = a^2 (u_i - b_i)` is
+# `u_i`, `g_j`) is 0 or 1, so its square equals itself, which the next line
+# shows (an illustration: with 0/1 factors it cannot differ). Applied to the Gaussian RBM, whose `∂E/∂b_i = a^2 (u_i - b_i)` is
 # real, the doubled factor would be wrong (the tutorial's own general form
-# for it, in section 3.3, has the factor once).
+# for it, in section 3.2, has the factor once).
 
 # %%
 sq_model = jax.tree.map(lambda d: np.einsum("vh,vh...->...", P_joint, np.asarray(d) ** 2), dE)
@@ -219,7 +219,8 @@ report("eq. 2.19: p(v, h) / p(h) vs prod_i Bernoulli(p_v_given_h)", p_v_given_h_
 # statistics at the end of a `k`-step Gibbs chain started at each data point
 # (`jrbm.cd_grad`). It is biased towards the data for finite `k`. Here the
 # model has `I = 9`, `J = 6` and weights of standard deviation 2 (so that the
-# chain mixes slowly), the data are the 16 patterns of 3x3 bars-and-stripes,
+# chain mixes slowly), the data are the 16 rows of 3x3 bars-and-stripes (14 distinct
+# patterns, all-off and all-on twice),
 # and each `k` gets `N_KEYS` independent estimates (`jax.vmap` over keys, all
 # `k` in one compiled function). For every `k`:
 #

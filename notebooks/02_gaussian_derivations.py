@@ -282,7 +282,8 @@ report("eq. 3.19: mean b_i + m_i / a_i vs jrbm.p_v_given_h", b + m / a, jrbm.p_v
 # `D` between the sample and the Normal with its asymptotic p-value
 # (Kolmogorov's distribution of `sqrt(n) D`). A wrong mean or variance would
 # give `p` of essentially zero at this sample size; the cell fails below
-# `p = 1e-6`, a level chance alone reaches once in a million runs.
+# `p = 1e-6` for either of the two visible units, a level chance alone
+# reaches about twice in a million runs.
 
 # %%
 draws = np.asarray(jrbm.sample_v_given_h(jax.random.key(2), params, jnp.broadcast_to(h_fix, (N_DRAWS, J))))

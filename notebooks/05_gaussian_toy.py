@@ -28,8 +28,9 @@
 # a mixture of unit-variance components has unit total variance only if all
 # its means coincide, so the gradient has nowhere to go. Starting from
 # `sigma = 0.7` leaves the components room to spread along the heavy-tailed
-# source directions. Both starts are trained below, with the exact gradient
-# and then with PCD-1, which also needs `sigma` held fixed for a while.
+# source directions. Both starts are trained below with the exact gradient;
+# the `sigma = 0.7` start is then trained with PCD-1, which also needs `sigma`
+# held fixed for a while.
 
 # %%
 import os
