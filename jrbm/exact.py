@@ -129,7 +129,10 @@ def _block(params, p: Plan, i):
     layer = getattr(params, p.layer)
     start = i.astype(jnp.uint32) * p.chunk
     s = layer_base.enumerate_states(layer, start, p.chunk, params.W.dtype)
-    valid = (start + jnp.arange(p.chunk, dtype=jnp.uint32)) < p.n_states
+    if p.n_states % p.chunk == 0:  # no overrun (2^32 states, the most max_bits allows, included)
+        return s, jnp.ones((p.chunk,), bool)
+    # uint32 on both sides: a Python int of 2^31 or more overflows JAX's default int32 without x64
+    valid = (start + jnp.arange(p.chunk, dtype=jnp.uint32)) < jnp.uint32(p.n_states)
     return s, valid
 
 
@@ -218,10 +221,13 @@ def log_likelihood(params: Model, v: ArrayLike, *, check: bool = True, **kwargs)
     """
     model.check(params)
     v = _check_data(params, v, check)
-    return -free_energy_unchecked(params, v) - log_partition(params, **kwargs)
+    log_z = log_partition(params, **kwargs)  # first: a model too wide to enumerate is refused before any work
+    return -free_energy_unchecked(params, v) - log_z
 
 
-def grad(params: Model, v: ArrayLike, *, check: bool = True, max_bits: int = MAX_BITS, chunk_size: int = CHUNK_SIZE) -> Model:
+def grad(
+    params: Model, v: ArrayLike, *, check: bool = True, max_bits: int = MAX_BITS, chunk_size: int = CHUNK_SIZE, layer: str | None = None
+) -> Model:
     """Exact gradient of ``-mean(log p(v))`` from the free energies' derivatives, not by autodiff of ``log Z``.
 
     Data term: the conditional expectations of Cheng eqs. 2.11-2.13 / 3.12-3.13 and the
@@ -232,11 +238,13 @@ def grad(params: Model, v: ArrayLike, *, check: bool = True, max_bits: int = MAX
     over the chunks against a running maximum (as a streaming softmax). So
     the weights sum to 1 to rounding however large the free energies are
     (normalising by :func:`log_partition`, which sums the same terms in
-    another order, left them off by about ``eps * |F|``).
+    another order, left them off by about ``eps * |F|``). ``layer`` forces
+    the enumerated layer, as in :func:`log_partition`.
     """
     model.check(params)
+    p = plan(params, max_bits, chunk_size, layer)
     v = _check_data(params, flat_batch(params, v, "v"), check)
-    return _grad(params, v, plan(params, max_bits, chunk_size))
+    return _grad(params, v, p)
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -264,25 +272,41 @@ def _grad(params, v, p: Plan):
     return jax.tree.map(jnp.subtract, data, model)
 
 
-def marginal_visible(params: Model, **kwargs) -> Array:
-    """``p(v)`` of every state of a discrete visible layer, in the order of :func:`jrbm.layers.enumerate_states`
-    (for binary units: index ``s`` holds bit ``i`` as ``v_i``)."""
+def _visible_plan(params: Model, what: str, max_bits: int, chunk_size: int) -> Plan:
+    """The blocks of every state of the visible layer, refused by name when it is continuous or too wide."""
     model.check(params)
-    vis = params.visible
-    if not layer_base.is_discrete(vis):
-        raise TypeError(f"params: marginal_visible needs a discrete visible layer, got {type(vis).__name__}")
-    max_bits = kwargs.get("max_bits", MAX_BITS)
-    if layer_base.log2_states(vis) > max_bits:
-        raise ValueError(f"params: {vis.shape[0]} visible units exceed max_bits={max_bits} for marginal_visible")
-    n_states = vis.unit_states().shape[0] ** vis.shape[0]
-    s = layer_base.enumerate_states(vis, 0, n_states, params.W.dtype)
-    return jnp.exp(-free_energy_unchecked(params, s) - log_partition(params, **kwargs))
+    if not layer_base.is_discrete(params.visible):
+        raise TypeError(f"params: {what} needs a discrete visible layer, got {type(params.visible).__name__}")
+    return plan(params, max_bits, chunk_size, layer="visible")
 
 
-def visible_states(params: Model) -> Array:
-    """Every state of a discrete visible layer, in the order of :func:`marginal_visible`."""
-    vis = params.visible
-    return layer_base.enumerate_states(vis, 0, vis.unit_states().shape[0] ** vis.shape[0], params.W.dtype)
+def marginal_visible(
+    params: Model, *, max_bits: int = MAX_BITS, chunk_size: int = CHUNK_SIZE, layer: str | None = None
+) -> Array:
+    """``p(v)`` of every state of a discrete visible layer, in the order of :func:`jrbm.layers.enumerate_states`
+    (for binary units: index ``s`` holds bit ``i`` as ``v_i``).
+
+    Computed block by block (``chunk_size`` states at a time), so memory
+    beyond the result stays bounded; ``layer`` goes to :func:`log_partition`.
+    """
+    p = _visible_plan(params, "marginal_visible", max_bits, chunk_size)
+    return _marginal_visible(params, p, log_partition(params, max_bits=max_bits, chunk_size=chunk_size, layer=layer))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _marginal_visible(params, p: Plan, log_z):
+    def block(i):
+        s, _ = _block(params, p, i)
+        return jnp.exp(-free_energy_unchecked(params, s) - log_z)
+
+    return lax.map(block, jnp.arange(p.n_chunks)).reshape(-1)[: p.n_states]
+
+
+def visible_states(params: Model, *, max_bits: int = MAX_BITS) -> Array:
+    """Every state of a discrete visible layer, in the order of :func:`marginal_visible` (refused when continuous or
+    wider than ``max_bits``)."""
+    p = _visible_plan(params, "visible_states", max_bits, CHUNK_SIZE)
+    return layer_base.enumerate_states(params.visible, 0, p.n_states, params.W.dtype)
 
 
 __all__ = ["MAX_BITS", "CHUNK_SIZE", "Plan", "enumerated_layer", "grad", "log_likelihood", "log_partition",

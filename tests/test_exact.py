@@ -209,3 +209,49 @@ def test_split_enumeration_of_an_odd_number_of_visible_units(chunk_size):
     params = random_bernoulli(18, 7, 9, scale=1.5)
     assert jrbm.exact.enumerated_layer(params) == "visible"
     assert np.isclose(jrbm.exact.log_partition(params, chunk_size=chunk_size), brute_log_z_bb(params), rtol=1e-12)
+
+
+def test_marginal_visible_in_blocks_matches_the_likelihoods_and_refuses_like_log_partition():
+    """Found by a review: marginal_visible built every state and free energy at once (1.2 GB for 22 bits).
+    Block by block now: equal to exp(log_likelihood) of every state for any block size, and refused by plan's
+    message (the state count, not the unit count) when too wide; visible_states is guarded the same way."""
+    from jrbm import layers
+
+    key = jax.random.key(0)
+    for vis, hid in ((layers.Bernoulli.init(7), layers.Bernoulli.init(3)), (layers.Potts.init(4, 3), layers.ReLU.init(2))):
+        params = jrbm.init(key, vis, hid, weight_std=1.0)
+        reference = np.exp(np.asarray(jrbm.exact.log_likelihood(params, jrbm.exact.visible_states(params))))
+        for chunk_size in (1, 5, 4096):
+            np.testing.assert_allclose(jrbm.exact.marginal_visible(params, chunk_size=chunk_size), reference, rtol=1e-10)
+    potts = jrbm.init(key, layers.Potts.init(16, 3), layers.Bernoulli.init(30))
+    for fn in (jrbm.exact.marginal_visible, jrbm.exact.visible_states):
+        with pytest.raises(ValueError, match=r"params: exact enumeration of the visible layer needs 3\^16 = 2\^25.36 states"):
+            fn(potts)
+    with pytest.raises(TypeError, match="params: visible_states needs a discrete visible layer, got Gaussian"):
+        jrbm.exact.visible_states(random_gaussian(0, 3, 2))
+
+
+def test_enumerations_of_two_to_the_thirty_one_states_and_more_trace_without_x64():
+    """Found by a review: with x64 off, a model of 2^31 states or more (max_bits allows 32) failed with an
+    OverflowError where the last block's mask compared with the state count as int32. Traced only (no run)."""
+    from jrbm import layers
+
+    key = jax.random.key(0)
+    x64 = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)  # the global flag: jax before 0.8 has no jax.enable_x64
+    try:
+        wide = jrbm.init(key, layers.Bernoulli.init(31), layers.Bernoulli.init(32))
+        assert jax.eval_shape(lambda p: jrbm.exact.grad(p, jnp.zeros((2, 31)), max_bits=31), wide).W.shape == (31, 32)
+        potts = jrbm.init(key, layers.Potts.init(20, 3), layers.Bernoulli.init(33))  # 3^20 states: a last block that overruns
+        assert jax.eval_shape(lambda p: jrbm.exact.log_partition(p, max_bits=32), potts).shape == ()
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+
+
+def test_grad_enumerates_the_layer_it_is_asked_to():
+    params = random_bernoulli(3, 5, 4)
+    v = np.random.default_rng(0).integers(0, 2, (6, 5)).astype(np.float64)
+    reference = jax.grad(lambda p: -jnp.mean(jrbm.exact.log_likelihood(p, v)))(params)
+    for layer in ("visible", "hidden"):
+        for a, b in zip(jax.tree.leaves(jrbm.exact.grad(params, v, layer=layer)), jax.tree.leaves(reference)):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
