@@ -50,6 +50,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import stat
 import tempfile
 import zipfile
@@ -301,7 +302,7 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any]) -> None:
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp", delete=False
         )
     except OSError as e:  # permissions, a read-only or special file system
-        raise type(e)(f"path: cannot write to the directory {directory!r} of {path!r}: {e.strerror}") from None
+        raise type(e)(e.errno, f"path: cannot write to the directory {directory!r} of {path!r}: {e.strerror}") from None
     try:
         with tmp:
             write(tmp)
@@ -317,11 +318,15 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], Any]) -> None:
 
 
 def _remove_stale_temporaries(path: str) -> None:
-    """The temporary files of :func:`atomic_write` that a killed writer of ``path`` left behind."""
-    pattern = os.path.join(glob.escape(os.path.dirname(os.path.abspath(path))), f".{glob.escape(os.path.basename(path))}.*.tmp")
-    for stale in glob.glob(pattern):
-        with contextlib.suppress(OSError):
-            os.unlink(stale)
+    """The temporary files of :func:`atomic_write` that a killed writer of ``path`` left behind: ``.NAME.XXXXXXXX.tmp``
+    with ``tempfile``'s random characters (no dots), so a file of another path that starts with ``NAME.``
+    (``model.npz.best`` beside ``model.npz``), perhaps being written now, is left alone."""
+    directory, base = os.path.dirname(os.path.abspath(path)), os.path.basename(path)
+    own = re.compile(rf"\.{re.escape(base)}\.[^.]+\.tmp")
+    for stale in glob.glob(os.path.join(glob.escape(directory), f".{glob.escape(base)}.*.tmp")):
+        if own.fullmatch(os.path.basename(stale)):
+            with contextlib.suppress(OSError):
+                os.unlink(stale)
 
 
 # --------------------------------------------------------------------------- load

@@ -170,7 +170,7 @@ def _check_flat(params, name: str) -> None:
     if W.ndim != 2:
         raise ValueError(
             f"{name}.W: expected shape (n_visible, n_hidden), got shape {W.shape}; "
-            "use jax.vmap for a stack of models"
+            "a stack of models is handled by jax.vmap (and saved with jrbm.io.save_tree, or one model at a time)"
         )
     if not jnp.issubdtype(W.dtype, jnp.floating):
         raise TypeError(f"{name}.W: expected a floating dtype, got {W.dtype}")
@@ -215,7 +215,16 @@ def check_type(params, name: str = "params") -> None:
 
 
 def _dtype(dtype):
-    return jnp.zeros(()).dtype if dtype is None else _checks.float_dtype("dtype", dtype)
+    """``dtype`` checked (default: JAX's default float); float64 without ``jax_enable_x64`` is refused, not truncated."""
+    if dtype is None:
+        return jnp.zeros(()).dtype
+    out = _checks.float_dtype("dtype", dtype)
+    if out.itemsize == 8 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"dtype: {out} needs jax_enable_x64, which is off; enable it with "
+            "jax.config.update('jax_enable_x64', True) before creating arrays, or use float32"
+        )
+    return out
 
 
 def init(
@@ -252,8 +261,15 @@ def init(
         data = _checks.data_batch("data", data, visible, dtype)
         layer_base.check_training_data(visible, "data", data)
         visible = visible.from_data(data)
-    W = _weight_std(weight_std) * jax.random.normal(key, visible.shape + hidden.shape, dtype)
+    W = _finite_weights(_weight_std(weight_std) * jax.random.normal(key, visible.shape + hidden.shape, dtype), weight_std)
     return RBM(visible, hidden, W)
+
+
+def _finite_weights(W, weight_std):
+    """``W``, refused naming ``weight_std`` when the scale overflowed its dtype (concrete values only)."""
+    if _checks.is_concrete(W) and not bool(jnp.all(jnp.isfinite(W))):
+        raise ValueError(f"weight_std: expected a scale whose weights are finite in {W.dtype}, got {weight_std!r}")
+    return W
 
 
 def _weight_std(value):
@@ -271,10 +287,13 @@ def _init_common(key, n_visible, n_hidden, data, weight_std, dtype):
     n_visible = _checks.positive_int("n_visible", n_visible)
     n_hidden = _checks.positive_int("n_hidden", n_hidden)
     dtype = _dtype(dtype)
-    W = _weight_std(weight_std) * jax.random.normal(key, (n_visible, n_hidden), dtype)
+    W = _finite_weights(_weight_std(weight_std) * jax.random.normal(key, (n_visible, n_hidden), dtype), weight_std)
     mean = None
     if data is not None:
         data = _checks.data_matrix("data", data, n_visible, dtype)
+        if not _checks.is_concrete(data):
+            raise TypeError("data: expected concrete values (init_bernoulli and init_gaussian read the data's means "
+                            "with numpy), got a traced array; under jit or vmap use jrbm.init with jrbm.layers")
         mean = np.asarray(data, np.float64).mean(axis=0)
     return n_visible, dtype, W, jnp.zeros((n_hidden,), dtype), mean
 
@@ -336,11 +355,19 @@ def init_gaussian(
       (2,)
     """
     n_visible, dtype, W, c, mean = _init_common(key, n_visible, n_hidden, data, weight_std, dtype)
-    sigma = np.asarray(sigma, np.float64)
+    if isinstance(sigma, (bool, np.bool_, str)):
+        raise TypeError(f"sigma: expected a positive number or one per visible unit, got {type(sigma).__name__} {sigma!r}")
+    try:
+        sigma = np.asarray(sigma, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"sigma: expected a positive number or one per visible unit, got {sigma!r}") from None
     if sigma.shape not in ((), (1,), (n_visible,)):
         raise ValueError(f"sigma: expected a scalar or {n_visible} values (one per visible unit), got shape {sigma.shape}")
     sigma = np.broadcast_to(sigma, (n_visible,))
     if not np.all(np.isfinite(sigma)) or np.any(sigma <= 0):
         raise ValueError(f"sigma: expected positive finite values, got {sigma}")
+    limit = float(np.log(np.finfo(dtype).max)) / 2  # as the Gaussian layer's check of log_sigma
+    if np.any(np.abs(np.log(sigma)) > limit):
+        raise ValueError(f"sigma: expected values with |log sigma| <= {limit:.4g}, finite to square in {np.dtype(dtype)}, got {sigma}")
     b = jnp.zeros((n_visible,), dtype) if mean is None else jnp.asarray(mean, dtype)
     return GaussianRBM(W, b, c, jnp.asarray(np.log(sigma), dtype))

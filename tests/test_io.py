@@ -467,6 +467,8 @@ def test_float64_checkpoint_without_x64(tmp_path):
         with pytest.raises(ValueError, match="float64 parameters but jax_enable_x64 is off"):
             io.load(tmp_path / "f64.npz")
         assert io.load(tmp_path / "f64.npz", dtype=jnp.float32).W.dtype == jnp.float32
+        with pytest.raises(ValueError, match=r"dtype: float64 needs jax_enable_x64, which is off"):  # not truncated to float32
+            jrbm.init_bernoulli(jax.random.key(0), 3, 2, dtype=jnp.float64)
     finally:
         jax.config.update("jax_enable_x64", x64)
 
@@ -525,3 +527,13 @@ def test_a_layer_defined_outside_jrbm_loads_when_named(tmp_path):
         io.load(path)
     restored = io.load(path, layers={"Mine": Mine})
     assert type(restored.hidden) is Mine
+
+
+def test_a_save_leaves_the_temporary_file_of_a_longer_name_alone(tmp_path):
+    """Found by a review: saving model.npz removed '.model.npz.best.XXXXXXXX.tmp', the file another writer of
+    model.npz.best was writing. Only the path's own stale temporaries (random characters, no dots) are removed."""
+    own, other = tmp_path / ".model.npz.abcdefgh.tmp", tmp_path / ".model.npz.best.abcdefgh.tmp"
+    own.write_bytes(b"stale")
+    other.write_bytes(b"being written")
+    jrbm.save(tmp_path / "model.npz", jrbm.init_bernoulli(jax.random.key(0), 3, 2))
+    assert not own.exists() and other.read_bytes() == b"being written"

@@ -196,6 +196,11 @@ CASES = [
     ("no rows to draw_rows", lambda: jrbm.sampling.draw_rows(KEY, DATA[:0], (4,)), ValueError, r"data: expected an array with at least one row, got shape \(0, 5\)"),
     ("a negative shape to draw_rows", lambda: jrbm.sampling.draw_rows(KEY, DATA, (-1,)), ValueError, r"shape: expected a tuple of positive ints, got \(-1,\)"),
     ("zero sweeps to negative_phase", lambda: jrbm.sampling.negative_phase(KEY, BB, jnp.zeros((2, 3)), 0), ValueError, r"k: expected a positive integer, got 0"),
+    ("a sigma whose log overflows float32", lambda: jrbm.init_gaussian(KEY, 2, 2, sigma=1e-50, dtype=jnp.float32), ValueError, r"sigma: expected values with \|log sigma\| <= 44.36, finite to square in float32"),
+    ("a string sigma", lambda: jrbm.init_gaussian(KEY, 2, 2, sigma="a"), TypeError, r"sigma: expected a positive number or one per visible unit, got str 'a'"),
+    ("a bool sigma", lambda: jrbm.init_gaussian(KEY, 2, 2, sigma=True), TypeError, r"sigma: expected a positive number or one per visible unit, got bool True"),
+    ("a weight scale that overflows float32", lambda: jrbm.init_bernoulli(KEY, 2, 2, weight_std=1e40, dtype=jnp.float32), ValueError, r"weight_std: expected a scale whose weights are finite in float32, got 1e\+40"),
+    ("traced data to init_bernoulli", lambda: jax.jit(lambda d: jrbm.init_bernoulli(KEY, 5, 3, data=d))(DATA), TypeError, r"data: expected concrete values .* use jrbm.init with jrbm.layers"),
     ("a batch of raw keys", lambda: jrbm.gibbs_step(jax.random.split(jax.random.PRNGKey(1), 5), BB, V), TypeError, r"key: expected a jax.random key .* and shape \(5, 2\) \(a batch of raw keys\?"),
 ]
 
