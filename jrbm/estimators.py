@@ -365,7 +365,7 @@ class FPCD(_FPCDFields):
     def __new__(cls, k: int = 1, n_chains: int = 100, fast_lr: float = 0.05, fast_decay: float = 0.95):
         k = _checks.static_positive_int("k", k)
         n_chains = _checks.static_positive_int("n_chains", n_chains)
-        fast_lr = _checks.real_in("fast_lr", fast_lr, 0.0, float("inf"), "a float >= 0")
+        fast_lr = _checks.real_in("fast_lr", fast_lr, 0.0, float("inf"), "a finite float >= 0", open_high=True)
         fast_decay = _checks.real_in("fast_decay", fast_decay, 0.0, 1.0, "a float in [0, 1)", open_high=True)
         return super().__new__(cls, k, n_chains, fast_lr, fast_decay)
 
@@ -379,6 +379,13 @@ class FPCD(_FPCDFields):
     def grad(self, key: Array, params: Model, batch: Array, state: FPCDState) -> tuple[Model, FPCDState]:
         _checks.key("key", key)
         check(params)
+        if not isinstance(state, FPCDState):
+            raise TypeError(f"state: expected a jrbm.estimators.FPCDState (from FPCD.init), got {type(state).__name__}")
+        if jax.tree.structure(state.fast) != jax.tree.structure(params) or any(
+            a.shape != b.shape for a, b in zip(jax.tree.leaves(state.fast), jax.tree.leaves(params))
+        ):
+            raise ValueError("state.fast: expected fast parameters of the structure and shapes of params (from FPCD.init of this model)")
+        _checks.finite_leaves("state.fast", state.fast)
         chains = visible_data(params, state.chains, "state.chains")
         grads, v_k, fast = _fpcd_grad(
             key, params, state.fast, flat_batch(params, batch, "batch"), flat_batch(params, chains, "state.chains"),

@@ -81,6 +81,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array, custom_batching, lax
 from jax.typing import ArrayLike
 
@@ -178,13 +179,23 @@ def _resampled_vmap(axis_size, in_batched, resample, key, log_weights, rows):
     return out, True
 
 
-def _check_log_weights(log_weights) -> Array:
+def _check_log_weights(log_weights, name: str = "log_weights") -> Array:
+    """Non-empty 1-D float log-weights; concrete ones without NaN or +inf and not all -inf (a -inf is a chain of
+    weight 0, but some chain must carry weight)."""
     log_weights = jnp.asarray(log_weights)
     if log_weights.ndim != 1 or log_weights.shape[0] == 0 or not jnp.issubdtype(log_weights.dtype, jnp.floating):
         raise ValueError(
-            f"log_weights: expected a non-empty 1-D float array (one log-weight per chain), "
+            f"{name}: expected a non-empty 1-D float array (one log-weight per chain), "
             f"got shape {tuple(log_weights.shape)} and dtype {log_weights.dtype}"
         )
+    if _checks.is_concrete(log_weights):
+        a = np.asarray(log_weights)
+        bad = np.isnan(a) | (a == np.inf)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{name}: expected log-weights below +inf and not NaN, got {a[i]} at index {i}")
+        if np.all(a == -np.inf):
+            raise ValueError(f"{name}: expected at least one finite log-weight, got -inf for every chain")
     return log_weights
 
 
@@ -265,6 +276,8 @@ def _check_state(params: Model, state) -> JarzynskiState:
         )
     if tuple(jnp.shape(state.log_weights)) != (n,):
         raise ValueError(f"state.log_weights: expected shape ({n},), one value per chain, got {tuple(jnp.shape(state.log_weights))}")
+    _check_log_weights(state.log_weights, "state.log_weights")
+    _checks.finite_leaves("state.layers", state.layers)
     if jnp.shape(state.n_resampled) != ():
         raise ValueError(f"state.n_resampled: expected a scalar, got shape {tuple(jnp.shape(state.n_resampled))}")
     dtype = params.W.dtype

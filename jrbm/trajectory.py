@@ -116,12 +116,27 @@ def model_at(ladder: Model, t) -> Model:
       >>> ptt.model_at(ladder, -1).W.shape
       (6, 4)
     """
-    n_models = jax.tree.leaves(ladder)[0].shape[0]
+    n_models = check_ladder_axis(ladder)
     if _checks.is_concrete(t):
         a = np.asarray(t)
         if a.shape != () or not np.issubdtype(a.dtype, np.integer) or not -n_models <= int(a) < n_models:
             raise ValueError(f"t: expected an int in [-{n_models}, {n_models}) for a ladder of {n_models} models, got {t!r}")
     return jax.tree.map(lambda x: x[t], ladder)
+
+
+def check_ladder_axis(ladder, name: str = "ladder") -> int:
+    """The ladder's length ``T``, refusing a model without a ladder axis (``W`` of one dimension more than its layers)."""
+    if not (hasattr(ladder, "W") and hasattr(ladder, "visible")):
+        raise TypeError(f"{name}: expected a stacked model (jrbm.trajectory.stack of models), got {type(ladder).__name__}")
+    # A stacked layer's shape carries the ladder axis too: W has one dimension fewer than the two shapes together
+    # when stacked, as many when not.
+    layer_dims = len(getattr(ladder.visible, "shape", ())) + len(getattr(ladder.hidden, "shape", ()))
+    if getattr(ladder.W, "ndim", 0) + 1 != layer_dims:
+        raise ValueError(
+            f"{name}: expected a ladder axis in front of every leaf, got W of shape {tuple(getattr(ladder.W, 'shape', ()))} "
+            "with layers of the same rank: an unstacked model; use jrbm.trajectory.stack"
+        )
+    return int(ladder.W.shape[0])
 
 
 def check_ladder(ladder, name: str = "ladder") -> int:
@@ -137,6 +152,7 @@ def check_ladder(ladder, name: str = "ladder") -> int:
     if n < 1:
         raise ValueError(f"{name}: expected at least one model, got an empty ladder")
     check(model_at(ladder, 0), f"{name}[0]")
+    _checks.finite_leaves(name, ladder)  # every model's values (an index's first entry is the model's)
     return n
 
 
@@ -616,18 +632,28 @@ class PTT(_PTTFields):
         v = flat_batch(params, batch, "batch")
         if check_ladder(state.ladder, "state.ladder") != self.n_models:
             raise ValueError(f"state.ladder: expected {self.n_models} models, got {jax.tree.leaves(state.ladder)[0].shape[0]}")
+        first = model_at(state.ladder, 0)
+        if jax.tree.structure(first) != jax.tree.structure(params) or [x.shape for x in jax.tree.leaves(first)] != [
+            x.shape for x in jax.tree.leaves(params)
+        ]:
+            raise ValueError(
+                f"state.ladder: expected models like params ({type(params).__name__} of W {tuple(params.W.shape)}), "
+                f"got {type(first).__name__} of W {tuple(first.W.shape)}"
+            )
         sampler = _check_state(state.ladder, state.sampler, self.n_models)
         return _ptt_grad(key, params, v, state._replace(sampler=sampler), self.k)
 
     def diagnostics(self, state: PTTTrainState) -> dict[str, Array]:
-        """``{"swap_rate": mean acceptance over the distinct pairs since the last save, "n_saved": saved models}``."""
+        """``{"swap_rate": mean acceptance over the distinct pairs since the last save (nan right after a save, when
+        none has been proposed), "n_saved": saved models}``."""
         rates = state.sampler.swap_rates
         n_pairs = rates.shape[0]
         distinct = jnp.arange(n_pairs, dtype=jnp.int32) < state.n_saved - 1  # pairs of distinct saved models, and the top pair
         distinct = distinct | (jnp.arange(n_pairs, dtype=jnp.int32) == n_pairs - 1)
         ok = distinct & jnp.isfinite(rates)
         mean = jnp.sum(jnp.where(ok, rates, jnp.zeros_like(rates))) / jnp.maximum(jnp.sum(ok), 1).astype(rates.dtype)
-        return {"swap_rate": mean, "n_saved": state.n_saved}
+        # nan, not 0, when no pair has been proposed since the last save (0 would read as a gap in the ladder)
+        return {"swap_rate": jnp.where(jnp.any(ok), mean, jnp.nan), "n_saved": state.n_saved}
 
 
 @rng.jit(static_argnames=("k",))
@@ -672,10 +698,11 @@ def integrated_autocorrelation_time(x: ArrayLike, c: float = 5.0, mean: float | 
       True
     """
     x = np.asarray(x, np.float64)
+    given = x.shape
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] == 0:
-        raise ValueError(f"x: expected shape (n_steps >= 2,) or (n_steps, n_chains >= 1), got {x.shape}")
+        raise ValueError(f"x: expected shape (n_steps >= 2,) or (n_steps, n_chains >= 1), got {given}")
     _checks.finite("x", x)
     window = "a finite window constant > 0 (Sokal recommends 4 to 10)"
     c = _checks.real_in("c", c, 0.0, math.inf, window, open_high=True)

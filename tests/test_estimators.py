@@ -231,7 +231,7 @@ def test_fpcd_trains_in_fit_and_refuses_bad_settings():
     assert history["log_likelihood"][-1] > start + 0.5, (start, history["log_likelihood"][-1])
     with pytest.raises(ValueError, match=r"fast_decay: expected a float in \[0, 1\), got 1.0"):
         jrbm.FPCD(fast_decay=1.0)
-    with pytest.raises(ValueError, match="fast_lr: expected a float >= 0, got -0.1"):
+    with pytest.raises(ValueError, match="fast_lr: expected a finite float >= 0, got -0.1"):
         jrbm.FPCD(fast_lr=-0.1)
-    with pytest.raises(TypeError, match="fast_lr: expected a float >= 0, got str"):
+    with pytest.raises(TypeError, match="fast_lr: expected a finite float >= 0, got str"):
         jrbm.FPCD(fast_lr="0.1")

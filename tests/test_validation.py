@@ -201,6 +201,15 @@ CASES = [
     ("a bool sigma", lambda: jrbm.init_gaussian(KEY, 2, 2, sigma=True), TypeError, r"sigma: expected a positive number or one per visible unit, got bool True"),
     ("a weight scale that overflows float32", lambda: jrbm.init_bernoulli(KEY, 2, 2, weight_std=1e40, dtype=jnp.float32), ValueError, r"weight_std: expected a scale whose weights are finite in float32, got 1e\+40"),
     ("traced data to init_bernoulli", lambda: jax.jit(lambda d: jrbm.init_bernoulli(KEY, 5, 3, data=d))(DATA), TypeError, r"data: expected concrete values .* use jrbm.init with jrbm.layers"),
+    ("an infinite fast_lr", lambda: jrbm.FPCD(fast_lr=float("inf")), ValueError, r"fast_lr: expected a finite float >= 0, got inf"),
+    ("chains in place of an FPCD state", lambda: jrbm.FPCD(1, 4).grad(KEY, BB, DATA, DATA[:4]), TypeError, r"state: expected a jrbm.estimators.FPCDState"),
+    ("an FPCD state of another model", lambda: jrbm.FPCD(1, 4).grad(KEY, BB, DATA, jrbm.FPCD(1, 4).init(KEY, random_bernoulli(1, 5, 4), DATA)), ValueError, r"state.fast: expected fast parameters of the structure and shapes of params"),
+    ("NaN log-weights to effective_sample_size", lambda: jrbm.jarzynski.effective_sample_size([0.0, np.nan]), ValueError, r"log_weights: expected log-weights below \+inf and not NaN, got nan at index 1"),
+    ("no finite log-weight to systematic_resample", lambda: jrbm.jarzynski.systematic_resample(KEY, [-np.inf, -np.inf]), ValueError, r"log_weights: expected at least one finite log-weight"),
+    ("a NaN log-weight in a Jarzynski state", lambda: jrbm.JarzynskiPCD(1, 4).grad(KEY, BB, DATA, (lambda s: s._replace(log_weights=s.log_weights.at[0].set(np.nan)))(jrbm.JarzynskiPCD(1, 4).init(KEY, BB, DATA))), ValueError, r"state.log_weights: expected log-weights below \+inf and not NaN"),
+    ("an unstacked model to model_at", lambda: jrbm.trajectory.model_at(BB, 0), ValueError, r"ladder: expected a ladder axis in front of every leaf, got W of shape \(5, 3\)"),
+    ("NaN in a later model of a ladder", lambda: jrbm.trajectory.check_ladder((lambda L: L._replace(W=L.W.at[1, 0, 0].set(np.nan)))(jrbm.trajectory.stack([BB, BB]))), ValueError, r"ladder.W: expected finite values, got nan at index \(1, 0, 0\)"),
+    ("a PTT state of another model", lambda: jrbm.trajectory.PTT(2, n_chains=4).grad(KEY, BB, DATA, jrbm.trajectory.PTT(2, n_chains=4).init(KEY, random_bernoulli(1, 5, 4), DATA)), ValueError, r"state.ladder: expected models like params \(BernoulliRBM of W \(5, 3\)\), got BernoulliRBM of W \(5, 4\)"),
     ("a batch of raw keys", lambda: jrbm.gibbs_step(jax.random.split(jax.random.PRNGKey(1), 5), BB, V), TypeError, r"key: expected a jax.random key .* and shape \(5, 2\) \(a batch of raw keys\?"),
 ]
 
