@@ -349,3 +349,42 @@ def test_estimator_diagnostics_must_be_scalars():
     params = jrbm.init_bernoulli(jax.random.key(0), 9, 4, data=BAS)
     with pytest.raises(ValueError, match=r"estimator.diagnostics: expected a scalar for 'rows', got shape \(2,\)"):
         _fit(params, estimator=Rows(1, 8))
+
+
+def test_a_state_passed_with_a_checkpoint_dir_must_be_of_the_folders_run_and_not_behind_it(tmp_path):
+    """Found by a review: a FitState passed with a checkpoint_dir overwrote the folder's state without a check,
+    though it belonged to another run or an earlier epoch of the same one."""
+    data = jnp.asarray(BAS, jnp.float64)
+    p0 = jrbm.init_bernoulli(jax.random.key(0), 9, 6, data=data)
+    kw = dict(optimizer=optax.sgd(0.1, momentum=0.9), estimator=jrbm.PCD(1, 8), batch_size=8, progress=False)
+    jrbm.fit(jax.random.key(5), p0, data, epochs=6, checkpoint_dir=tmp_path, **kw)
+    other = jrbm.fit(jax.random.key(3), p0, data, epochs=2, return_state=True, **kw)[2]
+    with pytest.raises(ValueError, match="key: .* belongs to a run started with another key"):
+        jrbm.fit(jax.random.key(3), other, data, epochs=4, checkpoint_dir=tmp_path, **kw)
+    behind = jrbm.fit(jax.random.key(5), p0, data, epochs=4, return_state=True, **kw)[2]
+    with pytest.raises(ValueError, match="params: the state passed stops at epoch 4, but .* holds epoch 6 of the same run"):
+        jrbm.fit(jax.random.key(5), behind, data, epochs=8, checkpoint_dir=tmp_path, **kw)
+    level = jrbm.fit(jax.random.key(5), p0, data, epochs=6, return_state=True, **kw)[2]
+    assert jrbm.fit(jax.random.key(5), level, data, epochs=8, checkpoint_dir=tmp_path, **kw)[1]["epoch"][-1] == 8
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "state.npz").mkdir()
+    with pytest.raises(ValueError, match=r"checkpoint_dir: .*state.npz exists and is not a file"):
+        jrbm.fit(jax.random.key(5), p0, data, epochs=2, checkpoint_dir=tmp_path / "odd", **kw)
+    with pytest.raises(ValueError, match="batch_size: expected at most the number of examples"):  # refused before the folder is made
+        jrbm.fit(jax.random.key(5), p0, data, epochs=2, checkpoint_dir=tmp_path / "new", **{**kw, "batch_size": 17})
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_callbacks_record_has_every_monitor_from_the_first_epoch():
+    """Found by a review: with eval_every=2 the record of epoch 1 had no log_likelihood (a KeyError), where the
+    history has nan; the record now holds every monitor of the history, nan where the epoch has none."""
+    data = jnp.asarray(BAS, jnp.float64)
+    records = []
+    _, history = jrbm.fit(jax.random.key(1), jrbm.init_bernoulli(jax.random.key(0), 9, 6, data=data), data, optimizer=optax.sgd(0.1),
+                          estimator=jrbm.CD(1), epochs=3, batch_size=8, progress=False, log_likelihood="exact", eval_every=2,
+                          validation=data[:4], callback=lambda epoch, params, record: records.append(record))
+    for i, record in enumerate(records):
+        assert set(record) == set(history)
+        for name, value in record.items():
+            np.testing.assert_equal(value, history[name][i])
+    assert math.isnan(records[0]["log_likelihood"]) and not math.isnan(records[1]["log_likelihood"])

@@ -234,7 +234,8 @@ def check_continuation(state, key, expected: dict, epochs: int, source: str) -> 
             raise ValueError(
                 f"optimizer: {source} was trained with an optimizer whose updates differ from this call's (its first two "
                 f"updates of a probe gradient: {_brief(recorded)} against {_brief(value)}); a run can only be continued with "
-                "the same optimizer (learning rate, momentum, schedule); to change it, start a new run from the state's params"
+                "the same optimizer (learning rate, momentum, schedule: the probe compares the first two updates only, so a schedule "
+                "that differs only later is not caught); to change it, start a new run from the state's params"
             )
         if name == "noise":
             raise ValueError(
@@ -359,4 +360,6 @@ def find_state(directory: Optional[str]) -> Optional[str]:
     if directory is None:
         return None
     path = os.path.join(os.fspath(directory), STATE_FILE)
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"checkpoint_dir: {path} exists and is not a file (a training state is written there); remove it or use another folder")
     return path if os.path.exists(path) else None

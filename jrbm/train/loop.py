@@ -385,7 +385,9 @@ def fit(
         a parameter becomes NaN or infinite, or the epoch's reconstruction error
         overflows (a learning rate too large), instead of training on (the epochs
         left in the call under way, at most about 0.1 s of them, run first).
-      callback: called as ``callback(epoch, params, record)`` after each epoch.
+      callback: called as ``callback(epoch, params, record)`` after each epoch;
+        ``record`` maps ``"epoch"`` and every monitor of the history to this
+        epoch's value (``nan`` where the epoch has none, as in the history).
       checkpoint_dir: a directory for the run's state file (created if missing); continued from when it holds one.
       checkpoint_every: epochs between state files (default 10; the last epoch is always written); only with
         ``checkpoint_dir``.
@@ -418,8 +420,6 @@ def fit(
     checkpoint_every = used_with("checkpoint_every", checkpoint_every, "checkpoint_dir", checkpoint_dir, 10)
     if checkpoint_dir is not None and jax.process_count() > 1:
         raise ValueError(f"checkpoint_dir: training states are written by a single process; this run has {jax.process_count()} processes")
-    if checkpoint_dir is not None:
-        checkpoint_dir = checkpoint.check_directory(checkpoint_dir)
     resume, source = (params, "the state passed as params") if isinstance(params, FitState) else (None, None)
     if resume is not None:
         params = resume.params
@@ -430,12 +430,17 @@ def fit(
     if callback is not None:
         check_callback(callback)
     betas, n_runs = eval_settings(log_likelihood, ais_kwargs, params.W.dtype, mesh)
+    if checkpoint_dir is not None:  # created only once every other argument is accepted
+        checkpoint_dir = checkpoint.check_directory(checkpoint_dir)
 
     key_init, key_train = jax.random.split(key)
     state = init_state(key_init, params, data, optimizer=optimizer, estimator=estimator)
     history: dict[str, list] = {"epoch": [], "recon_error": []}
     if validation is not None:
         history["free_energy_gap"] = []
+    if log_likelihood is not None:  # nan until measured, so that the callback's record has every key from epoch 1
+        names = ("log_likelihood", "val_log_likelihood" if validation is not None else "", "log_z_std" if log_likelihood == "ais" else "")
+        history.update({name: [] for name in names if name})
     run_settings = None
     if resume is not None or checkpoint_dir is not None or return_state:
         # a state passed back carries its run's initial parameters' digest; a call that starts or resumes from a file has them
@@ -443,11 +448,21 @@ def fit(
         run_settings = checkpoint.settings(estimator, batch_size, learn_sigma, data, sigma_warmup,
                                            noise=str(jax.random.key_impl(rng.noise_key(key))), params=initial,
                                            optimizer=checkpoint.optimizer_probe(optimizer, params))
-    if resume is None and checkpoint.find_state(checkpoint_dir) is not None:
-        source = checkpoint.find_state(checkpoint_dir)
+    found = checkpoint.find_state(checkpoint_dir)
+    if resume is None and found is not None:
+        source = found
         # the run's settings first, so that another learn_sigma or estimator is named as such, not as another tree
         checkpoint.check_continuation(checkpoint.read_state_info(source), key, run_settings, epochs, source)
         resume = checkpoint.load_state(source, state)
+    elif found is not None:  # a state passed in, and one in the folder it would overwrite: they must be one run
+        info = checkpoint.read_state_info(found)
+        checkpoint.check_continuation(info, key, run_settings, epochs, found)
+        if info.epoch > resume.epoch:
+            raise ValueError(
+                f"params: the state passed stops at epoch {resume.epoch}, but {found} holds epoch {info.epoch} of the same run, "
+                "which this call would overwrite; continue from the folder (pass the initial parameters, not a state) "
+                "or use another checkpoint_dir"
+            )
     if resume is not None:
         checkpoint.check_continuation(resume, key, run_settings, epochs, source)
         checkpoint.check_structure(resume, state, source)
@@ -484,7 +499,8 @@ def fit(
             values = parallel.gather(evaluate(key_train, np.int32(last), state.params, data, validation, betas))
             columns.update({name: [math.nan] * (n - 1) + [float(value)] for name, value in values.items()})
         add_records(history, epoch, columns)
-        record = {"epoch": last, **{name: values[-1] for name, values in columns.items()}}
+        # every monitor of the history, nan where this epoch has no value (as in the history)
+        record = {"epoch": last, **{name: values[-1] for name, values in history.items() if name != "epoch"}}
         if callback is not None:  # then every call runs one epoch
             callback(last, state.params, record)
         if checkpoint_dir is not None and (last % checkpoint_every == 0 or last == epochs):

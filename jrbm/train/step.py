@@ -77,7 +77,15 @@ def _gated_sigma(optimizer, structure, labels, steps):
 
 
 def init_state(key: Array, params: Model, data: ArrayLike, *, optimizer: Optimizer, estimator: Estimator) -> TrainState:
-    """The :class:`TrainState` at the start of training."""
+    """The :class:`TrainState` at the start of training.
+
+    To reproduce :func:`jrbm.fit` by hand with Gaussian layers, pass the
+    optimizer :func:`make_optimizer` makes of yours (``fit`` keeps ``log_sigma``
+    fixed that way unless ``learn_sigma``), here and to :func:`train_step`,
+    :func:`train_epoch` or :func:`fit_epoch`:
+    ``make_optimizer(params, optimizer, learn_sigma, sigma_warmup * (n_examples // batch_size))``.
+    For other layers it returns ``optimizer`` itself.
+    """
     _checks.key("key", key)
     _checks.optimizer("optimizer", optimizer)
     _checks.estimator("estimator", estimator)
