@@ -417,3 +417,13 @@ def test_zero_sum_gauge_float32():
     model = Model(Potts(jnp.ones((2, 3), jnp.float32)), Potts(jnp.zeros((2, 2), jnp.float32)), jnp.ones((2, 3, 2, 2), jnp.float32))
     gauged = zero_sum_gauge(model)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(gauged))
+
+
+def test_enumerate_states_of_a_layer_with_more_than_two_to_the_32_states():
+    """Found by a review: the powers k^i were cast to uint32 and wrapped past 2^32, giving wrong digits for
+    Potts(22, 3) (3^21 > 2^32). Each index's digits are those of its base-3 expansion, by Python integers."""
+    from jrbm.layers import Potts, enumerate_states
+
+    for index in (0, 12345, 2**31, 2**32 - 1):
+        got = np.asarray(enumerate_states(Potts.init(22, 3), index, 1, jnp.float32)).argmax(-1)[0].tolist()
+        assert got == [(index // 3**j) % 3 for j in range(22)], index

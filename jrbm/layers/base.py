@@ -172,7 +172,11 @@ def noise(key: Array, layer: Layer, batch_shape: tuple[int, ...], dtype) -> Arra
 
     Refuses a dtype narrower than float32: bfloat16's uniforms lie on a grid of
     ``2^-7`` (0 with probability 1/128), so a unit of probability 3e-4 would be
-    drawn on 23 times as often.
+    drawn on 23 times as often. float32's grid is ``2^-23``: a discrete unit
+    (Bernoulli, Spin, Potts, drawn as ``u < p``) of probability below
+    ``2^-23`` is drawn with probability ``2^-23`` (about 1.2e-7) instead, the
+    grid's resolution; float64's is ``2^-52``. (The ReLU layers draw from the
+    open interval, for their tails.)
     """
     _checks.float32_or_wider(dtype, "jrbm samples with", "whose random numbers are too coarse for unbiased draws")
     return layer.noise(rng.noise_key(key), tuple(batch_shape), dtype)
@@ -274,8 +278,11 @@ def enumerate_states(layer: Layer, start, count: int, dtype) -> Array:
     if k == 2:
         digits = (idx[:, None] >> jnp.arange(n_units(layer), dtype=jnp.uint32)) & 1
     else:
-        powers = jnp.asarray(np.array([k**i for i in range(n_units(layer))], np.uint64).astype(np.uint32))
-        digits = (idx[:, None] // powers) % jnp.uint32(k)
+        # a power of 2^32 or more exceeds every uint32 index, so its digit is 0 (cast, it would wrap around)
+        raw = [k**i for i in range(n_units(layer))]
+        powers = jnp.asarray(np.array([min(p, 2**32 - 1) for p in raw], np.uint32))
+        beyond = jnp.asarray(np.array([p >= 2**32 for p in raw]))
+        digits = jnp.where(beyond, jnp.uint32(0), (idx[:, None] // powers) % jnp.uint32(k))
     return values[digits.astype(jnp.int32)]
 
 

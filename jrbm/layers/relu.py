@@ -99,7 +99,7 @@ class ReLU(NamedTuple):
     def from_data(self, data: Optional[Array]) -> "ReLU":
         """The truncated Gaussian matching the data's mean ``m1`` and second moment ``m2`` per unit (floored at
         ``1e-3`` and ``1e-6``); the shape ``a = mu / sigma`` is kept in ``[-10, 5]`` (``m2 / m1^2`` outside
-        the range ``[1.04, 1.99]`` this allows gets the nearest end, with the mean still matched).
+        the range ``[1.04, 1.98]`` this allows gets the nearest end, with the mean still matched).
         Without data: ``theta = 0`` and the layer's own ``log_gamma``."""
         if data is None:
             return ReLU(jnp.zeros_like(self.theta), self.log_gamma)
