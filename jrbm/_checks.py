@@ -137,6 +137,12 @@ def leaf_names(tree, name: str) -> list[str]:
     return out
 
 
+def same_tree(tree, like) -> bool:
+    """Whether ``tree`` has the structure and leaf shapes of ``like`` (a state made for another model fails)."""
+    return jax.tree.structure(tree) == jax.tree.structure(like) and [
+        tuple(jnp.shape(a)) for a in jax.tree.leaves(tree)] == [tuple(jnp.shape(b)) for b in jax.tree.leaves(like)]
+
+
 def finite_leaves(name: str, tree) -> None:
     """:func:`finite` on every leaf of a parameter pytree, named ``name.field``."""
     for leaf_name, leaf in zip(leaf_names(tree, name), jax.tree.leaves(tree)):

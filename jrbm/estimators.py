@@ -381,9 +381,7 @@ class FPCD(_FPCDFields):
         check(params)
         if not isinstance(state, FPCDState):
             raise TypeError(f"state: expected a jrbm.estimators.FPCDState (from FPCD.init), got {type(state).__name__}")
-        if jax.tree.structure(state.fast) != jax.tree.structure(params) or any(
-            a.shape != b.shape for a, b in zip(jax.tree.leaves(state.fast), jax.tree.leaves(params))
-        ):
+        if not _checks.same_tree(state.fast, params):
             raise ValueError("state.fast: expected fast parameters of the structure and shapes of params (from FPCD.init of this model)")
         _checks.finite_leaves("state.fast", state.fast)
         chains = visible_data(params, state.chains, "state.chains")

@@ -268,7 +268,7 @@ def _check_state(params: Model, state) -> JarzynskiState:
     _checks.finite("state.inputs", jnp.asarray(state.inputs))
     like = (params.visible, params.hidden)
     shapes = lambda tree: [tuple(jnp.shape(leaf)) for leaf in jax.tree.leaves(tree)]  # noqa: E731
-    if jax.tree.structure(state.layers) != jax.tree.structure(like) or shapes(state.layers) != shapes(like):
+    if not _checks.same_tree(state.layers, like):
         raise ValueError(
             f"state.layers: expected the (visible, hidden) layers of a model like params, "
             f"{jax.tree.structure(like)} with leaves of shapes {shapes(like)}, "

@@ -366,7 +366,7 @@ def init_gaussian(
     sigma = np.broadcast_to(sigma, (n_visible,))
     if not np.all(np.isfinite(sigma)) or np.any(sigma <= 0):
         raise ValueError(f"sigma: expected positive finite values, got {sigma}")
-    limit = float(np.log(np.finfo(dtype).max)) / 2  # as the Gaussian layer's check of log_sigma
+    limit = layer_base.log_scale_limit(dtype)  # as the Gaussian layer's check of log_sigma
     if np.any(np.abs(np.log(sigma)) > limit):
         raise ValueError(f"sigma: expected values with |log sigma| <= {limit:.4g}, finite to square in {np.dtype(dtype)}, got {sigma}")
     b = jnp.zeros((n_visible,), dtype) if mean is None else jnp.asarray(mean, dtype)

@@ -97,11 +97,9 @@ def stack(models) -> Model:
     if not models:
         raise ValueError("models: expected at least one model, got none")
     first = check(models[0], "models[0]")
-    structure = jax.tree.structure(first)
-    shapes = [x.shape for x in jax.tree.leaves(first)]
     for i, m in enumerate(models[1:], 1):
         check(m, f"models[{i}]")
-        if jax.tree.structure(m) != structure or [x.shape for x in jax.tree.leaves(m)] != shapes:
+        if not _checks.same_tree(m, first):
             raise ValueError(f"models[{i}]: expected the type and shapes of models[0] ({type(first).__name__}), got a different model")
     return jax.tree.map(lambda *xs: jnp.stack(xs), *models)
 
@@ -633,9 +631,7 @@ class PTT(_PTTFields):
         if check_ladder(state.ladder, "state.ladder") != self.n_models:
             raise ValueError(f"state.ladder: expected {self.n_models} models, got {jax.tree.leaves(state.ladder)[0].shape[0]}")
         first = model_at(state.ladder, 0)
-        if jax.tree.structure(first) != jax.tree.structure(params) or [x.shape for x in jax.tree.leaves(first)] != [
-            x.shape for x in jax.tree.leaves(params)
-        ]:
+        if not _checks.same_tree(first, params):
             raise ValueError(
                 f"state.ladder: expected models like params ({type(params).__name__} of W {tuple(params.W.shape)}), "
                 f"got {type(first).__name__} of W {tuple(first.W.shape)}"

@@ -24,7 +24,7 @@ from jrbm.model import check
 from jrbm.params import Model
 from jrbm.train import checkpoint
 from jrbm.train.checkpoint import FitState
-from jrbm.train.monitor import eval_settings, evaluate_likelihood
+from jrbm.train.monitor import eval_settings, evaluate_likelihood, likelihood_names
 from jrbm.train.step import Optimizer, TrainState, fit_epoch, has_sigma, init_state, make_optimizer
 
 
@@ -439,8 +439,7 @@ def fit(
     if validation is not None:
         history["free_energy_gap"] = []
     if log_likelihood is not None:  # nan until measured, so that the callback's record has every key from epoch 1
-        names = ("log_likelihood", "val_log_likelihood" if validation is not None else "", "log_z_std" if log_likelihood == "ais" else "")
-        history.update({name: [] for name in names if name})
+        history.update({name: [] for name in likelihood_names(log_likelihood, validation is not None)})
     run_settings = None
     if resume is not None or checkpoint_dir is not None or return_state:
         # a state passed back carries its run's initial parameters' digest; a call that starts or resumes from a file has them
@@ -506,7 +505,7 @@ def fit(
         if checkpoint_dir is not None and (last % checkpoint_every == 0 or last == epochs):
             checkpoint.save_state(checkpoint_dir, FitState(*state, key=key, epoch=last, history=history, settings=run_settings))
         if bar is not None:
-            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"}, refresh=False)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch" and not math.isnan(v)}, refresh=False)
             bar.update(n)
     if bar is not None:
         bar.close()

@@ -24,6 +24,12 @@ def evaluate_likelihood(key_train, epoch, params, data, validation, betas, *, ki
     return out
 
 
+def likelihood_names(kind, has_validation: bool) -> tuple[str, ...]:
+    """The entries :func:`evaluate_likelihood` returns for ``kind`` (``"exact"`` or ``"ais"``), for a history that
+    holds them from its first epoch."""
+    return ("log_likelihood",) + (("log_z_std",) if kind == "ais" else ()) + (("val_log_likelihood",) if has_validation else ())
+
+
 def eval_settings(kind, ais_kwargs, dtype, mesh):
     """``(betas, n_runs)`` of the AIS monitor (``(None, 0)`` for the exact one), checked."""
     if kind != "ais":
